@@ -1,0 +1,104 @@
+//! Database access: a bounded pool of read-only connections and a tiny row model that both
+//! backends produce, so the query layer above does not care which database it talks to.
+
+pub mod sql;
+mod sqlite;
+
+pub use sql::{Dialect, Param, Query};
+pub use sqlite::SqlitePool;
+
+use std::time::Duration;
+
+/// One cell of a result row. Queries cast UUIDs, times and JSON to text in SQL, so these few
+/// kinds are all the query layer ever sees.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Cell {
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Cell::Int(i) => Some(*i),
+            Cell::Float(f) => Some(*f as i64),
+            Cell::Text(t) => t.parse().ok(),
+            Cell::Null => None,
+        }
+    }
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Cell::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+    pub fn into_string(self) -> Option<String> {
+        match self {
+            Cell::Text(t) => Some(t),
+            Cell::Int(i) => Some(i.to_string()),
+            Cell::Float(f) => Some(f.to_string()),
+            Cell::Null => None,
+        }
+    }
+}
+
+pub type Row = Vec<Cell>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("query exceeded the time limit")]
+    Timeout,
+    #[error("database error: {0}")]
+    Query(String),
+}
+
+/// Limits that protect the server from expensive requests.
+#[derive(Debug, Clone, Copy)]
+pub struct DbLimits {
+    pub max_connections: usize,
+    pub statement_timeout: Duration,
+}
+
+impl Default for DbLimits {
+    fn default() -> Self {
+        Self { max_connections: 8, statement_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// The relational database of one AiiDA storage.
+#[derive(Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+}
+
+impl Db {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    pub fn query(&self) -> Query {
+        Query::new(self.dialect())
+    }
+
+    pub async fn fetch_all(&self, query: Query) -> Result<Vec<Row>, DbError> {
+        match self {
+            Db::Sqlite(pool) => pool.fetch_all(query).await,
+        }
+    }
+
+    pub async fn fetch_optional(&self, query: Query) -> Result<Option<Row>, DbError> {
+        Ok(self.fetch_all(query).await?.into_iter().next())
+    }
+
+    /// Runs a `SELECT COUNT(*) ...` style query.
+    pub async fn fetch_count(&self, query: Query) -> Result<i64, DbError> {
+        let row = self.fetch_optional(query).await?;
+        Ok(row.and_then(|r| r.first().and_then(Cell::as_i64)).unwrap_or(0))
+    }
+}

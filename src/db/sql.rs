@@ -1,0 +1,141 @@
+//! Building SQL text with bound parameters. Values never enter the SQL text: every user value
+//! goes through [`Query::bind`].
+
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bool(bool),
+}
+
+/// SQL text plus its parameters, in the placeholder style of its dialect.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub dialect: Dialect,
+    pub sql: String,
+    pub params: Vec<Param>,
+}
+
+impl Query {
+    pub fn new(dialect: Dialect) -> Self {
+        Self { dialect, sql: String::with_capacity(256), params: Vec::new() }
+    }
+
+    pub fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Appends a placeholder for `param`.
+    pub fn bind(&mut self, param: Param) -> &mut Self {
+        self.params.push(param);
+        let n = self.params.len();
+        match self.dialect {
+            Dialect::Sqlite => write!(self.sql, "?{n}"),
+            Dialect::Postgres => write!(self.sql, "${n}"),
+        }
+        .expect("writing to a String cannot fail");
+        self
+    }
+
+    pub fn bind_text(&mut self, text: impl Into<String>) -> &mut Self {
+        self.bind(Param::Text(text.into()))
+    }
+
+    pub fn bind_int(&mut self, value: i64) -> &mut Self {
+        self.bind(Param::Int(value))
+    }
+
+    /// A column holding a UUID, as lowercase hyphenated text.
+    pub fn uuid_text(&mut self, column: &str) -> &mut Self {
+        match self.dialect {
+            Dialect::Sqlite => self.push(column),
+            Dialect::Postgres => self.push(column).push("::text"),
+        }
+    }
+
+    /// A timestamp column as naive UTC text `YYYY-MM-DD HH:MM:SS.ffffff`, the form SQLite
+    /// storage holds natively; it also compares correctly as text.
+    pub fn time_text(&mut self, column: &str) -> &mut Self {
+        match self.dialect {
+            Dialect::Sqlite => self.push(column),
+            Dialect::Postgres => self
+                .push("to_char(")
+                .push(column)
+                .push(" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"),
+        }
+    }
+
+    /// A JSON column as JSON text.
+    pub fn json_text(&mut self, column: &str) -> &mut Self {
+        match self.dialect {
+            Dialect::Sqlite => self.push(column),
+            Dialect::Postgres => self.push(column).push("::text"),
+        }
+    }
+
+    /// The JSON text of top-level key `key` of a JSON object column; NULL when absent.
+    pub fn json_key_text(&mut self, column: &str, key: &str) -> &mut Self {
+        match self.dialect {
+            Dialect::Sqlite => {
+                // `->` keeps JSON types (json_extract would turn true into 1).
+                self.push("(").push(column).push(" -> ");
+                self.bind_text(sqlite_json_path(key)).push(")")
+            }
+            Dialect::Postgres => {
+                self.push("((").push(column).push(" -> ");
+                self.bind_text(key).push(")::text)")
+            }
+        }
+    }
+}
+
+/// A SQLite JSON path selecting one object key, quoted so that dots and other punctuation in
+/// the key are taken literally.
+pub fn sqlite_json_path(key: &str) -> String {
+    // SQLite's quoted path labels have no escape for '"'; such keys cannot match anything
+    // through this path, which is the correct answer for "missing".
+    format!("$.\"{}\"", key.replace('"', ""))
+}
+
+/// Escapes `%`, `_` and `\` so the text matches itself under `LIKE ... ESCAPE '\'`.
+pub fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_follow_the_dialect() {
+        let mut q = Query::new(Dialect::Sqlite);
+        q.push("a = ").bind_int(1).push(" AND b = ").bind_text("x");
+        assert_eq!(q.sql, "a = ?1 AND b = ?2");
+        let mut q = Query::new(Dialect::Postgres);
+        q.push("a = ").bind_int(1).push(" AND ").uuid_text("n.uuid");
+        assert_eq!(q.sql, "a = $1 AND n.uuid::text");
+    }
+
+    #[test]
+    fn like_escaping() {
+        assert_eq!(escape_like(r"a_b%c\d"), r"a\_b\%c\\d");
+    }
+}

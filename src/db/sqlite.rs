@@ -1,0 +1,173 @@
+//! A small pool of read-only SQLite connections. SQLite calls block, so each query runs on
+//! tokio's blocking thread pool; a semaphore bounds how many run at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, ToSql};
+use tokio::sync::Semaphore;
+
+use super::{Cell, DbError, DbLimits, Param, Query, Row};
+
+struct Pooled {
+    conn: Connection,
+    /// Milliseconds after `epoch` at which the running statement must stop.
+    deadline: Arc<AtomicU64>,
+}
+
+struct Inner {
+    uri: String,
+    path: PathBuf,
+    idle: Mutex<Vec<Pooled>>,
+    permits: Semaphore,
+    limits: DbLimits,
+    epoch: Instant,
+}
+
+#[derive(Clone)]
+pub struct SqlitePool {
+    inner: Arc<Inner>,
+}
+
+impl SqlitePool {
+    /// Opens `path` read-only. `immutable` tells SQLite the file cannot change (archives we
+    /// extracted ourselves), which skips all locking; a live profile must not use it.
+    pub fn open(path: &Path, immutable: bool, limits: DbLimits) -> Result<Self, DbError> {
+        let mut uri = String::from("file:");
+        uri.push_str(
+            &percent_encoding::utf8_percent_encode(&path.to_string_lossy(), URI_PATH).to_string(),
+        );
+        uri.push_str("?mode=ro");
+        if immutable {
+            uri.push_str("&immutable=1");
+        }
+        let pool = Self {
+            inner: Arc::new(Inner {
+                uri,
+                path: path.to_path_buf(),
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(limits.max_connections.max(1)),
+                limits,
+                epoch: Instant::now(),
+            }),
+        };
+        // Fail at start-up, not on the first request, when the file is not a database.
+        let first = pool.connect()?;
+        first
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .map_err(|e| DbError::Unavailable(format!("{}: {e}", path.display())))?;
+        pool.inner.idle.lock().expect("pool lock").push(first);
+        Ok(pool)
+    }
+
+    fn connect(&self) -> Result<Pooled, DbError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.inner.uri, flags)
+            .map_err(|e| DbError::Unavailable(format!("{}: {e}", self.inner.path.display())))?;
+        // AiiDA runs SQLite with a case-sensitive LIKE, as PostgreSQL's.
+        conn.execute_batch("PRAGMA case_sensitive_like = ON; PRAGMA query_only = ON;")
+            .map_err(|e| DbError::Query(e.to_string()))?;
+        let deadline = Arc::new(AtomicU64::new(u64::MAX));
+        let epoch = self.inner.epoch;
+        let watched = deadline.clone();
+        conn.progress_handler(
+            10_000,
+            Some(move || epoch.elapsed().as_millis() as u64 > watched.load(Ordering::Relaxed)),
+        );
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Pooled { conn, deadline })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub async fn fetch_all(&self, query: Query) -> Result<Vec<Row>, DbError> {
+        let _permit = self.inner.permits.acquire().await.map_err(|_| DbError::Unavailable("pool closed".into()))?;
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || pool.run(&query))
+            .await
+            .map_err(|e| DbError::Query(format!("query task failed: {e}")))?
+    }
+
+    fn run(&self, query: &Query) -> Result<Vec<Row>, DbError> {
+        let idle = self.inner.idle.lock().expect("pool lock").pop();
+        let pooled = match idle {
+            Some(p) => p,
+            None => self.connect()?,
+        };
+        let timeout: Duration = self.inner.limits.statement_timeout;
+        let deadline = self.inner.epoch.elapsed() + timeout;
+        pooled.deadline.store(deadline.as_millis() as u64, Ordering::Relaxed);
+        let result = execute(&pooled.conn, query);
+        pooled.deadline.store(u64::MAX, Ordering::Relaxed);
+        match &result {
+            // A connection whose file vanished is not worth keeping.
+            Err(DbError::Unavailable(_)) => {}
+            _ => self.inner.idle.lock().expect("pool lock").push(pooled),
+        }
+        result
+    }
+}
+
+fn execute(conn: &Connection, query: &Query) -> Result<Vec<Row>, DbError> {
+    let mut stmt = conn.prepare_cached(&query.sql).map_err(map_err)?;
+    let params: Vec<&dyn ToSql> = query.params.iter().map(|p| p as &dyn ToSql).collect();
+    let width = stmt.column_count();
+    let mut rows = stmt.query(params.as_slice()).map_err(map_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(map_err)? {
+        let mut cells = Vec::with_capacity(width);
+        for i in 0..width {
+            cells.push(match row.get_ref(i).map_err(map_err)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(v) => Cell::Int(v),
+                ValueRef::Real(v) => Cell::Float(v),
+                ValueRef::Text(t) | ValueRef::Blob(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+            });
+        }
+        out.push(cells);
+    }
+    Ok(out)
+}
+
+fn map_err(err: rusqlite::Error) -> DbError {
+    use rusqlite::ffi::ErrorCode;
+    match &err {
+        rusqlite::Error::SqliteFailure(e, _) => match e.code {
+            ErrorCode::OperationInterrupted => DbError::Timeout,
+            ErrorCode::CannotOpen
+            | ErrorCode::NotADatabase
+            | ErrorCode::DatabaseCorrupt
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked => DbError::Unavailable(err.to_string()),
+            _ => DbError::Query(err.to_string()),
+        },
+        _ => DbError::Query(err.to_string()),
+    }
+}
+
+impl ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value};
+        Ok(match self {
+            Param::Null => ToSqlOutput::Owned(Value::Null),
+            Param::Int(i) => ToSqlOutput::Owned(Value::Integer(*i)),
+            Param::Float(f) => ToSqlOutput::Owned(Value::Real(*f)),
+            Param::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+            Param::Bool(b) => ToSqlOutput::Owned(Value::Integer(*b as i64)),
+        })
+    }
+}
+
+/// Characters escaped in a `file:` URI path: SQLite treats `?` and `#` specially, and `%`
+/// starts an escape.
+const URI_PATH: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(b'?').add(b'#').add(b'%').add(b' ');
