@@ -5,6 +5,7 @@ pub mod aiida_config;
 pub mod api;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod json;
 pub mod listener;
 pub mod querystring;

@@ -392,10 +392,7 @@ impl Parser {
             }
             j = k;
         }
-        if self
-            .at(j)
-            .is_some_and(|c| c.is_ascii_graphic() && c != '&')
-        {
+        if self.at(j).is_some_and(|c| c.is_ascii_graphic() && c != '&') {
             return Ok(None);
         }
         let token = &self.s[i..j];
@@ -817,3 +814,633 @@ const NON_PRINTABLE: &[(u32, u32)] = &[
     (0xf0000, 0xffffd),
     (0x100000, 0x10fffd),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn ok(q: &str) -> Vec<Field> {
+        parse(q).unwrap_or_else(|e| panic!("{q:?} failed: {e}"))
+    }
+
+    fn one(q: &str) -> Value {
+        let mut fields = ok(q);
+        assert_eq!(fields.len(), 1, "{q:?}");
+        fields.remove(0).value
+    }
+
+    fn field(key: &str, op: Op, value: Value) -> Field {
+        let key = key.to_owned();
+        Field { key, op, value }
+    }
+
+    fn s(v: &str) -> Value {
+        Value::Str(v.to_owned())
+    }
+
+    /// (position, found) of a syntax error.
+    fn err(q: &str) -> (usize, Option<String>) {
+        match parse(q) {
+            Err(ParseError::Syntax {
+                position, found, ..
+            }) => (position, found),
+            other => panic!("{q:?} gave {other:?}"),
+        }
+    }
+
+    fn err_at(q: &str, position: usize, found: &str) {
+        assert_eq!(err(q), (position, Some(found.to_owned())), "{q:?}");
+    }
+
+    fn dt(q: &str) -> DateTimeValue {
+        match one(q) {
+            Value::DateTime(d) => d,
+            other => panic!("{q:?} gave {other:?}"),
+        }
+    }
+
+    /// RFC 3339 text and precision, which (unlike `==`) also checks the offset.
+    fn dt_text(q: &str) -> (String, u8) {
+        let d = dt(q);
+        (d.datetime.to_rfc3339(), d.precision)
+    }
+
+    fn dt_err(q: &str) -> String {
+        match parse(q) {
+            Err(ParseError::DateTime { token }) => token,
+            other => panic!("{q:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_and_separators() {
+        assert!(ok("").is_empty());
+        assert!(ok("   ").is_empty());
+        assert!(ok("&").is_empty());
+        assert_eq!(ok("&id=1"), vec![field("id", Op::Eq, Value::Int(1))]);
+        assert_eq!(ok("id=1&"), vec![field("id", Op::Eq, Value::Int(1))]);
+        assert_eq!(ok("&id=1&"), vec![field("id", Op::Eq, Value::Int(1))]);
+        assert_eq!(ok("id=1 & ").len(), 1);
+        err_at("id=1&&", 5, "&");
+        err_at("&&", 1, "&");
+        err_at("&&id=1", 1, "&");
+        err_at("id=1&&id=2", 5, "&");
+        err_at("id=1 &&", 6, "&");
+    }
+
+    #[test]
+    fn every_operator() {
+        let cases = [
+            ("id=1", Op::Eq),
+            ("id!=1", Op::Ne),
+            ("id>1", Op::Gt),
+            ("id>=1", Op::Ge),
+            ("id<1", Op::Lt),
+            ("id<=1", Op::Le),
+            ("id=like=1", Op::Like),
+            ("id=ilike=1", Op::ILike),
+            ("id=in=1", Op::In),
+            ("id=notin=1", Op::NotIn),
+        ];
+        for (q, op) in cases {
+            assert_eq!(ok(q), vec![field("id", op, Value::Int(1))], "{q}");
+            assert_eq!(q, format!("id{}1", op.as_str()));
+        }
+        // MatchFirst commits to `=like=` even though the value after it then fails, so the
+        // whole field fails rather than being read as `x = like`.
+        err_at("x=like=,", 0, "x");
+        err_at("id=>1", 0, "id");
+        err_at("id==1", 0, "id");
+    }
+
+    #[test]
+    fn several_fields_in_order() {
+        assert_eq!(
+            ok("id>1&id<4&label=like=\"a%\""),
+            vec![
+                field("id", Op::Gt, Value::Int(1)),
+                field("id", Op::Lt, Value::Int(4)),
+                field("label", Op::Like, s("a%")),
+            ]
+        );
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(ok("a-b_C9=1")[0].key, "a-b_C9");
+        assert_eq!(ok("_x=1")[0].key, "_x");
+        err_at("1abc=3", 0, "1abc");
+        err_at("-a=1", 0, "-");
+        err_at("attributes.x=1", 0, "attributes");
+        err_at("a b=1", 0, "a");
+    }
+
+    #[test]
+    fn underscore_key_is_dropped() {
+        assert_eq!(
+            ok("_=1234&id=1&__=2&_x=3"),
+            vec![
+                field("id", Op::Eq, Value::Int(1)),
+                field("__", Op::Eq, Value::Int(2)),
+                field("_x", Op::Eq, Value::Int(3)),
+            ]
+        );
+        assert!(ok("_=1").is_empty());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(one("x=1"), Value::Int(1));
+        assert_eq!(one("x=+1"), Value::Int(1));
+        assert_eq!(one("x=-1"), Value::Int(-1));
+        assert_eq!(one("x=007"), Value::Int(7));
+        assert_eq!(one("x=1."), Value::Float(1.0));
+        assert_eq!(one("x=.5"), Value::Float(0.5));
+        assert_eq!(one("x=-.5"), Value::Float(-0.5));
+        assert_eq!(one("x=1e3"), Value::Float(1000.0));
+        assert_eq!(one("x=1.e2"), Value::Float(100.0));
+        assert_eq!(one("x=-1.5E-3"), Value::Float(-0.0015));
+        assert_eq!(one("x=1e400"), Value::Float(f64::INFINITY));
+        assert_eq!(one("x=9223372036854775807"), Value::Int(i64::MAX));
+        assert_eq!(one("x=-9223372036854775808"), Value::Int(i64::MIN));
+        assert_eq!(
+            one("x=9223372036854775808"),
+            Value::Float(9_223_372_036_854_775_808.0)
+        );
+        // Python's \d and int() accept any Unicode decimal digit
+        assert_eq!(one("x=\u{663}\u{661}"), Value::Int(31));
+        assert_eq!(one("x=\u{ff11}.5"), Value::Float(1.5));
+        // a number needs no word end: the rest is junk
+        err_at("x=1_000", 3, "_");
+        err_at("id=1abc", 4, "abc");
+        err_at("x=1e", 3, "e");
+        err_at("x=1.5.3", 5, ".");
+        err_at("x=1e5.3", 5, ".");
+    }
+
+    #[test]
+    fn bools_and_words() {
+        assert_eq!(one("x=true"), Value::Bool(true));
+        assert_eq!(one("x=false"), Value::Bool(false));
+        assert_eq!(one("x=True"), s("True"));
+        assert_eq!(one("x=null"), s("null"));
+        assert_eq!(one("x=abc"), s("abc"));
+        assert_eq!(one("x=a-b"), s("a-b"));
+        assert_eq!(one("orderby=-ctime"), s("-ctime"));
+        assert_eq!(one("orderby=+id"), s("+id"));
+        assert_eq!(one("x=-true"), s("-true"));
+        // the bool literal has no word end, as in the reference
+        err_at("x=trueish", 6, "ish");
+        err_at("x=falsey", 7, "y");
+        err_at("x=a/b", 3, "/");
+        err_at("x=a.b", 3, ".");
+        err_at("x=a?b", 3, "?");
+        err_at("x=+ id", 0, "x");
+        err_at("x=--a", 0, "x");
+    }
+
+    #[test]
+    fn quoted_strings() {
+        assert_eq!(one(r#"x="abc""#), s("abc"));
+        assert_eq!(one(r#"x="""#), s(""));
+        assert_eq!(one(r#"x="a""b""#), s("a\"b"));
+        assert_eq!(one(r#"x="""""""#), s("\"\""));
+        assert_eq!(one(r#"x="a&b=c%d,e f""#), s("a&b=c%d,e f"));
+        assert_eq!(one(r#"x="a\nb\tc\fd\re""#), s("a\nb\tc\u{c}d\re"));
+        assert_eq!(one(r#"x="a\%b\\q""#), s(r"a\%b\\q"));
+        assert_eq!(one(r#"x="\\n""#), s("\\\n"));
+        assert_eq!(one(r#"x="true""#), s("true"));
+        assert_eq!(one(r#"x="1""#), s("1"));
+        assert_eq!(
+            one(r#"filename="calcjob_inputs/aiida.in""#),
+            s("calcjob_inputs/aiida.in")
+        );
+        assert_eq!(one("x=\"é'\""), s("é'"));
+        // pyparsing expands tabs before parsing, even inside quotes
+        assert_eq!(one("x=\"a\tb\""), s("a    b"));
+        // the reference's (buggy) numeric escapes, see `unquote`
+        assert_eq!(one(r#"x="\x42\x41""#), s(r"B\x41"));
+        assert_eq!(one(r#"x="\03\0\83""#), s("03\0\\83"));
+        assert_eq!(one(r#"x="\ua4\u00e9""#), s("\u{a4}\\u00e9"));
+        assert_eq!(one(r#"x="\x22\x22""#), s("\""));
+        // no raw newline inside quotes
+        err_at("x=\"a\nb\"", 0, "x");
+        err_at(r#"id="abc"#, 0, "id");
+        // an unterminated string still closes at its last `""`, as the reference's regex does
+        err_at(r#"x="a"""#, 5, "\"");
+        err_at(r#"x="a""b""c"#, 8, "\"");
+    }
+
+    #[test]
+    fn value_lists() {
+        let list = |vs: Vec<Value>| Value::List(vs);
+        assert_eq!(
+            ok("orderby=label,-ctime"),
+            vec![field(
+                "orderby",
+                Op::Eq,
+                list(vec![s("label"), s("-ctime")])
+            )]
+        );
+        assert_eq!(one("a=1,2,"), list(vec![Value::Int(1), Value::Int(2)]));
+        assert_eq!(
+            ok("id=in=1,2.5,\"x,y\",true"),
+            vec![field(
+                "id",
+                Op::In,
+                list(vec![
+                    Value::Int(1),
+                    Value::Float(2.5),
+                    s("x,y"),
+                    Value::Bool(true)
+                ])
+            )]
+        );
+        assert_eq!(ok("id=notin=a,b")[0].op, Op::NotIn);
+        err_at("id>1,2", 4, ",");
+    }
+
+    #[test]
+    fn value_list_errors() {
+        err_at("orderby=label,", 13, ",");
+        err_at("id=in=1,", 7, ",");
+        err_at("a=1,2,,", 6, ",");
+        err_at("a=,1", 0, "a");
+    }
+
+    #[test]
+    fn whitespace_between_tokens() {
+        assert_eq!(ok(" id = 1 "), vec![field("id", Op::Eq, Value::Int(1))]);
+        assert_eq!(
+            ok("a = 1 , 2 ,\t&\n b\r<\t\"x\" "),
+            vec![
+                field("a", Op::Eq, Value::List(vec![Value::Int(1), Value::Int(2)])),
+                field("b", Op::Lt, s("x")),
+            ]
+        );
+        err_at("foo bar", 0, "foo");
+        err_at("id=1   x", 7, "x");
+        // no whitespace inside a signed word or a datetime
+        err_at("orderby=- ctime", 0, "orderby");
+        err_at("x=- 1", 0, "x");
+        err_at("x=2019-01-01 T05", 13, "T05");
+    }
+
+    #[test]
+    fn datetime_precisions_and_offsets() {
+        let cases = [
+            ("ctime=2019-04-23", "2019-04-23T00:00:00+00:00", 1),
+            ("ctime=2019-04-23T05", "2019-04-23T05:00:00+00:00", 2),
+            ("ctime=2019-04-23T05:45", "2019-04-23T05:45:00+00:00", 3),
+            ("ctime=2019-04-23T05:45:30", "2019-04-23T05:45:30+00:00", 4),
+            ("ctime=2019-04-23T05+03:00", "2019-04-23T05:00:00+03:00", 3),
+            (
+                "ctime=2019-04-23T05:45+03:45",
+                "2019-04-23T05:45:00+03:45",
+                4,
+            ),
+            (
+                "ctime=2019-04-23T05:45:30+03",
+                "2019-04-23T05:45:30+03:00",
+                4,
+            ),
+            (
+                "ctime=2019-04-23T05:45:30-02",
+                "2019-04-23T05:45:30-02:00",
+                4,
+            ),
+            (
+                "ctime=2019-04-23T05:45:30+03:00",
+                "2019-04-23T05:45:30+03:00",
+                5,
+            ),
+            ("ctime=2019-04-23T05-00:00", "2019-04-23T05:00:00+00:00", 3),
+            ("ctime=2019-04-23T05-23:59", "2019-04-23T05:00:00-23:59", 3),
+            // Python only checks the total offset
+            ("ctime=2019-04-23T05+05:60", "2019-04-23T05:00:00+06:00", 3),
+            // DATE+HH is read as date, separator, hour (naive)
+            ("ctime=2019-04-23+03", "2019-04-23T03:00:00+00:00", 1),
+            ("ctime=2019-04-23-03:30", "2019-04-23T03:30:00+00:00", 2),
+            ("ctime=2020-02-29", "2020-02-29T00:00:00+00:00", 1),
+            ("ctime=0001-01-01T00-05", "0001-01-01T00:00:00-05:00", 2),
+        ];
+        for (q, text, precision) in cases {
+            assert_eq!(dt_text(q), (text.to_owned(), precision), "{q}");
+        }
+        let d = dt("ctime>=2019-04-23T05:45+03:45");
+        let offset = FixedOffset::east_opt(3 * 3600 + 45 * 60).unwrap();
+        let expected = offset.with_ymd_and_hms(2019, 4, 23, 5, 45, 0).unwrap();
+        assert_eq!(d.datetime, expected);
+        assert_eq!(d.datetime.offset(), &offset);
+    }
+
+    #[test]
+    fn datetime_word_end() {
+        assert_eq!(ok("ctime=2019-04-23&id=1").len(), 2);
+        assert_eq!(ok("ctime=2019-04-23 &id=1").len(), 2);
+        // a datetime is followed by a printable: not a datetime, so the number 2019 and junk
+        err_at("ctime>2000-01-01T10:11:12.5", 10, "-");
+        err_at("ctime>2019-04-23T05:45:30Z", 10, "-");
+        err_at("ctime=2019-04-23T05:4", 10, "-");
+        err_at("ctime=in=2019-01-01,2019-01-02", 13, "-");
+        // ... but the last element of a list may be one
+        let list = one("ctime=in=1,2019-01-01");
+        let Value::List(items) = list else {
+            panic!("{list:?}")
+        };
+        assert!(matches!(items[1], Value::DateTime(_)));
+        // a non-ASCII char is no printable: the datetime matches, then the char is junk
+        err_at("x=2019-01-01é", 12, "é");
+    }
+
+    #[test]
+    fn datetime_errors() {
+        assert_eq!(dt_err("ctime=2019-13-01"), "2019-13-01");
+        assert_eq!(dt_err("ctime=2019-02-29"), "2019-02-29");
+        assert_eq!(dt_err("ctime=2019-01-00"), "2019-01-00");
+        assert_eq!(dt_err("ctime=0000-01-01"), "0000-01-01");
+        assert_eq!(dt_err("ctime=2019-01-01T24"), "2019-01-01T24");
+        assert_eq!(dt_err("ctime=2019-01-01T23:60"), "2019-01-01T23:60");
+        assert_eq!(dt_err("ctime=2019-01-01T00:00:60"), "2019-01-01T00:00:60");
+        assert_eq!(dt_err("ctime=2019-01-01T05+24:00"), "2019-01-01T05+24:00");
+        assert_eq!(dt_err("ctime=2019-01-01T05+23:60"), "2019-01-01T05+23:60");
+        assert_eq!(dt_err("ctime=2019-01-01+24"), "2019-01-01+24");
+        // raised as soon as the token is seen, even if the query would fail later
+        assert_eq!(dt_err("x=2019-13-01&foo bar"), "2019-13-01");
+        assert_eq!(dt_err("x=in=2019-13-01"), "2019-13-01");
+        assert_eq!(err("foo bar&x=2019-13-01").0, 0);
+    }
+
+    #[test]
+    fn error_messages() {
+        let e = parse("id=1&&").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "The query string format is invalid: expected end of text, found '&' at position 5 (column 6)"
+        );
+        assert_eq!(
+            e.pyparsing_message("id=1&&").unwrap(),
+            "Expected end of text, found '&'  (at char 5), (line:1, col:6)"
+        );
+        let e = ParseError::Syntax {
+            position: 3,
+            found: None,
+            expected: "end of text".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "The query string format is invalid: expected end of text, found end of input at position 3 (column 4)"
+        );
+        let e = parse("x=2019-13-01").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "time value has wrong format. The right format is <date>T<time><offset>, where <date> is expressed as [YYYY]-[MM]-[DD], <time> is expressed as [HH]:[MM]:[SS], <offset> is expressed as +/-[HH]:[MM] given with respect to UTC"
+        );
+        assert_eq!(e.pyparsing_message("x=2019-13-01"), None);
+    }
+
+    #[test]
+    fn pyparsing_found_tokens() {
+        let msg = |q: &str| parse(q).unwrap_err().pyparsing_message(q).unwrap();
+        assert_eq!(
+            msg("id=1\n\tfoo"),
+            "Expected end of text, found 'foo'  (at char 13), (line:2, col:9)"
+        );
+        assert_eq!(
+            msg("abcdefghijklmnopqrst"),
+            "Expected end of text, found 'abcdefghijklmnop'  (at char 0), (line:1, col:1)"
+        );
+        assert!(msg("x=1'").contains(r#"found "'"  (at char 3)"#));
+        assert!(msg("x=1\\").contains(r"found '\'  (at"));
+        assert!(msg("x=1\u{1}").contains(r"found '\x01'  (at"));
+        assert!(msg("x=1\u{200b}").contains(r"found '\u200b'  (at"));
+        assert!(msg("x=1αβγ").contains("found 'αβγ'  (at"));
+        assert!(msg("x=1€").contains("found '€'  (at"));
+    }
+
+    // ---- property tests -------------------------------------------------------------------
+
+    /// A value plus the text that should parse back to it.
+    #[derive(Debug, Clone)]
+    struct Rendered {
+        value: Value,
+        text: String,
+    }
+
+    fn quoted(v: &str) -> String {
+        let body = v
+            .replace('"', "\"\"")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r")
+            .replace('\t', "\\t");
+        format!("\"{body}\"")
+    }
+
+    fn is_word(v: &str) -> bool {
+        let bare = v.strip_prefix(['+', '-']).unwrap_or(v);
+        let mut chars = bare.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            && !bare.starts_with("true")
+            && !bare.starts_with("false")
+    }
+
+    fn string_value() -> impl Strategy<Value = Rendered> {
+        // Backslashes are left out: the grammar has no way to write one before `n`, `x`, ...
+        let text = prop_oneof![
+            "[^\\\\]{0,12}",
+            "[a-z\"&%,= \n\t]{0,12}",
+            "[+-]?[A-Za-z_][A-Za-z0-9_-]{0,8}",
+        ];
+        (text, any::<bool>()).prop_map(|(v, bare)| {
+            let text = if bare && is_word(&v) {
+                v.clone()
+            } else {
+                quoted(&v)
+            };
+            Rendered {
+                value: Value::Str(v),
+                text,
+            }
+        })
+    }
+
+    fn datetime_value() -> impl Strategy<Value = Rendered> {
+        let date = (1i32..=9999, 1u32..=12, 1u32..=28);
+        let time = (0usize..4, 0u32..24, 0u32..60, 0u32..60);
+        // 0: none, 1: ±HH, 2: ±HH:MM
+        let shift = (0usize..3, any::<bool>(), 0u32..24, 0u32..60);
+        (date, time, shift, any::<bool>()).prop_map(
+            |((y, mo, d), (parts, h, mi, sec), (shift_kind, neg, sh, sm), quirk)| {
+                let mut text = format!("{y:04}-{mo:02}-{d:02}");
+                let (mut h, mut mi, mut sec) = (h, mi, sec);
+                let sign = if neg { '-' } else { '+' };
+                let mut offset_minutes = 0;
+                if quirk && shift_kind > 0 {
+                    // DATE±HH[:MM] is a naive time
+                    text.push_str(&format!("{sign}{sh:02}"));
+                    (h, mi, sec) = (sh, 0, 0);
+                    if shift_kind == 2 {
+                        text.push_str(&format!(":{sm:02}"));
+                        mi = sm;
+                    }
+                } else {
+                    if parts == 0 {
+                        (h, mi, sec) = (0, 0, 0);
+                    } else {
+                        text.push_str(&format!("T{h:02}"));
+                        if parts >= 2 {
+                            text.push_str(&format!(":{mi:02}"));
+                        } else {
+                            mi = 0;
+                        }
+                        if parts == 3 {
+                            text.push_str(&format!(":{sec:02}"));
+                        } else {
+                            sec = 0;
+                        }
+                    }
+                    // (a shift without a time would be the quirk above)
+                    if shift_kind > 0 && parts > 0 {
+                        text.push_str(&format!("{sign}{sh:02}"));
+                        offset_minutes = sh as i32 * 60;
+                        if shift_kind == 2 {
+                            text.push_str(&format!(":{sm:02}"));
+                            offset_minutes += sm as i32;
+                        }
+                        if neg {
+                            offset_minutes = -offset_minutes;
+                        }
+                    }
+                }
+                let offset = FixedOffset::east_opt(offset_minutes * 60).unwrap();
+                let datetime = offset.with_ymd_and_hms(y, mo, d, h, mi, sec).unwrap();
+                let precision = 1 + text.matches(['T', ':']).count() as u8;
+                Rendered {
+                    value: Value::DateTime(DateTimeValue {
+                        datetime,
+                        precision,
+                    }),
+                    text,
+                }
+            },
+        )
+    }
+
+    /// Scalars that may sit in a list (a datetime cannot be followed by `,`).
+    fn list_scalar() -> impl Strategy<Value = Rendered> {
+        prop_oneof![
+            string_value(),
+            any::<i64>().prop_map(|n| Rendered {
+                value: Value::Int(n),
+                text: n.to_string(),
+            }),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| Rendered {
+                    value: Value::Float(f),
+                    text: format!("{f:?}"),
+                }),
+            any::<bool>().prop_map(|b| Rendered {
+                value: Value::Bool(b),
+                text: b.to_string(),
+            }),
+        ]
+    }
+
+    fn ws() -> impl Strategy<Value = &'static str> {
+        prop_oneof![4 => Just(""), 1 => Just(" "), 1 => Just("\n"), 1 => Just("\t"), 1 => Just(" \r ")]
+    }
+
+    const ALL_OPS: [Op; 10] = OPERATORS;
+
+    fn rendered_field() -> impl Strategy<Value = (Field, String)> {
+        let key = "[A-Za-z_][A-Za-z0-9_-]{0,8}";
+        let scalar = prop_oneof![3 => list_scalar(), 1 => datetime_value()];
+        let single = (proptest::sample::select(ALL_OPS.to_vec()), scalar)
+            .prop_map(|(op, r)| (op, r.value, r.text));
+        let list = (
+            proptest::sample::select(vec![Op::Eq, Op::In, Op::NotIn]),
+            proptest::collection::vec((list_scalar(), ws(), ws()), 2..5),
+            any::<bool>(),
+        )
+            .prop_map(|(op, items, trailing)| {
+                let text = items
+                    .iter()
+                    .map(|(r, before, after)| format!("{before}{}{after}", r.text))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let text = if trailing { text + "," } else { text };
+                let values = items.into_iter().map(|(r, _, _)| r.value).collect();
+                (op, Value::List(values), text)
+            });
+        (key, prop_oneof![single, list], ws(), ws(), ws()).prop_map(
+            |(key, (op, value, text), w1, w2, w3)| {
+                let rendered = format!("{w1}{key}{w2}{}{w3}{text}", op.as_str());
+                (Field { key, op, value }, rendered)
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn rendered_fields_round_trip(
+            fields in proptest::collection::vec(rendered_field(), 0..5),
+            leading in any::<bool>(),
+            trailing in any::<bool>(),
+            sep_ws in ws(),
+        ) {
+            let mut query = fields
+                .iter()
+                .map(|(_, text)| text.as_str())
+                .collect::<Vec<_>>()
+                .join(&format!("{sep_ws}&{sep_ws}"));
+            if leading {
+                query.insert(0, '&');
+            }
+            if trailing && !(leading && fields.is_empty()) {
+                query.push('&');
+            }
+            let expected: Vec<Field> =
+                fields.into_iter().map(|(f, _)| f).filter(|f| f.key != "_").collect();
+            let parsed = parse(&query);
+            // Debug output also covers datetime offsets and the sign of zero
+            prop_assert_eq!(format!("{parsed:?}"), format!("{:?}", Ok::<_, ParseError>(expected)), "query {:?}", query);
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(q in any::<String>()) {
+            check_no_panic(&q);
+        }
+
+        #[test]
+        fn grammar_like_input_never_panics(q in "[a-zT_0-9+\\-=!<>&,.:\"\\\\ \t\n\ré١]{0,40}") {
+            check_no_panic(&q);
+        }
+    }
+
+    fn check_no_panic(q: &str) {
+        if let Err(e) = parse(q) {
+            let _ = e.to_string();
+            let msg = e.pyparsing_message(q);
+            if let ParseError::Syntax {
+                position, found, ..
+            } = e
+            {
+                assert!(found.is_some());
+                assert!(position < expand_tabs(q).len());
+                assert!(msg.is_some());
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@ mod render;
 mod request;
 pub mod routes;
 mod server;
+mod types;
 
 use std::sync::Arc;
 
@@ -130,11 +131,11 @@ async fn dispatch(state: &AppState, ctx: &Ctx, below: &str) -> ApiResult<Respons
         Route::QueryBuilder => Err(ApiError::NotImplemented(
             "POST /querybuilder is not implemented yet by this server".into(),
         )),
-        Route::Statistics
-        | Route::FullTypes
-        | Route::FullTypesCount
-        | Route::DownloadFormats
-        | Route::Node { .. }
+        Route::Statistics => types::statistics(db, ctx).await,
+        Route::FullTypes => types::full_types(db, ctx, false).await,
+        Route::FullTypesCount => types::full_types(db, ctx, true).await,
+        Route::DownloadFormats => types::download_formats(ctx).await,
+        Route::Node { .. }
         | Route::ProcessReport { .. }
         | Route::CalcjobFiles { .. } => Err(ApiError::NotImplemented(format!(
             "{} is not implemented yet by this server",

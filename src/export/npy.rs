@@ -1,0 +1,1 @@
+//! NumPy .npy reader: (being written)
