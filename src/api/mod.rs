@@ -2,6 +2,7 @@
 //! rules of the reference, and the JSON error answers.
 
 mod collection;
+mod node;
 mod conditions;
 mod params;
 mod properties;
@@ -135,12 +136,13 @@ async fn dispatch(state: &AppState, ctx: &Ctx, below: &str) -> ApiResult<Respons
         Route::FullTypes => types::full_types(db, ctx, false).await,
         Route::FullTypesCount => types::full_types(db, ctx, true).await,
         Route::DownloadFormats => types::download_formats(ctx).await,
-        Route::Node { .. }
-        | Route::ProcessReport { .. }
-        | Route::CalcjobFiles { .. } => Err(ApiError::NotImplemented(format!(
-            "{} is not implemented yet by this server",
-            ctx.path
-        ))),
+        Route::Node { id, part, page } => {
+            node::node_part(db, &state.storage.repo, ctx, &id, part, page, settings.max_rows).await
+        }
+        Route::ProcessReport { id } => node::process_report(db, ctx, &id).await,
+        Route::CalcjobFiles { id, outputs } => {
+            node::calcjob_files(db, ctx, ctx.raw_query.as_deref(), &id, outputs).await
+        }
     }
 }
 
