@@ -34,6 +34,8 @@ impl Ctx {
             .or_else(|| uri.authority().map(|a| a.as_str()))
             .unwrap_or("localhost");
         let raw_query = uri.query().map(str::to_string);
+        // A HEAD answer carries the headers of the GET answer, Content-Length included.
+        let method = if method == Method::HEAD { Method::GET } else { method };
         Self {
             method,
             path: unquote(uri.path()),
