@@ -80,6 +80,7 @@ impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         match err {
             DbError::Unavailable(msg) => Self::Unavailable(msg),
+            DbError::InvalidValue(msg) => Self::BadRequest(msg),
             DbError::Timeout => Self::Unavailable(
                 "The query took longer than the server's time limit; narrow it down with filters or a smaller limit."
                     .into(),

@@ -22,16 +22,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve an AiiDA archive, a core.sqlite_dos profile folder, or a configured profile.
+    /// Serve an AiiDA archive, a core.sqlite_dos profile folder, a PostgreSQL database, or a
+    /// configured profile.
     Serve(ServeArgs),
 }
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// A `.aiida` archive file or a `core.sqlite_dos` profile folder (database.sqlite +
-    /// container/). Without it (and without --profile) the demo archive built into the
-    /// program is served.
+    /// A `.aiida` archive file, a `core.sqlite_dos` profile folder (database.sqlite +
+    /// container/), or the URL of a core.psql_dos database,
+    /// `postgresql://user[:password]@host[:port]/database` (with --repository; the password
+    /// may also come from $PGPASSWORD). Without it (and without --profile) the demo archive
+    /// built into the program is served.
     storage: Option<PathBuf>,
+    /// The disk-objectstore container of the PostgreSQL database given as STORAGE (the
+    /// container folder, or the folder holding `container/`).
+    #[arg(long)]
+    repository: Option<PathBuf>,
     /// Serve this profile of the AiiDA configuration ($AIIDA_PATH or ~/.aiida).
     #[arg(long, conflicts_with = "storage", env = "AIIDA_REST_PROFILE")]
     profile: Option<String>,
@@ -79,7 +86,26 @@ fn main() -> ExitCode {
 
 async fn serve(args: ServeArgs) -> ExitCode {
     let source = match (&args.storage, &args.profile) {
-        (Some(path), _) => Source::Path(path.clone()),
+        (Some(storage), _) => {
+            let text = storage.to_string_lossy();
+            let is_url = text.starts_with("postgresql://") || text.starts_with("postgres://");
+            match (is_url, &args.repository) {
+                (true, Some(repository)) => Source::Postgres { url: text.into_owned(), repository: repository.clone() },
+                (true, None) => {
+                    eprintln!("aiida-rest: a PostgreSQL database needs its file repository: add --repository PATH");
+                    return ExitCode::from(2);
+                }
+                (false, Some(_)) => {
+                    eprintln!("aiida-rest: --repository goes with a postgresql:// URL; archives and profile folders hold their own files");
+                    return ExitCode::from(2);
+                }
+                (false, None) => Source::Path(storage.clone()),
+            }
+        }
+        (None, _) if args.repository.is_some() => {
+            eprintln!("aiida-rest: --repository goes with a postgresql:// URL");
+            return ExitCode::from(2);
+        }
         (None, Some(name)) => Source::Profile(name.clone()),
         (None, None) => Source::Demo,
     };

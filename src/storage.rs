@@ -5,8 +5,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::aiida_config::{self, ProfileStorage};
-use crate::db::{Cell, Db, DbLimits, SqlitePool};
+use crate::aiida_config::{self, ProfileStorage, PsqlDos};
+use crate::db::{Cell, Db, DbError, DbLimits, Dialect, PgPool, Query, SqlitePool};
 use crate::repository::{Repository, archive::ArchiveRepo, objectstore::Container};
 
 /// The archive schema version this server reads (`metadata.json` `export_version`).
@@ -28,6 +28,9 @@ pub enum StorageError {
     Config(String),
     #[error("{0}")]
     Unsupported(String),
+    /// The database server cannot be reached or refused the connection.
+    #[error("{0}")]
+    Database(String),
 }
 
 fn invalid(path: &Path, message: impl Into<String>) -> StorageError {
@@ -50,20 +53,25 @@ pub enum Source {
     Demo,
     Path(PathBuf),
     Profile(String),
+    /// A `postgresql://` URL and the disk-objectstore container of that database.
+    Postgres { url: String, repository: PathBuf },
 }
 
 pub async fn open(source: &Source, limits: DbLimits) -> Result<Storage, StorageError> {
     match source {
         Source::Demo => open_demo(limits).await,
         Source::Path(path) => open_path(path, limits).await,
+        Source::Postgres { url, repository } => open_postgres(url, repository, limits).await,
         Source::Profile(name) => match aiida_config::find_profile(name)? {
             ProfileStorage::SqliteDos(dir) => open_profile_folder(&dir, limits).await,
             ProfileStorage::SqliteZip(file) => open_archive(&file, limits).await,
-            ProfileStorage::PsqlDos => Err(StorageError::Unsupported(format!(
-                "profile '{name}' uses the core.psql_dos (PostgreSQL) backend, which this version of aiida-rest does not support yet"
-            ))),
+            ProfileStorage::PsqlDos(settings) => {
+                let mut storage = open_psql_dos(&settings, limits).await?;
+                storage.description = format!("profile '{name}' ({})", storage.description);
+                Ok(storage)
+            }
             ProfileStorage::Other(backend) => Err(StorageError::Unsupported(format!(
-                "profile '{name}' uses the storage backend '{backend}'; supported: core.sqlite_dos, core.sqlite_zip"
+                "profile '{name}' uses the storage backend '{backend}'; supported: core.psql_dos, core.sqlite_dos, core.sqlite_zip"
             ))),
         },
     }
@@ -183,6 +191,104 @@ pub async fn open_profile_folder(dir: &Path, limits: DbLimits) -> Result<Storage
     })
 }
 
+/// Opens the database and container of a `core.psql_dos` profile.
+pub async fn open_psql_dos(settings: &PsqlDos, limits: DbLimits) -> Result<Storage, StorageError> {
+    let mut config = tokio_postgres::Config::new();
+    match &settings.host {
+        Some(host) => {
+            config.host(host);
+        }
+        None => add_local_sockets(&mut config),
+    }
+    config.port(settings.port).user(&settings.user).dbname(&settings.database);
+    if let Some(password) = &settings.password {
+        config.password(password);
+    }
+    open_pg(config, &settings.container, limits).await
+}
+
+/// Opens `postgresql://user:password@host:port/database` with the container at `repository`
+/// (the container folder itself, or the folder that holds `container/`).
+pub async fn open_postgres(url: &str, repository: &Path, limits: DbLimits) -> Result<Storage, StorageError> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| StorageError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+    if config.get_hosts().is_empty() {
+        add_local_sockets(&mut config);
+    }
+    // Keeps the password out of the command line (and `ps`), as libpq does.
+    if config.get_password().is_none()
+        && let Some(password) = std::env::var_os("PGPASSWORD")
+    {
+        config.password(password.as_encoded_bytes());
+    }
+    if !repository.exists() {
+        return Err(StorageError::Missing(repository.to_path_buf()));
+    }
+    let container = if repository.join("config.json").is_file() || !repository.join("container").is_dir() {
+        repository.to_path_buf()
+    } else {
+        repository.join("container")
+    };
+    open_pg(config, &container, limits).await
+}
+
+/// No host means the server's Unix socket, in the folders Debian and upstream builds use.
+fn add_local_sockets(config: &mut tokio_postgres::Config) {
+    for dir in ["/var/run/postgresql", "/tmp"] {
+        config.host_path(dir);
+    }
+}
+
+async fn open_pg(config: tokio_postgres::Config, container_dir: &Path, limits: DbLimits) -> Result<Storage, StorageError> {
+    let target = PgPool::describe(&config);
+    let pool = PgPool::connect(config, limits).await.map_err(|e| {
+        let reason = match e {
+            DbError::Unavailable(m) | DbError::Query(m) | DbError::InvalidValue(m) => m,
+            DbError::Timeout => "the connection timed out".into(),
+        };
+        StorageError::Database(format!("PostgreSQL {target}: {reason}"))
+    })?;
+    let db = Db::Postgres(pool);
+    let fail = |message: String| StorageError::Database(format!("PostgreSQL {target}: {message}"));
+    let n = scalar_db(
+        &db,
+        "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = current_schema() AND tablename IN \
+         ('db_dbnode', 'db_dblink', 'db_dbuser', 'db_dbcomputer', 'db_dbgroup', 'db_dbgroup_dbnodes', 'db_dbcomment', 'db_dblog')",
+    )
+    .await
+    .map_err(&fail)?;
+    if n != "8" {
+        return Err(fail("not an AiiDA database: the AiiDA tables (db_dbnode, ...) are missing".into()));
+    }
+    let version = scalar_db(&db, "SELECT version_num FROM alembic_version")
+        .await
+        .map_err(|_| fail("no alembic_version table: not an AiiDA 2.x profile database".into()))?;
+    if !PROFILE_VERSIONS.contains(&version.as_str()) {
+        return Err(fail(format!(
+            "unsupported database schema version '{version}'; this server reads {} (run `verdi storage migrate` with a matching aiida-core)",
+            PROFILE_VERSIONS.join(" or ")
+        )));
+    }
+    let container = Container::open(container_dir).map_err(|e| invalid(container_dir, e.to_string()))?;
+    // AiiDA refuses a repository that belongs to another database; so do we.
+    let setting = scalar_db(&db, "SELECT val #>> '{}' FROM db_dbsetting WHERE key = 'repository|uuid'").await.ok();
+    if let (Some(expected), Some(found)) = (setting, container.container_id())
+        && expected != found
+    {
+        return Err(invalid(
+            container_dir,
+            format!("this container (id {found}) is not the repository of {target}, which expects container id {expected}"),
+        ));
+    }
+    Ok(Storage {
+        db,
+        repo: Repository::ObjectStore(container),
+        description: format!("PostgreSQL {target} with the repository {}", container_dir.display()),
+        _scratch: Vec::new(),
+    })
+}
+
 async fn check_aiida_tables(pool: &SqlitePool, path: &Path) -> Result<(), StorageError> {
     let n = scalar(
         pool,
@@ -198,9 +304,18 @@ async fn check_aiida_tables(pool: &SqlitePool, path: &Path) -> Result<(), Storag
 }
 
 async fn scalar(pool: &SqlitePool, sql: &str) -> Result<String, String> {
-    let mut q = crate::db::Query::new(crate::db::Dialect::Sqlite);
+    let mut q = Query::new(Dialect::Sqlite);
     q.push(sql);
-    let rows = pool.fetch_all(q).await.map_err(|e| e.to_string())?;
+    first_text(pool.fetch_all(q).await.map_err(|e| e.to_string())?)
+}
+
+async fn scalar_db(db: &Db, sql: &str) -> Result<String, String> {
+    let mut q = db.query();
+    q.push(sql);
+    first_text(db.fetch_all(q).await.map_err(|e| e.to_string())?)
+}
+
+fn first_text(rows: Vec<crate::db::Row>) -> Result<String, String> {
     match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
         Some(Cell::Null) | None => Err("no value".into()),
         Some(cell) => cell.into_string().ok_or_else(|| "no value".into()),

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use crate::db::{Cell, Db, Query};
+use crate::db::{Cell, Db, Dialect, Query};
 use crate::error::{ApiError, ApiResult};
 use crate::schema::{self, Entity, Kind};
 
@@ -102,11 +102,18 @@ pub fn push_order(q: &mut Query, entity: &Entity, orderby: &[(String, bool)]) ->
         }
         seen.push(column.name);
         let qualified = entity.qualified(column.name);
-        match column.kind {
-            Kind::Uuid => q.uuid_text(&qualified),
+        match (column.kind, q.dialect) {
+            // A native uuid sorts as its canonical text does in byte order, and uses the index.
+            (Kind::Uuid, Dialect::Sqlite) => q.uuid_text(&qualified),
             _ => q.push(&qualified),
         };
-        q.push(if *desc { " DESC, " } else { " ASC, " });
+        q.push(match (q.dialect, *desc) {
+            (Dialect::Sqlite, false) => " ASC, ",
+            (Dialect::Sqlite, true) => " DESC, ",
+            // SQLite's NULL placement: smallest of all.
+            (Dialect::Postgres, false) => " ASC NULLS FIRST, ",
+            (Dialect::Postgres, true) => " DESC NULLS LAST, ",
+        });
     }
     if !seen.contains(&"id") {
         q.push(&entity.qualified("id")).push(" ASC, ");
@@ -126,7 +133,27 @@ pub async fn resolve_uuid(db: &Db, entity: &Entity, id: &str) -> ApiResult<i64> 
     }
     let mut q = db.query();
     q.push("SELECT id FROM ").push(entity.table).push(" WHERE ");
-    if hex.len() == 36 {
+    let digits: String = hex.chars().filter(|c| *c != '-').collect();
+    let is_hex = digits.len() <= 32 && digits.bytes().all(|b| b.is_ascii_hexdigit());
+    if q.dialect == Dialect::Postgres && is_hex {
+        // The prefix as a range of the native uuid, so that the index serves it.
+        let bound = |fill: char| -> String {
+            let mut full = digits.clone();
+            while full.len() < 32 {
+                full.push(fill);
+            }
+            for pos in [20, 16, 12, 8] {
+                full.insert(pos, '-');
+            }
+            full
+        };
+        if digits.len() == 32 {
+            q.push("uuid = CAST(").bind_text(bound('0')).push(" AS uuid)");
+        } else {
+            q.push("uuid BETWEEN CAST(").bind_text(bound('0')).push(" AS uuid) AND CAST(");
+            q.bind_text(bound('f')).push(" AS uuid)");
+        }
+    } else if hex.len() == 36 {
         q.uuid_text("uuid").push(" = ").bind_text(hex);
     } else {
         q.uuid_text("uuid").push(" LIKE ").bind_text(format!("{hex}%"));

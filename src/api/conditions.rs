@@ -43,13 +43,25 @@ pub fn push_condition(q: &mut Query, column: &str, kind: Kind, name: &str, op: O
                     display(value)
                 )));
             };
-            push_column(q, column, kind);
+            // On PostgreSQL an integer column cannot meet a text value; in SQLite it never
+            // equals one, so such items drop out.
+            let items: Vec<&Value> = items.iter().filter(|v| !int_vs_text(q.dialect, kind, v)).collect();
+            if items.is_empty() {
+                if op == Op::In {
+                    q.push("1 = 0");
+                } else {
+                    q.push(column).push(" IS NOT NULL");
+                }
+                return Ok(());
+            }
+            let native = native_uuid(q.dialect, kind, items.iter().copied());
+            push_compared_column(q, column, kind, native);
             q.push(if op == Op::In { " IN (" } else { " NOT IN (" });
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     q.push(", ");
                 }
-                push_value(q, kind, name, item)?;
+                push_compared_value(q, kind, name, item, native)?;
             }
             q.push(")");
         }
@@ -91,7 +103,16 @@ pub fn push_condition(q: &mut Query, column: &str, kind: Kind, name: &str, op: O
                 q.push(")");
                 return Ok(());
             }
-            push_column(q, column, kind);
+            if int_vs_text(q.dialect, kind, value) {
+                // SQLite orders every number before every text (NULL compares to nothing).
+                match op {
+                    Op::Ne | Op::Lt | Op::Le => q.push(column).push(" IS NOT NULL"),
+                    _ => q.push("1 = 0"),
+                };
+                return Ok(());
+            }
+            let native = native_uuid(q.dialect, kind, std::iter::once(value));
+            push_compared_column(q, column, kind, native);
             q.push(match op {
                 Op::Eq => " = ",
                 Op::Ne => " <> ",
@@ -101,7 +122,7 @@ pub fn push_condition(q: &mut Query, column: &str, kind: Kind, name: &str, op: O
                 Op::Le => " <= ",
                 _ => unreachable!("handled above"),
             });
-            push_value(q, kind, name, value)?;
+            push_compared_value(q, kind, name, value, native)?;
         }
     }
     Ok(())
@@ -115,6 +136,63 @@ fn push_column(q: &mut Query, column: &str, kind: Kind) {
     };
 }
 
+/// The column on the left of a comparison. PostgreSQL compares a uuid natively when every
+/// value is a canonical UUID (same order as the text, and the index is used); otherwise as
+/// text in byte order, as SQLite does.
+fn push_compared_column(q: &mut Query, column: &str, kind: Kind, native_uuid: bool) {
+    if native_uuid {
+        q.push(column);
+    } else {
+        push_column(q, column, kind);
+        if kind == Kind::Uuid && q.dialect == Dialect::Postgres {
+            q.push(" COLLATE \"C\"");
+        }
+    }
+}
+
+fn push_compared_value(q: &mut Query, kind: Kind, name: &str, value: &Value, native_uuid: bool) -> ApiResult<()> {
+    match value {
+        Value::Str(s) if native_uuid => {
+            q.push("CAST(").bind_text(s.clone()).push(" AS uuid)");
+            Ok(())
+        }
+        _ => push_value(q, kind, name, value),
+    }
+}
+
+fn native_uuid<'a>(dialect: Dialect, kind: Kind, mut values: impl Iterator<Item = &'a Value>) -> bool {
+    dialect == Dialect::Postgres
+        && kind == Kind::Uuid
+        && values.all(|v| matches!(v, Value::Str(s) if is_canonical_uuid(s)))
+}
+
+/// Lowercase hyphenated, as AiiDA stores UUIDs in SQLite and PostgreSQL prints them.
+fn is_canonical_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
+/// Whether `value` is text that SQLite would compare with an integer column as text.
+fn int_vs_text(dialect: Dialect, kind: Kind, value: &Value) -> bool {
+    dialect == Dialect::Postgres && kind == Kind::Int && matches!(value, Value::Str(s) if numeric_text(s).is_none())
+}
+
+/// A number written as text, as SQLite's numeric affinity reads it.
+fn numeric_text(s: &str) -> Option<Param> {
+    let s = s.trim();
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(Param::Int(i));
+    }
+    let number_chars = s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
+    if number_chars && s.bytes().any(|b| b.is_ascii_digit()) {
+        return s.parse::<f64>().ok().filter(|f| f.is_finite()).map(Param::Float);
+    }
+    None
+}
+
 fn push_like(q: &mut Query, column: &str, kind: Kind, insensitive: bool, pattern: &str) {
     match (q.dialect, insensitive) {
         (Dialect::Sqlite, true) => {
@@ -124,7 +202,16 @@ fn push_like(q: &mut Query, column: &str, kind: Kind, insensitive: bool, pattern
             q.push(column).push(" LIKE ").bind_text(pattern);
         }
         (Dialect::Postgres, insensitive) => {
-            push_column(q, column, kind);
+            // LIKE needs text: the form SQLite stores (and matches) for each kind.
+            match kind {
+                Kind::Int => {
+                    q.push(column).push("::text");
+                }
+                Kind::Time => {
+                    q.time_text(column);
+                }
+                _ => push_column(q, column, kind),
+            }
             q.push(if insensitive { " ILIKE " } else { " LIKE " }).bind_text(pattern);
         }
     }
@@ -134,6 +221,12 @@ fn push_like(q: &mut Query, column: &str, kind: Kind, insensitive: bool, pattern
 /// Binds `value` so that it compares with a column of `kind` as the reference compares it.
 fn push_value(q: &mut Query, kind: Kind, name: &str, value: &Value) -> ApiResult<()> {
     match (kind, value) {
+        // PostgreSQL cannot compare int with text: numbers in text become numbers, as SQLite's
+        // column affinity makes them.
+        (Kind::Int, Value::Str(s)) if q.dialect == Dialect::Postgres => match numeric_text(s) {
+            Some(param) => q.bind(param),
+            None => q.bind_text(s.clone()),
+        },
         (Kind::Int, Value::Int(i)) => q.bind(Param::Int(*i)),
         (Kind::Int, Value::Float(f)) => q.bind(Param::Float(*f)),
         (Kind::Int, Value::Bool(b)) => q.bind(Param::Int(*b as i64)),

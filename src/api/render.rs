@@ -46,7 +46,33 @@ pub fn cell_to_json(kind: Kind, cell: Cell) -> Value {
 /// Parses JSON text from the database; text that is not JSON is returned as a string rather
 /// than failing the whole answer.
 pub fn json_text(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+    match serde_json::from_str(text) {
+        Ok(mut value) => {
+            python_floats(&mut value);
+            value
+        }
+        Err(_) => Value::String(text.to_string()),
+    }
+}
+
+/// Spells floats as Python does after reading them: PostgreSQL's jsonb prints `1e-20` as
+/// `0.00000000000000000001`. Python-written text (SQLite) is left as it is.
+fn python_floats(value: &mut Value) {
+    match value {
+        Value::Number(n) => {
+            let text = n.to_string();
+            if text.contains(['.', 'e', 'E'])
+                && let Ok(f) = text.parse::<f64>()
+                && f.is_finite()
+                && crate::json::python_float_repr(f) != text
+            {
+                *value = crate::json::float(f);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(python_floats),
+        Value::Object(map) => map.values_mut().for_each(python_floats),
+        _ => {}
+    }
 }
 
 /// The projected columns of one row as a JSON object (cells in projection order).
@@ -65,4 +91,15 @@ pub fn full_type(node_type: &Value, process_type: &Value) -> Value {
     let nt = node_type.as_str().unwrap_or("");
     let pt = process_type.as_str().unwrap_or("");
     if nt.is_empty() && pt.is_empty() { Value::Null } else { Value::String(format!("{nt}|{pt}")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonb_numbers_read_as_python_floats() {
+        let v = json_text(r#"{"a": 0.00000000000000000001, "b": [1.50, 100000000000000000000, 1e-05], "c": 602200000000000000000000.0}"#);
+        assert_eq!(crate::json::to_string(&v), "{\"a\":1e-20,\"b\":[1.5,100000000000000000000,1e-05],\"c\":6.022e+23}\n");
+    }
 }

@@ -1,9 +1,11 @@
 //! Database access: a bounded pool of read-only connections and a tiny row model that both
 //! backends produce, so the query layer above does not care which database it talks to.
 
+mod postgres;
 pub mod sql;
 mod sqlite;
 
+pub use postgres::PgPool;
 pub use sql::{Dialect, Param, Query};
 pub use sqlite::SqlitePool;
 
@@ -52,6 +54,9 @@ pub enum DbError {
     Unavailable(String),
     #[error("query exceeded the time limit")]
     Timeout,
+    /// The database cannot take a value of the request (e.g. NUL in PostgreSQL text).
+    #[error("{0}")]
+    InvalidValue(String),
     #[error("database error: {0}")]
     Query(String),
 }
@@ -65,7 +70,10 @@ pub struct DbLimits {
 
 impl Default for DbLimits {
     fn default() -> Self {
-        Self { max_connections: 8, statement_timeout: Duration::from_secs(30) }
+        Self {
+            max_connections: 8,
+            statement_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -73,12 +81,14 @@ impl Default for DbLimits {
 #[derive(Clone)]
 pub enum Db {
     Sqlite(SqlitePool),
+    Postgres(PgPool),
 }
 
 impl Db {
     pub fn dialect(&self) -> Dialect {
         match self {
             Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
         }
     }
 
@@ -89,6 +99,7 @@ impl Db {
     pub async fn fetch_all(&self, query: Query) -> Result<Vec<Row>, DbError> {
         match self {
             Db::Sqlite(pool) => pool.fetch_all(query).await,
+            Db::Postgres(pool) => pool.fetch_all(query).await,
         }
     }
 
@@ -99,6 +110,8 @@ impl Db {
     /// Runs a `SELECT COUNT(*) ...` style query.
     pub async fn fetch_count(&self, query: Query) -> Result<i64, DbError> {
         let row = self.fetch_optional(query).await?;
-        Ok(row.and_then(|r| r.first().and_then(Cell::as_i64)).unwrap_or(0))
+        Ok(row
+            .and_then(|r| r.first().and_then(Cell::as_i64))
+            .unwrap_or(0))
     }
 }

@@ -28,7 +28,11 @@ pub struct Query {
 
 impl Query {
     pub fn new(dialect: Dialect) -> Self {
-        Self { dialect, sql: String::with_capacity(256), params: Vec::new() }
+        Self {
+            dialect,
+            sql: String::with_capacity(256),
+            params: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, sql: &str) -> &mut Self {
@@ -36,13 +40,21 @@ impl Query {
         self
     }
 
-    /// Appends a placeholder for `param`.
+    /// Appends a placeholder for `param`. On PostgreSQL numbers get a type: `id = $1` would
+    /// otherwise make the server read the value as int4 (out of range for big values, and a
+    /// float such as 1.5 would lose its fraction). Text and NULL stay untyped, so the server
+    /// infers them from the context (uuid, timestamptz, jsonb, varchar, ...).
     pub fn bind(&mut self, param: Param) -> &mut Self {
+        let cast = match param {
+            Param::Int(_) => "::int8",
+            Param::Float(_) => "::float8",
+            Param::Null | Param::Text(_) | Param::Bool(_) => "",
+        };
         self.params.push(param);
         let n = self.params.len();
         match self.dialect {
             Dialect::Sqlite => write!(self.sql, "?{n}"),
-            Dialect::Postgres => write!(self.sql, "${n}"),
+            Dialect::Postgres => write!(self.sql, "${n}{cast}"),
         }
         .expect("writing to a String cannot fail");
         self
@@ -94,7 +106,7 @@ impl Query {
             }
             Dialect::Postgres => {
                 self.push("((").push(column).push(" -> ");
-                self.bind_text(key).push(")::text)")
+                self.bind_text(key).push("::text)::text)")
             }
         }
     }
@@ -130,8 +142,17 @@ mod tests {
         q.push("a = ").bind_int(1).push(" AND b = ").bind_text("x");
         assert_eq!(q.sql, "a = ?1 AND b = ?2");
         let mut q = Query::new(Dialect::Postgres);
-        q.push("a = ").bind_int(1).push(" AND ").uuid_text("n.uuid");
-        assert_eq!(q.sql, "a = $1 AND n.uuid::text");
+        q.push("a = ")
+            .bind_int(1)
+            .push(" AND ")
+            .uuid_text("n.uuid")
+            .push(" = ")
+            .bind_text("x");
+        q.push(" AND b > ").bind(Param::Float(1.5));
+        assert_eq!(
+            q.sql,
+            "a = $1::int8 AND n.uuid::text = $2 AND b > $3::float8"
+        );
     }
 
     #[test]
