@@ -59,7 +59,7 @@ pub fn write_str(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{08}' => out.push_str("\\b"),
             '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7f => {
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
                 let mut buf = [0u16; 2];
                 for unit in c.encode_utf16(&mut buf) {
                     let _ = write!(out, "\\u{:04x}", unit);
@@ -136,7 +136,8 @@ mod tests {
     #[test]
     fn astral_chars_are_surrogate_pairs() {
         assert_eq!(to_string(&json!("😀")), "\"\\ud83d\\ude00\"\n");
-        assert_eq!(to_string(&json!("\u{7f}/")), "\"\u{7f}/\"\n");
+        // Python escapes everything outside ' '..'~', DEL included, but not '/'.
+        assert_eq!(to_string(&json!("\u{7f}/")), "\"\\u007f/\"\n");
     }
 
     #[test]

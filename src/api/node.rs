@@ -43,11 +43,23 @@ pub async fn load_node(db: &Db, pk: i64) -> ApiResult<NodeRow> {
     let process_type = text();
     let label = text().unwrap_or_default();
     let description = text().unwrap_or_default();
-    let attributes = text().map(|t| json_text(&t)).filter(Value::is_object).unwrap_or_else(|| json!({}));
+    let attributes_text = text();
+    let attribute_keys = attributes_text.as_deref().map(export::ordered_keys).unwrap_or_default();
+    let attributes = attributes_text.map(|t| json_text(&t)).filter(Value::is_object).unwrap_or_else(|| json!({}));
     let repository_metadata = text().unwrap_or_else(|| "{}".into());
     let computer_label = text();
     Ok(NodeRow {
-        info: NodeInfo { id, uuid, node_type, process_type, label, description, attributes, computer_label },
+        info: NodeInfo {
+            id,
+            uuid,
+            node_type,
+            process_type,
+            label,
+            description,
+            attributes,
+            attribute_keys,
+            computer_label,
+        },
         repository_metadata,
     })
 }
@@ -124,7 +136,9 @@ fn export_error(err: ExportError) -> ApiError {
             "The format {format} is not supported. The available download formats can be queried using the /nodes/download_formats/ endpoint."
         )),
         ExportError::NotAvailable(msg) => ApiError::NotImplemented(msg),
-        ExportError::Invalid(msg) => ApiError::bad_request(format!("the node's data cannot be exported: {msg}")),
+        // The node's data does not fit the format (e.g. XSF of an alloy): the request cannot be
+        // served, the reference's message says why.
+        ExportError::Invalid(msg) => ApiError::bad_request(msg),
         ExportError::Repo(e) => e.into(),
     }
 }
@@ -417,6 +431,7 @@ fn tree_item(cells: &mut impl Iterator<Item = Cell>, with_link: bool) -> Map<Str
         label: label.clone(),
         description: String::new(),
         attributes,
+        attribute_keys: Vec::new(),
         computer_label: next().into_string(),
     };
     object.insert("ctime".into(), ctime);

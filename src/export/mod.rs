@@ -25,8 +25,31 @@ pub struct NodeInfo {
     pub description: String,
     /// The attributes dict (`{}` when the column is NULL).
     pub attributes: Value,
+    /// The top-level attribute keys in the order the database stores them (`attributes` is a
+    /// sorted map); some exports list arrays in this order.
+    pub attribute_keys: Vec<String>,
     /// Label of the node's computer, if it has one (codes print `label@computer`).
     pub computer_label: Option<String>,
+}
+
+/// The keys of a JSON object text in the order they are written (empty if it is not an object).
+pub fn ordered_keys(json: &str) -> Vec<String> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut keys = Vec::new();
+            while let Some((key, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
+                keys.push(key);
+            }
+            Ok(keys)
+        }
+    }
+    serde_json::Deserializer::from_str(json).deserialize_map(Keys).unwrap_or_default()
 }
 
 /// Read access to the node's own repository files (blocking).

@@ -1,8 +1,1054 @@
-//! CifData and UpfData: (being written)
+//! CifData and UpfData downloads: the stored file (`cif`, `upf`) and the UPF as JSON
+//! (`upf_to_json`, the SIRIUS converter aiida-core uses).
+//!
+//! Errors carry the message of the Python exception the reference raises (e.g. `list index
+//! out of range` for a UPF without a `PP_NONLOCAL/PP_DIJ` block).
+
+use serde_json::Value;
+
+use super::array::Py;
 use super::{Export, ExportError, NodeFiles, NodeInfo};
-pub fn export_cif(_node: &NodeInfo, _files: &dyn NodeFiles, format: &str) -> Result<Export, ExportError> {
-    Err(ExportError::Unsupported(format.into()))
+
+pub fn export_cif(
+    node: &NodeInfo,
+    files: &dyn NodeFiles,
+    format: &str,
+) -> Result<Export, ExportError> {
+    if format != "cif" {
+        return Err(ExportError::Unsupported(format.to_string()));
+    }
+    // `_prepare_cif` returns the stored bytes unchanged.
+    let filename = stored_filename(node)?;
+    Ok(Export {
+        content: files.read(&filename)?,
+        filename: Some(filename),
+    })
 }
-pub fn export_upf(_node: &NodeInfo, _files: &dyn NodeFiles, format: &str) -> Result<Export, ExportError> {
-    Err(ExportError::Unsupported(format.into()))
+
+pub fn export_upf(
+    node: &NodeInfo,
+    files: &dyn NodeFiles,
+    format: &str,
+) -> Result<Export, ExportError> {
+    let filename = stored_filename(node)?;
+    let text = read_text(files, &filename)?;
+    let content = match format {
+        "upf" => text.into_bytes(),
+        "json" => upf_to_json(&text, &filename)?.dumps().into_bytes(),
+        _ => return Err(ExportError::Unsupported(format.to_string())),
+    };
+    Ok(Export {
+        content,
+        filename: Some(filename),
+    })
+}
+
+fn stored_filename(node: &NodeInfo) -> Result<String, ExportError> {
+    node.attributes
+        .get("filename")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| ExportError::Invalid("the node has no `filename` attribute".into()))
+}
+
+/// The file as Python's text mode reads it: strict UTF-8 with universal newlines.
+fn read_text(files: &dyn NodeFiles, path: &str) -> Result<String, ExportError> {
+    let bytes = files.read(path)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let pos = e.utf8_error().valid_up_to();
+        let byte = e.as_bytes()[pos];
+        ExportError::Invalid(format!(
+            "'utf-8' codec can't decode byte 0x{byte:02x} in position {pos}: invalid start byte"
+        ))
+    })?;
+    Ok(if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n")
+    } else {
+        text
+    })
+}
+
+fn err(msg: impl Into<String>) -> ExportError {
+    ExportError::Invalid(msg.into())
+}
+
+const INDEX_ERROR: &str = "list index out of range";
+
+fn key_error(key: &str) -> ExportError {
+    err(format!("'{key}'"))
+}
+
+/// Python's `float(s)` for one whitespace-free token.
+fn py_float(s: &str) -> Result<f64, ExportError> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let unsigned = lower.trim_start_matches(['+', '-']);
+    let parsed = if matches!(unsigned, "inf" | "infinity" | "nan") {
+        t.parse::<f64>().ok().or_else(|| {
+            let negative = t.starts_with('-');
+            let v = if unsigned == "nan" {
+                f64::NAN
+            } else {
+                f64::INFINITY
+            };
+            Some(if negative { -v } else { v })
+        })
+    } else if t.contains('_') {
+        // Underscores are allowed between digits only.
+        let ok = !t.contains("__")
+            && t.split('_').all(|p| !p.is_empty())
+            && t.char_indices().filter(|(_, c)| *c == '_').all(|(i, _)| {
+                t[..i].ends_with(|c: char| c.is_ascii_digit())
+                    && t[i + 1..].starts_with(|c: char| c.is_ascii_digit())
+            });
+        if ok {
+            t.replace('_', "").parse::<f64>().ok()
+        } else {
+            None
+        }
+    } else if t
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | 'e' | 'E'))
+    {
+        t.parse::<f64>().ok()
+    } else {
+        None
+    };
+    parsed.ok_or_else(|| err(format!("could not convert string to float: '{s}'")))
+}
+
+/// Python's `int(s)`.
+fn py_int(s: &str) -> Result<i64, ExportError> {
+    let t = s.trim();
+    let body = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let ok = !body.is_empty()
+        && !body.starts_with('_')
+        && !body.ends_with('_')
+        && !body.contains("__")
+        && body.chars().all(|c| c.is_ascii_digit() || c == '_');
+    ok.then(|| t.replace('_', "").parse::<i64>().ok())
+        .flatten()
+        .ok_or_else(|| err(format!("invalid literal for int() with base 10: '{s}'")))
+}
+
+/// `[float(e) for e in text.split()]`, optionally halved (Ry → Ha).
+fn floats(text: &str, scale_half: bool) -> Result<Vec<f64>, ExportError> {
+    text.split_whitespace()
+        .map(|e| py_float(e).map(|x| if scale_half { x / 2.0 } else { x }))
+        .collect()
+}
+
+fn float_list(v: &[f64]) -> Py {
+    Py::List(v.iter().map(|&x| Py::Float(x)).collect())
+}
+
+/// `items[0:stop]` with Python's slice rules.
+fn py_prefix<T: Clone>(items: &[T], stop: i64) -> Vec<T> {
+    let n = items.len() as i64;
+    let stop = if stop < 0 {
+        (n + stop).max(0)
+    } else {
+        stop.min(n)
+    };
+    items[..stop as usize].to_vec()
+}
+
+fn upf_to_json(text: &str, filename: &str) -> Result<Py, ExportError> {
+    let first_line = text.split('\n').next().unwrap_or("");
+    let mut doc = if first_line.contains("<PP_INFO>") {
+        upf1::parse(text)?
+    } else if first_line.contains("UPF version") {
+        upf2::parse(text)?
+    } else {
+        return Ok(Py::Null);
+    };
+    if let Some(header) = dict_get(&mut doc, &["pseudo_potential", "header"]) {
+        dict_set(header, "original_upf_file", Py::str(filename));
+    }
+    Ok(doc)
+}
+
+fn dict_get<'a>(value: &'a mut Py, path: &[&str]) -> Option<&'a mut Py> {
+    let mut current = value;
+    for key in path {
+        let Py::Dict(items) = current else {
+            return None;
+        };
+        current = &mut items.iter_mut().find(|(k, _)| k == key)?.1;
+    }
+    Some(current)
+}
+
+/// `d[key] = value`: replaces in place, or appends.
+fn dict_set(dict: &mut Py, key: &str, value: Py) {
+    if let Py::Dict(items) = dict {
+        match items.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => items.push((key.to_string(), value)),
+        }
+    }
+}
+
+fn str2bool(v: &str) -> bool {
+    matches!(v.to_lowercase().as_str(), "yes" | "true" | "t" | "1")
+}
+
+/// UPF version 2: XML, read with a small ElementTree-like parser.
+mod upf2 {
+    use super::*;
+
+    pub(super) struct Element {
+        pub tag: String,
+        pub attrib: Vec<(String, String)>,
+        /// ElementTree's `.text`: the character data before the first child (comments are
+        /// skipped and do not split it), `None` if there is none.
+        pub text: Option<String>,
+        pub children: Vec<Element>,
+    }
+
+    impl Element {
+        fn attr(&self, key: &str) -> Result<&str, ExportError> {
+            self.attrib
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+                .ok_or_else(|| key_error(key))
+        }
+
+        fn has_attr(&self, key: &str) -> bool {
+            self.attrib.iter().any(|(k, _)| k == key)
+        }
+
+        /// `findall("./A/B")[0]`.
+        fn find(&self, path: &str) -> Result<&Element, ExportError> {
+            let mut current = self;
+            for part in path.split('/') {
+                current = current
+                    .children
+                    .iter()
+                    .find(|c| c.tag == part)
+                    .ok_or_else(|| err(INDEX_ERROR))?;
+            }
+            Ok(current)
+        }
+
+        fn text(&self) -> Result<&str, ExportError> {
+            self.text.as_deref().ok_or_else(|| {
+                err("descriptor 'split' for 'str' objects doesn't apply to a 'NoneType' object")
+            })
+        }
+
+        fn floats(&self, half: bool) -> Result<Vec<f64>, ExportError> {
+            floats(self.text()?, half)
+        }
+    }
+
+    /// A minimal XML reader: elements, attributes, character data, CDATA; comments,
+    /// processing instructions and the doctype are skipped. Entity references cannot occur
+    /// (the converter deletes every `&` first).
+    pub(super) fn parse_xml(s: &str) -> Result<Element, ExportError> {
+        let bad = |what: &str| err(format!("invalid XML: {what}"));
+        let b = s.as_bytes();
+        let mut i = 0;
+        let mut stack: Vec<Element> = Vec::new();
+        let mut root: Option<Element> = None;
+        let append_text = |stack: &mut Vec<Element>, t: &str| {
+            if let Some(top) = stack.last_mut()
+                && top.children.is_empty()
+            {
+                top.text.get_or_insert_with(String::new).push_str(t);
+            }
+        };
+        while i < b.len() {
+            if b[i] != b'<' {
+                let end = s[i..].find('<').map_or(b.len(), |p| i + p);
+                if stack.is_empty() {
+                    if !s[i..end].trim().is_empty() {
+                        return Err(bad("text outside the root element"));
+                    }
+                } else {
+                    append_text(&mut stack, &s[i..end]);
+                }
+                i = end;
+                continue;
+            }
+            let rest = &s[i..];
+            if rest.starts_with("<!--") {
+                i += rest.find("-->").ok_or_else(|| bad("unclosed comment"))? + 3;
+            } else if rest.starts_with("<![CDATA[") {
+                let end = rest.find("]]>").ok_or_else(|| bad("unclosed CDATA"))?;
+                append_text(&mut stack, &rest[9..end]);
+                i += end + 3;
+            } else if rest.starts_with("<?") {
+                i += rest
+                    .find("?>")
+                    .ok_or_else(|| bad("unclosed processing instruction"))?
+                    + 2;
+            } else if rest.starts_with("<!") {
+                i += rest.find('>').ok_or_else(|| bad("unclosed declaration"))? + 1;
+            } else if let Some(close) = rest.strip_prefix("</") {
+                let end = close.find('>').ok_or_else(|| bad("unclosed end tag"))?;
+                let name = close[..end].trim();
+                let element = stack.pop().ok_or_else(|| bad("unexpected end tag"))?;
+                if element.tag != name {
+                    return Err(bad("mismatched tag"));
+                }
+                i += 2 + end + 1;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(element),
+                    None => root = Some(element),
+                }
+            } else {
+                // Start tag: name, attributes, optional `/`.
+                let mut j = i + 1;
+                while j < b.len() && !b[j].is_ascii_whitespace() && b[j] != b'>' && b[j] != b'/' {
+                    j += 1;
+                }
+                let tag = s[i + 1..j].to_string();
+                if tag.is_empty() {
+                    return Err(bad("empty tag name"));
+                }
+                let mut attrib = Vec::new();
+                let self_closing;
+                loop {
+                    while j < b.len() && b[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if j >= b.len() {
+                        return Err(bad("unclosed start tag"));
+                    }
+                    if b[j] == b'>' {
+                        self_closing = false;
+                        j += 1;
+                        break;
+                    }
+                    if s[j..].starts_with("/>") {
+                        self_closing = true;
+                        j += 2;
+                        break;
+                    }
+                    let name_start = j;
+                    while j < b.len() && b[j] != b'=' && !b[j].is_ascii_whitespace() && b[j] != b'>'
+                    {
+                        j += 1;
+                    }
+                    let name = s[name_start..j].to_string();
+                    while j < b.len() && b[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    if j >= b.len() || b[j] != b'=' {
+                        return Err(bad("attribute without value"));
+                    }
+                    j += 1;
+                    while j < b.len() && b[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    let quote = *b.get(j).ok_or_else(|| bad("unclosed start tag"))?;
+                    if quote != b'"' && quote != b'\'' {
+                        return Err(bad("unquoted attribute value"));
+                    }
+                    let value_end = s[j + 1..]
+                        .find(quote as char)
+                        .ok_or_else(|| bad("unclosed attribute value"))?
+                        + j
+                        + 1;
+                    // Attribute-value normalisation: each whitespace character becomes a space.
+                    let value = s[j + 1..value_end].replace(['\t', '\n', '\r'], " ");
+                    attrib.push((name, value));
+                    j = value_end + 1;
+                }
+                i = j;
+                let element = Element {
+                    tag,
+                    attrib,
+                    text: None,
+                    children: Vec::new(),
+                };
+                if self_closing {
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(element),
+                        None => root = Some(element),
+                    }
+                } else {
+                    if root.is_some() && stack.is_empty() {
+                        return Err(bad("junk after document element"));
+                    }
+                    stack.push(element);
+                }
+            }
+        }
+        if !stack.is_empty() {
+            return Err(err("no element found"));
+        }
+        root.ok_or_else(|| err("no element found"))
+    }
+
+    fn header(root: &Element) -> Result<Vec<(String, Py)>, ExportError> {
+        let node = root.find("PP_HEADER")?;
+        Ok(vec![
+            (
+                "number_of_proj".into(),
+                Py::Int(py_int(node.attr("number_of_proj")?)?),
+            ),
+            (
+                "core_correction".into(),
+                Py::Bool(str2bool(node.attr("core_correction")?)),
+            ),
+            ("element".into(), Py::str(node.attr("element")?.trim())),
+            ("pseudo_type".into(), Py::str(node.attr("pseudo_type")?)),
+            (
+                "z_valence".into(),
+                Py::Float(py_float(node.attr("z_valence")?)?),
+            ),
+            (
+                "mesh_size".into(),
+                Py::Int(py_int(node.attr("mesh_size")?)?),
+            ),
+            (
+                "is_ultrasoft".into(),
+                Py::Bool(str2bool(node.attr("is_ultrasoft")?)),
+            ),
+            (
+                "number_of_wfc".into(),
+                Py::Int(py_int(node.attr("number_of_wfc")?)?),
+            ),
+            (
+                "spin_orbit".into(),
+                Py::Bool(str2bool(node.attr("has_so")?)),
+            ),
+        ])
+    }
+
+    fn int_of(header: &[(String, Py)], key: &str) -> i64 {
+        match header.iter().find(|(k, _)| k == key) {
+            Some((_, Py::Int(n))) => *n,
+            _ => 0,
+        }
+    }
+
+    fn bool_of(header: &[(String, Py)], key: &str) -> bool {
+        matches!(
+            header.iter().find(|(k, _)| k == key),
+            Some((_, Py::Bool(true)))
+        )
+    }
+
+    pub(super) fn parse(text: &str) -> Result<Py, ExportError> {
+        let root = parse_xml(&text.replace('&', ""))?;
+        let mut header = header(&root)?;
+        let mut out: Vec<(String, Py)> = Vec::new();
+        out.push((
+            "radial_grid".into(),
+            float_list(&root.find("PP_MESH/PP_R")?.floats(false)?),
+        ));
+        if bool_of(&header, "core_correction") {
+            out.push((
+                "core_charge_density".into(),
+                float_list(&root.find("PP_NLCC")?.floats(false)?),
+            ));
+        }
+        out.push((
+            "local_potential".into(),
+            float_list(&root.find("PP_LOCAL")?.floats(true)?),
+        ));
+
+        // Non-local part: projectors, D_ion, augmentation.
+        let nproj = int_of(&header, "number_of_proj");
+        let spin_orbit = bool_of(&header, "spin_orbit");
+        let mut betas: Vec<Vec<(String, Py)>> = Vec::new();
+        let mut beta_l: Vec<i64> = Vec::new();
+        for i in 0..nproj.max(0) {
+            let node = root.find(&format!("PP_NONLOCAL/PP_BETA.{}", i + 1))?;
+            let beta = node.floats(false)?;
+            let nr = if node.has_attr("cutoff_radius_index") {
+                py_int(node.attr("cutoff_radius_index")?)?
+            } else {
+                // The converter's tail cut: minus the count of trailing values <= 1e-80 (so an
+                // array with no such tail becomes empty), or the full length.
+                match beta.iter().rev().position(|&v| v > 1e-80) {
+                    Some(idx) => -(idx as i64),
+                    None => beta.len() as i64,
+                }
+            };
+            let mut entry = vec![(
+                "radial_function".to_string(),
+                float_list(&py_prefix(&beta, nr)),
+            )];
+            if node.has_attr("label") {
+                entry.push(("label".into(), Py::str(node.attr("label")?)));
+            }
+            let l = py_int(node.attr("angular_momentum")?)?;
+            entry.push(("angular_momentum".into(), Py::Int(l)));
+            beta_l.push(l);
+            if spin_orbit {
+                let rel = root.find(&format!("PP_SPIN_ORB/PP_RELBETA.{}", i + 1))?;
+                entry.push((
+                    "total_angular_momentum".into(),
+                    Py::Float(py_float(rel.attr("jjj")?)?),
+                ));
+            }
+            betas.push(entry);
+        }
+        let dij = root.find("PP_NONLOCAL/PP_DIJ")?.floats(true)?;
+        let mut augmentation: Option<Vec<Py>> = None;
+        if bool_of(&header, "is_ultrasoft") {
+            let node = root.find("PP_NONLOCAL/PP_AUGMENTATION")?;
+            if !matches!(node.attr("q_with_l")?.to_lowercase().as_str(), "t" | "true") {
+                return Err(err("Don't know how to parse this 'q_with_l != T'"));
+            }
+            let mut list = Vec::new();
+            let nb = nproj.max(0) as usize;
+            for i in 0..nb {
+                let li = beta_l[i];
+                for (j, &lj) in beta_l.iter().enumerate().skip(i) {
+                    for l in (li - lj).abs()..=li + lj {
+                        if (li + lj + l) % 2 != 0 {
+                            continue;
+                        }
+                        let q = root.find(&format!(
+                            "PP_NONLOCAL/PP_AUGMENTATION/PP_QIJL.{}.{}.{}",
+                            i + 1,
+                            j + 1,
+                            l
+                        ))?;
+                        let radial = q.floats(false)?;
+                        let am = py_int(q.attr("angular_momentum")?)?;
+                        if am != l {
+                            return Err(err("Wrong angular momentum for Qij"));
+                        }
+                        list.push(Py::Dict(vec![
+                            ("radial_function".into(), float_list(&radial)),
+                            ("i".into(), Py::Int(i as i64)),
+                            ("j".into(), Py::Int(j as i64)),
+                            ("angular_momentum".into(), Py::Int(am)),
+                        ]));
+                    }
+                }
+            }
+            augmentation = Some(list);
+        }
+
+        // PAW data.
+        let mut paw: Option<Vec<(String, Py)>> = None;
+        if matches!(header.iter().find(|(k, _)| k == "pseudo_type"), Some((_, Py::Str(t))) if t == "PAW")
+        {
+            let aug = root.find("PP_NONLOCAL/PP_AUGMENTATION")?;
+            header.push((
+                "cutoff_radius_index".into(),
+                Py::Int(py_int(aug.attr("cutoff_r_index")?)?),
+            ));
+            let mut data = vec![
+                (
+                    "aug_integrals".to_string(),
+                    float_list(
+                        &root
+                            .find("PP_NONLOCAL/PP_AUGMENTATION/PP_Q")?
+                            .floats(false)?,
+                    ),
+                ),
+                (
+                    "aug_multipoles".to_string(),
+                    float_list(
+                        &root
+                            .find("PP_NONLOCAL/PP_AUGMENTATION/PP_MULTIPOLES")?
+                            .floats(false)?,
+                    ),
+                ),
+            ];
+            for (key, tag) in [("ae_wfc", "PP_AEWFC"), ("ps_wfc", "PP_PSWFC")] {
+                let mut wfcs = Vec::new();
+                for i in 0..nproj.max(0) {
+                    let node = root.find(&format!("PP_FULL_WFC/{tag}.{}", i + 1))?;
+                    wfcs.push(Py::Dict(vec![
+                        ("radial_function".into(), float_list(&node.floats(false)?)),
+                        ("angular_momentum".into(), Py::Int(py_int(node.attr("l")?)?)),
+                    ]));
+                }
+                data.push((key.to_string(), Py::List(wfcs)));
+            }
+            let node = root.find("PP_PAW")?;
+            if node.has_attr("core_energy") {
+                header.push((
+                    "paw_core_energy".into(),
+                    Py::Float(py_float(node.attr("core_energy")?)? / 2.0),
+                ));
+            }
+            for (key, tag, half) in [
+                ("occupations", "PP_PAW/PP_OCCUPATIONS", false),
+                ("ae_core_charge_density", "PP_PAW/PP_AE_NLCC", false),
+                ("ae_local_potential", "PP_PAW/PP_AE_VLOC", true),
+            ] {
+                let node = root.find(tag)?;
+                let values = node.floats(half)?;
+                if node.has_attr("size") && py_int(node.attr("size")?)? != values.len() as i64 {
+                    // A failed `assert` (empty message).
+                    return Err(err(""));
+                }
+                data.push((key.to_string(), float_list(&values)));
+            }
+            paw = Some(data);
+        }
+
+        // Pseudo wave functions.
+        let mut wfcs = Vec::new();
+        for i in 0..int_of(&header, "number_of_wfc").max(0) {
+            let node = root.find(&format!("PP_PSWFC/PP_CHI.{}", i + 1))?;
+            let mut wfc = vec![
+                (
+                    "radial_function".to_string(),
+                    float_list(&node.floats(false)?),
+                ),
+                (
+                    "angular_momentum".to_string(),
+                    Py::Int(py_int(node.attr("l")?)?),
+                ),
+                (
+                    "occupation".to_string(),
+                    Py::Float(py_float(node.attr("occupation")?)?),
+                ),
+            ];
+            if spin_orbit {
+                let rel = root.find(&format!("PP_SPIN_ORB/PP_RELWFC.{}", i + 1))?;
+                wfc.push((
+                    "total_angular_momentum".into(),
+                    Py::Float(py_float(rel.attr("jchi")?)?),
+                ));
+            }
+            wfcs.push(Py::Dict(wfc));
+        }
+
+        // Spin-orbit: the projectors' l becomes the float `lll` (in place).
+        if spin_orbit {
+            for (i, beta) in betas.iter_mut().enumerate() {
+                let rel = root.find(&format!("PP_SPIN_ORB/PP_RELBETA.{}", i + 1))?;
+                let lll = py_float(rel.attr("lll")?)?;
+                let jjj = py_float(rel.attr("jjj")?)?;
+                let mut b = Py::Dict(std::mem::take(beta));
+                dict_set(&mut b, "angular_momentum", Py::Float(lll));
+                dict_set(&mut b, "total_angular_momentum", Py::Float(jjj));
+                if let Py::Dict(items) = b {
+                    *beta = items;
+                }
+            }
+        }
+
+        let rho = root.find("PP_RHOATOM")?.floats(false)?;
+
+        let mut pp: Vec<(String, Py)> = vec![("header".into(), Py::Dict(header))];
+        pp.extend(out);
+        pp.push((
+            "beta_projectors".into(),
+            Py::List(betas.into_iter().map(Py::Dict).collect()),
+        ));
+        pp.push(("D_ion".into(), float_list(&dij)));
+        if let Some(list) = augmentation {
+            pp.push(("augmentation".into(), Py::List(list)));
+        }
+        if let Some(data) = paw {
+            pp.push(("paw_data".into(), Py::Dict(data)));
+        }
+        pp.push(("atomic_wave_functions".into(), Py::List(wfcs)));
+        pp.push(("total_charge_density".into(), float_list(&rho)));
+        Ok(Py::Dict(vec![("pseudo_potential".into(), Py::Dict(pp))]))
+    }
+}
+
+/// UPF version 1: tagged plain-text sections read line by line.
+mod upf1 {
+    use super::*;
+
+    /// `io.StringIO(text)` with `readline()`: lines keep their `\n`; `""` at the end.
+    struct Lines<'a> {
+        text: &'a str,
+        pos: usize,
+    }
+
+    impl<'a> Lines<'a> {
+        fn new(text: &'a str) -> Self {
+            Lines { text, pos: 0 }
+        }
+
+        fn readline(&mut self) -> &'a str {
+            let rest = &self.text[self.pos..];
+            let end = rest.find('\n').map_or(rest.len(), |i| i + 1);
+            self.pos += end;
+            &rest[..end]
+        }
+
+        fn words(&mut self) -> Vec<&'a str> {
+            self.readline().split_whitespace().collect()
+        }
+
+        /// Skips past the first line containing `tag`.
+        fn read_until(&mut self, tag: &str) -> Result<(), ExportError> {
+            loop {
+                let line = self.readline();
+                if line.is_empty() {
+                    // The converter calls `sys.exit(-1)` here.
+                    return Err(err(format!("Unexpected end of file (looking for {tag})")));
+                }
+                if line.contains(tag) {
+                    return Ok(());
+                }
+            }
+        }
+
+        /// Reads whole lines of numbers until exactly `n` values are collected.
+        fn mesh(&mut self, n: i64) -> Result<Vec<f64>, ExportError> {
+            let mut out = Vec::new();
+            loop {
+                let line = self.readline();
+                for w in line.split_whitespace() {
+                    out.push(py_float(w)?);
+                }
+                if out.len() as i64 == n {
+                    return Ok(out);
+                }
+                // The converter would loop forever here.
+                if line.is_empty() || out.len() as i64 > n {
+                    return Err(err(format!("could not read {n} values")));
+                }
+            }
+        }
+    }
+
+    fn word<'a>(words: &[&'a str], i: usize) -> Result<&'a str, ExportError> {
+        words.get(i).copied().ok_or_else(|| err(INDEX_ERROR))
+    }
+
+    pub(super) fn parse(text: &str) -> Result<Py, ExportError> {
+        // Header.
+        let mut f = Lines::new(text);
+        f.read_until("<PP_HEADER>")?;
+        f.readline(); // version
+        let element = word(&f.words(), 0)?.trim().to_string();
+        let pseudo_type = word(&f.words(), 0)?.to_string();
+        let cc = word(&f.words(), 0)?;
+        let core_correction = cc.starts_with(['T', 't']);
+        f.readline(); // functional
+        let z_valence = py_float(word(&f.words(), 0)?)?;
+        f.readline(); // total energy
+        f.readline(); // cutoffs
+        let l_max = py_int(word(&f.words(), 0)?)?;
+        let mesh_size = py_int(word(&f.words(), 0)?)?;
+        let w = f.words();
+        let nwfc = py_int(word(&w, 0)?)?;
+        let nproj = py_int(word(&w, 1)?)?;
+        let header = vec![
+            ("element".to_string(), Py::Str(element)),
+            ("pseudo_type".to_string(), Py::Str(pseudo_type.clone())),
+            // `(c == 'T' or c == 't') or 0`: True, or the integer 0.
+            (
+                "core_correction".to_string(),
+                if core_correction {
+                    Py::Bool(true)
+                } else {
+                    Py::Int(0)
+                },
+            ),
+            ("z_valence".to_string(), Py::Float(z_valence)),
+            ("l_max".to_string(), Py::Int(l_max)),
+            ("mesh_size".to_string(), Py::Int(mesh_size)),
+            ("number_of_wfc".to_string(), Py::Int(nwfc)),
+            ("number_of_proj".to_string(), Py::Int(nproj)),
+        ];
+
+        // Mesh.
+        let mut f = Lines::new(text);
+        f.read_until("<PP_R>")?;
+        let radial_grid = f.mesh(mesh_size)?;
+        f.read_until("<PP_RAB>")?;
+
+        let mut pp: Vec<(String, Py)> = vec![
+            ("header".into(), Py::Dict(header)),
+            ("radial_grid".into(), float_list(&radial_grid)),
+        ];
+
+        if core_correction {
+            let mut f = Lines::new(text);
+            f.read_until("<PP_NLCC>")?;
+            pp.push((
+                "core_charge_density".into(),
+                float_list(&f.mesh(mesh_size)?),
+            ));
+        }
+
+        let mut f = Lines::new(text);
+        f.read_until("<PP_LOCAL>")?;
+        let vloc: Vec<f64> = f.mesh(mesh_size)?.iter().map(|v| v / 2.0).collect();
+        pp.push(("local_potential".into(), float_list(&vloc)));
+
+        // Non-local part.
+        let mut f = Lines::new(text);
+        f.read_until("<PP_NONLOCAL>")?;
+        let mut betas = Vec::new();
+        let mut beta_l = Vec::new();
+        for _ in 0..nproj.max(0) {
+            f.read_until("<PP_BETA>")?;
+            let l = py_int(word(&f.words(), 1)?)?;
+            let nr = py_int(f.readline())?;
+            let beta = f.mesh(nr)?;
+            beta_l.push(l);
+            betas.push(Py::Dict(vec![
+                ("label".into(), Py::str("")),
+                ("angular_momentum".into(), Py::Int(l)),
+                ("radial_function".into(), float_list(&beta)),
+                ("cutoff_radius".into(), Py::Float(0.0)),
+                ("ultrasoft_cutoff_radius".into(), Py::Float(0.0)),
+            ]));
+        }
+        let nb = nproj.max(0) as usize;
+        // Unset entries stay the integer 0.
+        let mut dij: Vec<Py> = vec![Py::Int(0); nb * nb];
+        f.read_until("<PP_DIJ>")?;
+        let nd = py_int(word(&f.words(), 0)?)?;
+        for _ in 0..nd.max(0) {
+            let w = f.words();
+            let i = py_int(word(&w, 0)?)? - 1;
+            let j = py_int(word(&w, 1)?)? - 1;
+            let value = py_float(word(&w, 2)?)? / 2.0;
+            for index in [i * nb as i64 + j, j * nb as i64 + i] {
+                let len = dij.len() as i64;
+                let slot = if index < 0 { index + len } else { index };
+                if !(0..len).contains(&slot) {
+                    return Err(err("list assignment index out of range"));
+                }
+                dij[slot as usize] = Py::Float(value);
+            }
+        }
+        pp.push(("beta_projectors".into(), Py::List(betas)));
+        pp.push(("D_ion".into(), Py::List(dij)));
+
+        if pseudo_type == "US" {
+            let mut augmentation = Vec::new();
+            f.read_until("<PP_QIJ>")?;
+            let nq = py_int(word(&f.words(), 0)?)?;
+            let mut r_inner = Vec::new();
+            if nq != 0 {
+                f.read_until("<PP_RINNER>")?;
+                for _ in 0..(2 * l_max + 1).max(0) {
+                    r_inner.push(py_float(word(&f.words(), 1)?)?);
+                }
+                f.read_until("</PP_RINNER>")?;
+            }
+            for i in 0..nb {
+                let li = beta_l[i];
+                for (j, &lj) in beta_l.iter().enumerate().skip(i) {
+                    let w = f.words();
+                    if py_int(word(&w, 2)?)? != lj {
+                        return Err(err("inconsistent angular momentum"));
+                    }
+                    if py_int(word(&w, 0)?)? != i as i64 + 1
+                        || py_int(word(&w, 1)?)? != j as i64 + 1
+                    {
+                        return Err(err("inconsistent ij indices"));
+                    }
+                    f.readline();
+                    let qij = f.mesh(mesh_size)?;
+                    if nq > 0 {
+                        f.read_until("<PP_QFCOEF>")?;
+                        let coefs = f.mesh(nq * (2 * l_max + 1))?;
+                        f.read_until("</PP_QFCOEF>")?;
+                        for l in (li - lj).abs()..=li + lj {
+                            if (li + lj + l) % 2 != 0 {
+                                continue;
+                            }
+                            let rin = *r_inner.get(l as usize).ok_or_else(|| err(INDEX_ERROR))?;
+                            let mut fixed = qij.clone();
+                            for (ir, value) in fixed.iter_mut().enumerate() {
+                                let x = radial_grid[ir];
+                                let x2 = x * x;
+                                if x < rin {
+                                    let c = |n: i64| coefs[(n + l * nq) as usize];
+                                    *value = c(0);
+                                    for n in 1..nq {
+                                        *value += c(n) * x2.powf(n as f64);
+                                    }
+                                    *value *= x.powf((l + 2) as f64);
+                                }
+                            }
+                            augmentation.push(Py::Dict(vec![
+                                ("radial_function".into(), float_list(&fixed)),
+                                ("i".into(), Py::Int(i as i64)),
+                                ("j".into(), Py::Int(j as i64)),
+                                ("angular_momentum".into(), Py::Int(l)),
+                            ]));
+                        }
+                    }
+                }
+            }
+            pp.push(("augmentation".into(), Py::List(augmentation)));
+        }
+
+        // Pseudo wave functions.
+        let mut f = Lines::new(text);
+        f.read_until("<PP_PSWFC>")?;
+        let mut wfcs = Vec::new();
+        for _ in 0..nwfc.max(0) {
+            let w = f.words();
+            let label = word(&w, 0)?.to_string();
+            let l = py_int(word(&w, 1)?)?;
+            let occupation = py_float(word(&w, 2)?)?;
+            let radial = f.mesh(mesh_size)?;
+            wfcs.push(Py::Dict(vec![
+                ("label".into(), Py::Str(label)),
+                ("angular_momentum".into(), Py::Int(l)),
+                ("occupation".into(), Py::Float(occupation)),
+                ("radial_function".into(), float_list(&radial)),
+            ]));
+        }
+        pp.push(("atomic_wave_functions".into(), Py::List(wfcs)));
+
+        let mut f = Lines::new(text);
+        f.read_until("<PP_RHOATOM>")?;
+        pp.push((
+            "total_charge_density".into(),
+            float_list(&f.mesh(mesh_size)?),
+        ));
+
+        Ok(Py::Dict(vec![("pseudo_potential".into(), Py::Dict(pp))]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::array::testutil::{golden, load, sha256_hex};
+    use super::*;
+
+    #[test]
+    fn cif_is_the_stored_file() {
+        for (uuid, name) in [
+            ("7405ac80-1a09-43f5-b6d1-964ae207b919", "Si.cif"),
+            ("831b781b-148e-46c7-97c4-4750dee93f8c", "tmpfbpsvdv2"),
+        ] {
+            let (node, files) = load(uuid);
+            let out = export_cif(&node, &files, "cif").unwrap();
+            assert_eq!(out.filename.as_deref(), Some(name));
+            let (raw, sha) = golden(&format!(
+                "/api/v4/nodes/{uuid}/download?download_format=cif"
+            ));
+            assert_eq!(sha256_hex(&out.content), sha, "{uuid}");
+            assert_eq!(Some(out.content), raw);
+        }
+    }
+
+    #[test]
+    fn upf_file_and_json() {
+        // The reference's answers: the file itself (1408 bytes), and a 500 with
+        // "list index out of range" for JSON (the fixture files have no PP_NONLOCAL).
+        let (node, files) = load("0975f729-970f-497d-bd5c-67ac6f43c890");
+        let out = export_upf(&node, &files, "upf").unwrap();
+        assert_eq!(out.filename.as_deref(), Some("Si.pbe-nc-fixture.UPF"));
+        assert_eq!(out.content.len(), 1408);
+        assert!(
+            out.content
+                .starts_with(b"<UPF version=\"2.0.1\">\n  <PP_INFO>\n")
+        );
+        match export_upf(&node, &files, "json") {
+            Err(ExportError::Invalid(m)) => assert_eq!(m, "list index out of range"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const UPF2: &str = r#"<UPF version="2.0.1">
+  <PP_INFO>
+    generated by hand <PP_INPUTFILE>&input
+/</PP_INPUTFILE>
+  </PP_INFO>
+  <!-- comment -->
+  <PP_HEADER element=" Si" pseudo_type="NC" is_ultrasoft="F" core_correction="T" z_valence="4.0"
+     mesh_size="4" number_of_wfc="1" number_of_proj="2" has_so="F"/>
+  <PP_MESH>
+    <PP_R size="4"> 0.0 1.0E-3
+      2.0E-3 3.0e-3 </PP_R>
+  </PP_MESH>
+  <PP_NLCC size="4">1 2 3 4</PP_NLCC>
+  <PP_LOCAL size="4">-1.0 -2.0 -3.0 -4.0</PP_LOCAL>
+  <PP_NONLOCAL>
+    <PP_BETA.1 angular_momentum="0" cutoff_radius_index="3" label="3S">0.1 0.2 0.3 0.4</PP_BETA.1>
+    <PP_BETA.2 angular_momentum="1">0.5 1e-90 0.0 0.0</PP_BETA.2>
+    <PP_DIJ>1.0 0.0 0.0 3.0</PP_DIJ>
+  </PP_NONLOCAL>
+  <PP_PSWFC>
+    <PP_CHI.1 l="0" occupation="2.00" label="3S">0.5 0.25 0.125 0.0625</PP_CHI.1>
+  </PP_PSWFC>
+  <PP_RHOATOM size="4">0.0 0.1 0.2 0.3</PP_RHOATOM>
+</UPF>
+"#;
+
+    #[test]
+    fn upf2_to_json_matches_converter() {
+        // Expected text produced by `json.dumps(upf_to_json(UPF2, fname='x.UPF'))` in the
+        // reference venv.
+        let expected = r#"{"pseudo_potential": {"header": {"number_of_proj": 2, "core_correction": true, "element": "Si", "pseudo_type": "NC", "z_valence": 4.0, "mesh_size": 4, "is_ultrasoft": false, "number_of_wfc": 1, "spin_orbit": false, "original_upf_file": "x.UPF"}, "radial_grid": [0.0, 0.001, 0.002, 0.003], "core_charge_density": [1.0, 2.0, 3.0, 4.0], "local_potential": [-0.5, -1.0, -1.5, -2.0], "beta_projectors": [{"radial_function": [0.1, 0.2, 0.3], "label": "3S", "angular_momentum": 0}, {"radial_function": [0.5], "angular_momentum": 1}], "D_ion": [0.5, 0.0, 0.0, 1.5], "atomic_wave_functions": [{"radial_function": [0.5, 0.25, 0.125, 0.0625], "angular_momentum": 0, "occupation": 2.0}], "total_charge_density": [0.0, 0.1, 0.2, 0.3]}}"#;
+        assert_eq!(upf_to_json(UPF2, "x.UPF").unwrap().dumps(), expected);
+    }
+
+    const UPF1: &str = "  <PP_INFO>
+  </PP_INFO>
+  <PP_HEADER>
+   0                   Version Number
+  Si                   Element
+   NC                  Norm - Conserving pseudopotential
+    F                  Nonlinear Core Correction
+ SLA  PW   PBE  PBE     PBE  Exchange-Correlation functional
+    4.00000000000      Z valence
+   -7.47480832320      Total energy
+    0.0000000    0.0000000 Suggested cutoff for wfc and rho
+    1                  Max angular momentum component
+    3                  Number of points in mesh
+    1    1             Number of Wavefunctions, Number of Projectors
+ Wavefunctions         nl  l   occ
+                       3S  0  2.00
+  </PP_HEADER>
+  <PP_MESH>
+  <PP_R>
+  1.0E-3 2.0E-3
+  3.0E-3
+  </PP_R>
+  <PP_RAB>
+  1 1 1
+  </PP_RAB>
+  </PP_MESH>
+  <PP_LOCAL>
+  -1.0 -2.0 -3.0
+  </PP_LOCAL>
+  <PP_NONLOCAL>
+    <PP_BETA>
+    1    0             Beta    L
+     2
+  0.5 0.25
+    </PP_BETA>
+    <PP_DIJ>
+    1                  Number of nonzero Dij
+    1    1  4.0
+    </PP_DIJ>
+  </PP_NONLOCAL>
+  <PP_PSWFC>
+3S    0  2.00          Wavefunction
+  0.1 0.2 0.3
+  </PP_PSWFC>
+  <PP_RHOATOM>
+  0.0 0.5 1.0
+  </PP_RHOATOM>
+";
+
+    #[test]
+    fn upf1_to_json_matches_converter() {
+        let expected = r#"{"pseudo_potential": {"header": {"element": "Si", "pseudo_type": "NC", "core_correction": 0, "z_valence": 4.0, "l_max": 1, "mesh_size": 3, "number_of_wfc": 1, "number_of_proj": 1, "original_upf_file": "y.UPF"}, "radial_grid": [0.001, 0.002, 0.003], "local_potential": [-0.5, -1.0, -1.5], "beta_projectors": [{"label": "", "angular_momentum": 0, "radial_function": [0.5, 0.25], "cutoff_radius": 0.0, "ultrasoft_cutoff_radius": 0.0}], "D_ion": [2.0], "atomic_wave_functions": [{"label": "3S", "angular_momentum": 0, "occupation": 2.0, "radial_function": [0.1, 0.2, 0.3]}], "total_charge_density": [0.0, 0.5, 1.0]}}"#;
+        assert_eq!(upf_to_json(UPF1, "y.UPF").unwrap().dumps(), expected);
+    }
+
+    #[test]
+    fn python_number_parsing() {
+        assert_eq!(py_float("1.0E-3").unwrap(), 1e-3);
+        assert_eq!(py_float("-inf").unwrap(), f64::NEG_INFINITY);
+        assert_eq!(py_float("1_0.5").unwrap(), 10.5);
+        assert!(py_float("1.0D+00").is_err());
+        assert_eq!(py_int(" 42\n").unwrap(), 42);
+        assert!(py_int("4.0").is_err());
+        assert_eq!(py_prefix(&[1, 2, 3], -1), vec![1, 2]);
+        assert_eq!(py_prefix(&[1, 2, 3], 0), Vec::<i32>::new());
+        assert_eq!(py_prefix(&[1, 2, 3], 9), vec![1, 2, 3]);
+    }
 }
