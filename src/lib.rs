@@ -8,6 +8,7 @@ pub mod error;
 pub mod export;
 pub mod json;
 pub mod listener;
+pub mod querybuilder;
 pub mod querystring;
 pub mod repository;
 pub mod schema;

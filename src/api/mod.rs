@@ -6,7 +6,7 @@ mod node;
 mod conditions;
 mod params;
 mod properties;
-mod render;
+pub(crate) mod render;
 mod request;
 pub mod routes;
 mod server;
@@ -24,6 +24,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::storage::Storage;
 
 pub use request::Ctx;
+pub(crate) use request::json_response;
 use routes::{Route, RouteError};
 
 /// Server settings that shape the API.
@@ -54,8 +55,16 @@ pub fn router(state: AppState) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
+/// Largest request body read (only `POST /querybuilder` has one).
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 async fn handle(State(state): State<AppState>, request: Request) -> Response {
-    let (parts, _body) = request.into_parts();
+    let (parts, body) = request.into_parts();
+    let body = if parts.method == Method::POST {
+        axum::body::to_bytes(body, MAX_BODY_BYTES).await.ok()
+    } else {
+        Some(axum::body::Bytes::new())
+    };
     let prefix = state.settings.prefix.as_str();
     let path = parts.uri.path();
     let under_prefix = path.starts_with(prefix);
@@ -63,6 +72,9 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
         unknown_route(&state)
     } else if parts.method == Method::OPTIONS && parts.headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
         preflight(&parts.headers)
+    } else if body.is_none() {
+        let message = format!("The request body could not be read or is larger than {} MiB.", MAX_BODY_BYTES >> 20);
+        json_response(StatusCode::PAYLOAD_TOO_LARGE, &serde_json::json!({ "message": message }), None, None)
     } else {
         let ctx = Ctx::new(parts.method.clone(), &parts.uri, &parts.headers);
         let below = &path[prefix.len()..];
@@ -70,7 +82,7 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
         if !below.is_empty() && !below.starts_with('/') {
             unknown_route(&state)
         } else {
-            match dispatch(&state, &ctx, below).await {
+            match dispatch(&state, &ctx, below, body.as_deref().unwrap_or_default()).await {
                 Ok(response) => response,
                 Err(err) => err.into_response(),
             }
@@ -89,7 +101,7 @@ fn unknown_route(state: &AppState) -> Response {
     ApiError::UnknownRoute(routes::available_endpoints(&state.settings.prefix, state.settings.posting)).into_response()
 }
 
-async fn dispatch(state: &AppState, ctx: &Ctx, below: &str) -> ApiResult<Response> {
+async fn dispatch(state: &AppState, ctx: &Ctx, below: &str, body: &[u8]) -> ApiResult<Response> {
     let settings = &state.settings;
     let route = match routes::parse(below, settings.posting) {
         Ok(route) => route,
@@ -129,9 +141,13 @@ async fn dispatch(state: &AppState, ctx: &Ctx, below: &str) -> ApiResult<Respons
         Route::List { resource, page } => collection::list(db, ctx, resource, None, page, settings.max_rows).await,
         Route::Detail { resource, id } => collection::list(db, ctx, resource, Some(&id), None, settings.max_rows).await,
         Route::ProjectableProperties(resource) => properties::projectable_properties(ctx, resource),
-        Route::QueryBuilder => Err(ApiError::NotImplemented(
-            "POST /querybuilder is not implemented yet by this server".into(),
-        )),
+        Route::QueryBuilder if ctx.method == Method::POST => {
+            if params::Params::parse(&ctx.query)?.profile.is_some() {
+                return Err(ApiError::bad_request("specifying an explicit profile is not enabled for this REST API."));
+            }
+            crate::querybuilder::post(db, ctx, body, settings.max_rows).await
+        }
+        Route::QueryBuilder => Ok(crate::querybuilder::method_not_allowed(ctx)),
         Route::Statistics => types::statistics(db, ctx).await,
         Route::FullTypes => types::full_types(db, ctx, false).await,
         Route::FullTypesCount => types::full_types(db, ctx, true).await,

@@ -1,0 +1,200 @@
+//! Result rows → the reference's answer: `{tag: [row, ...]}` for each answered tag, each row
+//! keyed by projection name, node rows with their `full_type`.
+
+use serde_json::{Map, Value};
+
+use crate::api::render::{cell_to_json, json_text};
+use crate::db::{Cell, Dialect, Row};
+use crate::schema::Kind;
+use crate::timefmt;
+
+use super::parse::{Cast, Func, Projected, QbQuery};
+use super::sql::parse_time;
+
+/// The `data` of the answer for `rows` (cells in the order of `sql::select_items`).
+pub fn data(qb: &QbQuery, rows: Vec<Row>, dialect: Dialect) -> Value {
+    let answered: Vec<bool> = qb
+        .projections
+        .iter()
+        .map(|p| qb.answer_tags.contains(&p.tag))
+        .collect();
+    let mut lists: Vec<Vec<Value>> = qb
+        .projections
+        .iter()
+        .map(|_| Vec::with_capacity(rows.len()))
+        .collect();
+    for row in rows {
+        let mut cells = row.into_iter();
+        for (n, projection) in qb.projections.iter().enumerate() {
+            let mut object = Map::new();
+            for item in &projection.items {
+                let value = decode(item, cells.next().unwrap_or(Cell::Null), dialect);
+                object.insert(item.key.clone(), value);
+            }
+            if answered[n] {
+                add_full_type(&mut object);
+                lists[n].push(Value::Object(object));
+            }
+        }
+    }
+    let mut data = Map::new();
+    for (n, projection) in qb.projections.iter().enumerate() {
+        if answered[n] {
+            data.insert(
+                projection.tag.clone(),
+                Value::Array(std::mem::take(&mut lists[n])),
+            );
+        }
+    }
+    Value::Object(data)
+}
+
+/// `node_type|process_type` when either is set; rows without either have no `full_type`.
+fn add_full_type(object: &mut Map<String, Value>) {
+    let part = |key: &str| {
+        object
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (node_type, process_type) = (part("node_type"), part("process_type"));
+    if !node_type.is_empty() || !process_type.is_empty() {
+        object.insert(
+            "full_type".into(),
+            Value::String(format!("{node_type}|{process_type}")),
+        );
+    } else {
+        object.remove("full_type");
+    }
+}
+
+fn decode(item: &Projected, cell: Cell, dialect: Dialect) -> Value {
+    let kind = item.field.column.kind;
+    match item.func {
+        Some(Func::Count) => cell_to_json(Kind::Int, cell),
+        Some(Func::Max | Func::Min) => cell_to_json(kind, cell),
+        None if item.field.path.is_empty() && kind != Kind::Json => cell_to_json(kind, cell),
+        None => {
+            let mut value = match cell {
+                Cell::Null => Value::Null,
+                Cell::Text(text) => json_text(&text),
+                other => cell_to_json(Kind::Json, other),
+            };
+            // SQLite reads an integer beyond 64 bits inside JSON as a float, and so does the
+            // reference for a value picked out of a JSON column there.
+            if dialect == Dialect::Sqlite
+                && let Value::Number(n) = &value
+                && n.as_i64().is_none()
+                && !n.to_string().contains(['.', 'e', 'E'])
+                && let Some(f) = n.as_f64()
+            {
+                value = crate::json::float(f);
+            }
+            match item.cast {
+                Some(cast) => apply_cast(value, cast),
+                None => value,
+            }
+        }
+    }
+}
+
+/// The value converted as the cast asks; what cannot be converted becomes null.
+fn apply_cast(value: Value, cast: Cast) -> Value {
+    match cast {
+        Cast::Json => value,
+        Cast::Float => match &value {
+            Value::Number(n) => n.as_f64().map(crate::json::float).unwrap_or(Value::Null),
+            Value::Bool(b) => crate::json::float(if *b { 1.0 } else { 0.0 }),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .map(crate::json::float)
+                .unwrap_or(Value::Null),
+            _ => Value::Null,
+        },
+        Cast::Int => {
+            let from_float = |f: f64| {
+                let t = f.trunc();
+                if t.is_finite() && t.abs() < 9.2e18 {
+                    Value::from(t as i64)
+                } else {
+                    Value::Null
+                }
+            };
+            match &value {
+                Value::Number(n) => match n.as_i64() {
+                    Some(i) => Value::from(i),
+                    None => n.as_f64().map(from_float).unwrap_or(Value::Null),
+                },
+                Value::Bool(b) => Value::from(*b as i64),
+                Value::String(s) => match (s.trim().parse::<i64>(), s.trim().parse::<f64>()) {
+                    (Ok(i), _) => Value::from(i),
+                    (_, Ok(f)) => from_float(f),
+                    _ => Value::Null,
+                },
+                _ => Value::Null,
+            }
+        }
+        Cast::Bool => match &value {
+            Value::Bool(b) => Value::Bool(*b),
+            Value::Number(n) => Value::Bool(n.as_f64().is_some_and(|f| f != 0.0)),
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "t" | "1" | "yes" | "on" => Value::Bool(true),
+                "false" | "f" | "0" | "no" | "off" => Value::Bool(false),
+                _ => Value::Null,
+            },
+            _ => Value::Null,
+        },
+        Cast::Text => match value {
+            Value::Null => Value::Null,
+            Value::String(s) => Value::String(s),
+            other => Value::String(crate::json::to_string(&other).trim_end().to_string()),
+        },
+        Cast::Date => match &value {
+            Value::String(s) => parse_time(s)
+                .map(|t| Value::String(timefmt::http_date(t)))
+                .unwrap_or(Value::Null),
+            _ => Value::Null,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn full_type_rules() {
+        let mut row = json!({"node_type": "data.core.int.Int.", "process_type": null})
+            .as_object()
+            .unwrap()
+            .clone();
+        add_full_type(&mut row);
+        assert_eq!(row["full_type"], "data.core.int.Int.|");
+        let mut row = json!({"node_type": "x."}).as_object().unwrap().clone();
+        add_full_type(&mut row);
+        assert_eq!(row["full_type"], "x.|");
+        let mut row = json!({"id": 1, "process_type": null})
+            .as_object()
+            .unwrap()
+            .clone();
+        add_full_type(&mut row);
+        assert!(!row.contains_key("full_type"));
+    }
+
+    #[test]
+    fn casts() {
+        assert_eq!(apply_cast(json!(5), Cast::Float), json!(5.0));
+        assert_eq!(apply_cast(json!(5.7), Cast::Int), json!(5));
+        assert_eq!(apply_cast(json!("12"), Cast::Int), json!(12));
+        assert_eq!(apply_cast(json!("x"), Cast::Int), Value::Null);
+        assert_eq!(apply_cast(json!(true), Cast::Bool), json!(true));
+        assert_eq!(apply_cast(json!([1, "a"]), Cast::Text), json!("[1,\"a\"]"));
+        assert_eq!(
+            apply_cast(json!("2024-05-01T10:00:00+02:00"), Cast::Date),
+            json!("Wed, 01 May 2024 08:00:00 GMT")
+        );
+    }
+}
