@@ -243,7 +243,7 @@ pub async fn list(
     let mut count = db.query();
     count.push("SELECT count(*)").push(&from);
     push_where(&mut count)?;
-    let total = db.fetch_count(count).await?;
+    let total = db.fetch_count_cached(count).await?;
     let window = window(&params, page, total, max_rows)?;
 
     let mut q = db.query();

@@ -44,7 +44,7 @@ pub async fn statistics(db: &Db, ctx: &Ctx) -> ApiResult<Response> {
     push_user(&mut days, user);
     days.push(" GROUP BY day");
 
-    let (type_rows, day_rows) = tokio::try_join!(db.fetch_all(types), db.fetch_all(days))?;
+    let (type_rows, day_rows) = tokio::try_join!(db.fetch_all_cached(types), db.fetch_all_cached(days))?;
     // The per-type counts add up to the node count, which saves a third scan.
     let total: i64 = type_rows.iter().map(|row| count_cell(row, 1)).sum();
     let data = serde_json::json!({
@@ -75,7 +75,7 @@ pub async fn full_types(db: &Db, ctx: &Ctx, counts: bool) -> ApiResult<Response>
     push_user(&mut q, user);
     q.push(" GROUP BY node_type, process_type");
     let groups: Vec<TypeCount> = db
-        .fetch_all(q)
+        .fetch_all_cached(q)
         .await?
         .into_iter()
         .filter_map(|row| {

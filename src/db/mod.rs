@@ -2,6 +2,7 @@
 //! backends produce, so the query layer above does not care which database it talks to.
 
 mod postgres;
+pub mod cache;
 pub mod sql;
 mod sqlite;
 
@@ -113,5 +114,42 @@ impl Db {
         Ok(row
             .and_then(|r| r.first().and_then(Cell::as_i64))
             .unwrap_or(0))
+    }
+
+    /// A token that changes whenever the database content may have changed, or `None` when
+    /// that cannot be known (then nothing is cached).
+    async fn fingerprint(&self) -> Option<String> {
+        match self {
+            Db::Sqlite(pool) => pool.fingerprint(),
+            Db::Postgres(pool) => pool.fingerprint().await,
+        }
+    }
+
+    fn cache(&self) -> &cache::ResultCache {
+        match self {
+            Db::Sqlite(pool) => pool.cache(),
+            Db::Postgres(pool) => pool.cache(),
+        }
+    }
+
+    /// [`Db::fetch_all`] for expensive queries over large tables (counts, statistics): the
+    /// result is reused until the database changes.
+    pub async fn fetch_all_cached(&self, query: Query) -> Result<Vec<Row>, DbError> {
+        let Some(fingerprint) = self.fingerprint().await else {
+            return self.fetch_all(query).await;
+        };
+        let key = cache::key(&query);
+        if let Some(rows) = self.cache().get(&key, &fingerprint) {
+            return Ok(rows);
+        }
+        let rows = self.fetch_all(query).await?;
+        self.cache().put(key, fingerprint, &rows);
+        Ok(rows)
+    }
+
+    /// [`Db::fetch_count`] through the cache of [`Db::fetch_all_cached`].
+    pub async fn fetch_count_cached(&self, query: Query) -> Result<i64, DbError> {
+        let rows = self.fetch_all_cached(query).await?;
+        Ok(rows.first().and_then(|r| r.first()).and_then(Cell::as_i64).unwrap_or(0))
     }
 }

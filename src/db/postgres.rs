@@ -15,7 +15,8 @@ use tokio_postgres::config::Host;
 use tokio_postgres::types::{Format, FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
-use super::{Cell, DbError, DbLimits, Param, Query, Row};
+use super::cache::ResultCache;
+use super::{Cell, DbError, DbLimits, Dialect, Param, Query, Row};
 
 /// Prepared statements kept per connection (the API builds few distinct SQL texts).
 const STATEMENT_CACHE: usize = 64;
@@ -35,6 +36,7 @@ struct Inner {
     permits: Semaphore,
     limits: DbLimits,
     target: String,
+    cache: ResultCache,
 }
 
 #[derive(Clone)]
@@ -59,11 +61,25 @@ impl PgPool {
                 idle: Mutex::new(Vec::new()),
                 permits: Semaphore::new(limits.max_connections.max(1)),
                 limits,
+                cache: ResultCache::default(),
             }),
         };
         let first = pool.new_conn().await?;
         pool.inner.idle.lock().expect("pool lock").push(first);
         Ok(pool)
+    }
+
+    pub(super) fn cache(&self) -> &ResultCache {
+        &self.inner.cache
+    }
+
+    /// The write-ahead-log position: it moves with every write to the cluster, so cached
+    /// results are reused only while nothing was written. A standby reports its replay position.
+    pub(super) async fn fingerprint(&self) -> Option<String> {
+        let mut q = Query::new(Dialect::Postgres);
+        q.push("SELECT COALESCE(pg_last_wal_replay_lsn(), pg_current_wal_lsn())::text");
+        let rows = self.fetch_all(q).await.ok()?;
+        rows.into_iter().next()?.into_iter().next()?.into_string()
     }
 
     /// `database NAME on HOST:PORT`, for messages (never the password).

@@ -10,6 +10,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, ToSql};
 use tokio::sync::Semaphore;
 
+use super::cache::ResultCache;
 use super::{Cell, DbError, DbLimits, Param, Query, Row};
 
 struct Pooled {
@@ -25,6 +26,8 @@ struct Inner {
     permits: Semaphore,
     limits: DbLimits,
     epoch: Instant,
+    immutable: bool,
+    cache: ResultCache,
 }
 
 #[derive(Clone)]
@@ -52,6 +55,8 @@ impl SqlitePool {
                 permits: Semaphore::new(limits.max_connections.max(1)),
                 limits,
                 epoch: Instant::now(),
+                immutable,
+                cache: ResultCache::default(),
             }),
         };
         // Fail at start-up, not on the first request, when the file is not a database.
@@ -90,6 +95,27 @@ impl SqlitePool {
 
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    pub(super) fn cache(&self) -> &ResultCache {
+        &self.inner.cache
+    }
+
+    /// Size and modification time of the database file (and of its write-ahead log): any
+    /// committed write changes them. An immutable file never changes.
+    pub(super) fn fingerprint(&self) -> Option<String> {
+        if self.inner.immutable {
+            return Some("immutable".into());
+        }
+        let stamp = |p: &Path| -> Option<String> {
+            let meta = std::fs::metadata(p).ok()?;
+            let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+            Some(format!("{}:{}", meta.len(), modified.as_nanos()))
+        };
+        let mut wal = self.inner.path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = stamp(Path::new(&wal)).unwrap_or_default();
+        Some(format!("{}/{wal}", stamp(&self.inner.path)?))
     }
 
     pub async fn fetch_all(&self, query: Query) -> Result<Vec<Row>, DbError> {

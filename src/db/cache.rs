@@ -1,0 +1,82 @@
+//! Results of expensive read queries (counts, statistics), kept while the database is
+//! unchanged. Each entry remembers the database fingerprint it was computed at; a different
+//! fingerprint means the data may have changed and the entry is recomputed.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use super::{Query, Row};
+
+/// Most entries kept; the oldest goes first.
+const CAPACITY: usize = 4096;
+/// Results with more cells than this are not worth the memory.
+const MAX_CELLS: usize = 20_000;
+
+#[derive(Default)]
+pub struct ResultCache {
+    inner: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, (String, Vec<Row>)>,
+    order: VecDeque<String>,
+}
+
+/// The cache key of a query: its text and its parameters.
+pub fn key(query: &Query) -> String {
+    format!("{}\u{0}{:?}", query.sql, query.params)
+}
+
+impl ResultCache {
+    pub fn get(&self, key: &str, fingerprint: &str) -> Option<Vec<Row>> {
+        let entries = self.inner.lock().expect("cache lock");
+        match entries.map.get(key) {
+            Some((fp, rows)) if fp == fingerprint => Some(rows.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn put(&self, key: String, fingerprint: String, rows: &[Row]) {
+        if rows.iter().map(Vec::len).sum::<usize>() > MAX_CELLS {
+            return;
+        }
+        let mut entries = self.inner.lock().expect("cache lock");
+        if !entries.map.contains_key(&key) {
+            if entries.order.len() >= CAPACITY
+                && let Some(oldest) = entries.order.pop_front()
+            {
+                entries.map.remove(&oldest);
+            }
+            entries.order.push_back(key.clone());
+        }
+        entries.map.insert(key, (fingerprint, rows.to_vec()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Cell;
+
+    #[test]
+    fn entries_expire_with_the_fingerprint() {
+        let cache = ResultCache::default();
+        let rows = vec![vec![Cell::Int(3)]];
+        cache.put("q".into(), "v1".into(), &rows);
+        assert_eq!(cache.get("q", "v1"), Some(rows));
+        assert_eq!(cache.get("q", "v2"), None);
+        assert_eq!(cache.get("other", "v1"), None);
+    }
+
+    #[test]
+    fn capacity_is_bounded() {
+        let cache = ResultCache::default();
+        for i in 0..CAPACITY + 10 {
+            cache.put(format!("q{i}"), "v".into(), &[vec![Cell::Int(i as i64)]]);
+        }
+        assert_eq!(cache.get("q0", "v"), None);
+        assert!(cache.get(&format!("q{}", CAPACITY + 9), "v").is_some());
+        assert!(cache.inner.lock().unwrap().map.len() <= CAPACITY);
+    }
+}
