@@ -106,7 +106,9 @@ pub fn profile_storage(config: &Value, name: &str) -> Result<ProfileStorage, Str
         "core.sqlite_zip" => Ok(ProfileStorage::SqliteZip(PathBuf::from(
             filepath.ok_or("core.sqlite_zip profile without storage.config.filepath")?,
         ))),
-        "core.psql_dos" => psql_dos(profile.pointer("/storage/config").unwrap_or(&Value::Null)).map(ProfileStorage::PsqlDos),
+        "core.psql_dos" => {
+            psql_dos(profile.pointer("/storage/config").unwrap_or(&Value::Null)).map(ProfileStorage::PsqlDos)
+        }
         other => Ok(ProfileStorage::Other(other.to_string())),
     }
 }

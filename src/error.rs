@@ -98,6 +98,9 @@ impl From<RepoError> for ApiError {
                 Self::NotFound(err.to_string())
             }
             RepoError::MissingObject(_) => Self::NotFound(err.to_string()),
+            RepoError::TooLarge { .. } => {
+                Self::BadRequest(format!("{err}: too large to convert; download the file itself with /repo/contents"))
+            }
             other => Self::Internal(other.to_string()),
         }
     }

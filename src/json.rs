@@ -117,9 +117,7 @@ pub fn float(x: f64) -> Value {
         return Value::Null;
     }
     let text = python_float_repr(x);
-    serde_json::from_str::<Number>(&text)
-        .map(Value::Number)
-        .unwrap_or(Value::Null)
+    serde_json::from_str::<Number>(&text).map(Value::Number).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

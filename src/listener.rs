@@ -40,8 +40,13 @@ const MAX_LINE: usize = 64 * 1024;
 #[derive(Debug)]
 enum State {
     RequestLine,
-    Headers { content_length: u64, chunked: bool },
-    Body { remaining: u64 },
+    Headers {
+        content_length: u64,
+        chunked: bool,
+    },
+    Body {
+        remaining: u64,
+    },
     /// Chunked request bodies are not tracked: the rest of the connection passes unchanged.
     Passthrough,
 }

@@ -96,7 +96,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
                     return ExitCode::from(2);
                 }
                 (false, Some(_)) => {
-                    eprintln!("aiida-rest: --repository goes with a postgresql:// URL; archives and profile folders hold their own files");
+                    eprintln!(
+                        "aiida-rest: --repository goes with a postgresql:// URL; archives and profile folders hold their own files"
+                    );
                     return ExitCode::from(2);
                 }
                 (false, None) => Source::Path(storage.clone()),

@@ -41,18 +41,7 @@ impl Op {
 
 /// Operators in the reference's try order: the first literal that matches is taken and never
 /// revisited, even if the value after it then fails (so `x=like=,` is not read as `x = like...`).
-const OPERATORS: [Op; 10] = [
-    Op::Like,
-    Op::ILike,
-    Op::In,
-    Op::NotIn,
-    Op::Eq,
-    Op::Ne,
-    Op::Ge,
-    Op::Gt,
-    Op::Le,
-    Op::Lt,
-];
+const OPERATORS: [Op; 10] = [Op::Like, Op::ILike, Op::In, Op::NotIn, Op::Eq, Op::Ne, Op::Ge, Op::Gt, Op::Le, Op::Lt];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -89,11 +78,7 @@ pub enum ParseError {
         found = describe_found(.found.as_deref()),
         column = .position + 1
     )]
-    Syntax {
-        position: usize,
-        found: Option<String>,
-        expected: String,
-    },
+    Syntax { position: usize, found: Option<String>, expected: String },
     #[error(
         "time value has wrong format. The right format is <date>T<time><offset>, where <date> is expressed as [YYYY]-[MM]-[DD], <time> is expressed as [HH]:[MM]:[SS], <offset> is expressed as +/-[HH]:[MM] given with respect to UTC"
     )]
@@ -113,12 +98,7 @@ impl ParseError {
     /// given to [`parse`]; line and column are pyparsing's, so they differ from `position` after a
     /// newline. `None` for datetime errors.
     pub fn pyparsing_message(&self, query: &str) -> Option<String> {
-        let ParseError::Syntax {
-            position,
-            found,
-            expected,
-        } = self
-        else {
+        let ParseError::Syntax { position, found, expected } = self else {
             return None;
         };
         let s = expand_tabs(query);
@@ -132,9 +112,7 @@ impl ParseError {
             Some(tok) => python_repr(tok),
             None => "end of text".to_owned(),
         };
-        Some(format!(
-            "Expected {expected}, found {found}  (at char {loc}), (line:{line}, col:{col})"
-        ))
+        Some(format!("Expected {expected}, found {found}  (at char {loc}), (line:{line}, col:{col})"))
     }
 }
 
@@ -142,9 +120,7 @@ impl ParseError {
 /// cache buster) are dropped, as the reference does.
 pub fn parse(query: &str) -> Result<Vec<Field>, ParseError> {
     // pyparsing expands tabs before parsing; this changes quoted strings and error offsets.
-    let p = Parser {
-        s: expand_tabs(query),
-    };
+    let p = Parser { s: expand_tabs(query) };
     let mut fields = Vec::new();
     let mut loc = 0;
     if let Some((f, end)) = p.field(0)? {
@@ -213,9 +189,7 @@ impl Parser {
 
     /// Exactly `n` ASCII digits (the datetime parts use pyparsing's ASCII `nums`).
     fn ascii_digits(&self, i: usize, n: usize) -> Option<usize> {
-        (i..i + n)
-            .all(|j| self.at(j).is_some_and(|c| c.is_ascii_digit()))
-            .then_some(i + n)
+        (i..i + n).all(|j| self.at(j).is_some_and(|c| c.is_ascii_digit())).then_some(i + n)
     }
 
     fn text(&self, from: usize, to: usize) -> String {
@@ -225,11 +199,7 @@ impl Parser {
     /// pyparsing reports up to 16 "word" characters of its extended Latin/Greek/Cyrillic set, or
     /// else the single offending character.
     fn found_token(&self, i: usize) -> String {
-        let n = self.s[i..]
-            .iter()
-            .take(16)
-            .take_while(|&&c| in_ranges(c, EXCEPTION_WORD_CHARS))
-            .count();
+        let n = self.s[i..].iter().take(16).take_while(|&&c| in_ranges(c, EXCEPTION_WORD_CHARS)).count();
         self.text(i, i + n.max(1))
     }
 
@@ -239,10 +209,7 @@ impl Parser {
             return None;
         }
         let mut j = i + 1;
-        while self
-            .at(j)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        while self.at(j).is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             j += 1;
         }
         Some((self.text(i, j), j))
@@ -255,9 +222,7 @@ impl Parser {
         let at_op = self.skip_ws(after_key);
 
         // list_field
-        let list_op = [Op::In, Op::NotIn]
-            .into_iter()
-            .find_map(|op| self.lit(at_op, op.as_str()).map(|e| (op, e)));
+        let list_op = [Op::In, Op::NotIn].into_iter().find_map(|op| self.lit(at_op, op.as_str()).map(|e| (op, e)));
         if let Some((op, e)) = list_op
             && let Some((values, end)) = self.value_list(e)?
         {
@@ -274,15 +239,10 @@ impl Parser {
         }
 
         // single_field
-        let Some((op, e)) = OPERATORS
-            .into_iter()
-            .find_map(|op| self.lit(at_op, op.as_str()).map(|e| (op, e)))
-        else {
+        let Some((op, e)) = OPERATORS.into_iter().find_map(|op| self.lit(at_op, op.as_str()).map(|e| (op, e))) else {
             return Ok(None);
         };
-        Ok(self
-            .value(e)?
-            .map(|(value, end)| (Field { key, op, value }, end)))
+        Ok(self.value(e)?.map(|(value, end)| (Field { key, op, value }, end)))
     }
 
     /// Two or more values; one trailing comma is swallowed.
@@ -382,11 +342,7 @@ impl Parser {
             }
             j = k;
         }
-        if let Some(mut k) = self
-            .lit(j, "+")
-            .or_else(|| self.lit(j, "-"))
-            .and_then(|k| self.ascii_digits(k, 2))
-        {
+        if let Some(mut k) = self.lit(j, "+").or_else(|| self.lit(j, "-")).and_then(|k| self.ascii_digits(k, 2)) {
             if let Some(m) = colon_pair(k) {
                 k = m;
             }
@@ -398,16 +354,8 @@ impl Parser {
         let token = &self.s[i..j];
         let precision = 1 + token.iter().filter(|&&c| c == 'T' || c == ':').count() as u8;
         match iso_datetime(token) {
-            Some(datetime) => Ok(Some((
-                Value::DateTime(DateTimeValue {
-                    datetime,
-                    precision,
-                }),
-                j,
-            ))),
-            None => Err(ParseError::DateTime {
-                token: token.iter().collect(),
-            }),
+            Some(datetime) => Ok(Some((Value::DateTime(DateTimeValue { datetime, precision }), j))),
+            None => Err(ParseError::DateTime { token: token.iter().collect() }),
         }
     }
 
@@ -426,18 +374,10 @@ impl Parser {
             if !matches!(self.at(j), Some('e' | 'E')) {
                 return None;
             }
-            let k = if matches!(self.at(j + 1), Some('+' | '-')) {
-                j + 2
-            } else {
-                j + 1
-            };
+            let k = if matches!(self.at(j + 1), Some('+' | '-')) { j + 2 } else { j + 1 };
             digit(k).then(|| digits_from(k))
         };
-        let start = if matches!(self.at(i), Some('+' | '-')) {
-            i + 1
-        } else {
-            i
-        };
+        let start = if matches!(self.at(i), Some('+' | '-')) { i + 1 } else { i };
         let int_end = digits_from(start);
         let has_int = int_end > start;
         if has_int && let Some(e) = exponent(int_end) {
@@ -480,11 +420,7 @@ impl Parser {
 
     /// `[+-]key`, contiguous.
     fn word(&self, i: usize) -> Option<(String, usize)> {
-        let start = if matches!(self.at(i), Some('+' | '-')) {
-            i + 1
-        } else {
-            i
-        };
+        let start = if matches!(self.at(i), Some('+' | '-')) { i + 1 } else { i };
         let (_, end) = self.key(start)?;
         Some((self.text(i, end), end))
     }
@@ -565,10 +501,7 @@ fn unquote(content: &[char]) -> String {
 /// Python 3.11 `datetime.fromisoformat` on the token shapes the grammar admits; None where it
 /// raises. Naive results are taken as UTC.
 fn iso_datetime(tok: &[char]) -> Option<DateTime<FixedOffset>> {
-    let num = |part: &[char]| {
-        part.iter()
-            .try_fold(0u32, |acc, c| Some(acc * 10 + c.to_digit(10)?))
-    };
+    let num = |part: &[char]| part.iter().try_fold(0u32, |acc, c| Some(acc * 10 + c.to_digit(10)?));
     let year = num(&tok[0..4])?;
     if year == 0 {
         return None;
@@ -610,11 +543,7 @@ fn iso_datetime(tok: &[char]) -> Option<DateTime<FixedOffset>> {
 
 /// Python's repr() of a found token, as pyparsing prints it (with `\\` collapsed back to `\`).
 fn python_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::from(quote);
     for c in s.chars() {
         match c {
@@ -843,9 +772,7 @@ mod tests {
     /// (position, found) of a syntax error.
     fn err(q: &str) -> (usize, Option<String>) {
         match parse(q) {
-            Err(ParseError::Syntax {
-                position, found, ..
-            }) => (position, found),
+            Err(ParseError::Syntax { position, found, .. }) => (position, found),
             other => panic!("{q:?} gave {other:?}"),
         }
     }
@@ -965,10 +892,7 @@ mod tests {
         assert_eq!(one("x=1e400"), Value::Float(f64::INFINITY));
         assert_eq!(one("x=9223372036854775807"), Value::Int(i64::MAX));
         assert_eq!(one("x=-9223372036854775808"), Value::Int(i64::MIN));
-        assert_eq!(
-            one("x=9223372036854775808"),
-            Value::Float(9_223_372_036_854_775_808.0)
-        );
+        assert_eq!(one("x=9223372036854775808"), Value::Float(9_223_372_036_854_775_808.0));
         // Python's \d and int() accept any Unicode decimal digit
         assert_eq!(one("x=\u{663}\u{661}"), Value::Int(31));
         assert_eq!(one("x=\u{ff11}.5"), Value::Float(1.5));
@@ -1013,10 +937,7 @@ mod tests {
         assert_eq!(one(r#"x="\\n""#), s("\\\n"));
         assert_eq!(one(r#"x="true""#), s("true"));
         assert_eq!(one(r#"x="1""#), s("1"));
-        assert_eq!(
-            one(r#"filename="calcjob_inputs/aiida.in""#),
-            s("calcjob_inputs/aiida.in")
-        );
+        assert_eq!(one(r#"filename="calcjob_inputs/aiida.in""#), s("calcjob_inputs/aiida.in"));
         assert_eq!(one("x=\"é'\""), s("é'"));
         // pyparsing expands tabs before parsing, even inside quotes
         assert_eq!(one("x=\"a\tb\""), s("a    b"));
@@ -1036,27 +957,11 @@ mod tests {
     #[test]
     fn value_lists() {
         let list = |vs: Vec<Value>| Value::List(vs);
-        assert_eq!(
-            ok("orderby=label,-ctime"),
-            vec![field(
-                "orderby",
-                Op::Eq,
-                list(vec![s("label"), s("-ctime")])
-            )]
-        );
+        assert_eq!(ok("orderby=label,-ctime"), vec![field("orderby", Op::Eq, list(vec![s("label"), s("-ctime")]))]);
         assert_eq!(one("a=1,2,"), list(vec![Value::Int(1), Value::Int(2)]));
         assert_eq!(
             ok("id=in=1,2.5,\"x,y\",true"),
-            vec![field(
-                "id",
-                Op::In,
-                list(vec![
-                    Value::Int(1),
-                    Value::Float(2.5),
-                    s("x,y"),
-                    Value::Bool(true)
-                ])
-            )]
+            vec![field("id", Op::In, list(vec![Value::Int(1), Value::Float(2.5), s("x,y"), Value::Bool(true)]))]
         );
         assert_eq!(ok("id=notin=a,b")[0].op, Op::NotIn);
         err_at("id>1,2", 4, ",");
@@ -1075,10 +980,7 @@ mod tests {
         assert_eq!(ok(" id = 1 "), vec![field("id", Op::Eq, Value::Int(1))]);
         assert_eq!(
             ok("a = 1 , 2 ,\t&\n b\r<\t\"x\" "),
-            vec![
-                field("a", Op::Eq, Value::List(vec![Value::Int(1), Value::Int(2)])),
-                field("b", Op::Lt, s("x")),
-            ]
+            vec![field("a", Op::Eq, Value::List(vec![Value::Int(1), Value::Int(2)])), field("b", Op::Lt, s("x")),]
         );
         err_at("foo bar", 0, "foo");
         err_at("id=1   x", 7, "x");
@@ -1096,26 +998,10 @@ mod tests {
             ("ctime=2019-04-23T05:45", "2019-04-23T05:45:00+00:00", 3),
             ("ctime=2019-04-23T05:45:30", "2019-04-23T05:45:30+00:00", 4),
             ("ctime=2019-04-23T05+03:00", "2019-04-23T05:00:00+03:00", 3),
-            (
-                "ctime=2019-04-23T05:45+03:45",
-                "2019-04-23T05:45:00+03:45",
-                4,
-            ),
-            (
-                "ctime=2019-04-23T05:45:30+03",
-                "2019-04-23T05:45:30+03:00",
-                4,
-            ),
-            (
-                "ctime=2019-04-23T05:45:30-02",
-                "2019-04-23T05:45:30-02:00",
-                4,
-            ),
-            (
-                "ctime=2019-04-23T05:45:30+03:00",
-                "2019-04-23T05:45:30+03:00",
-                5,
-            ),
+            ("ctime=2019-04-23T05:45+03:45", "2019-04-23T05:45:00+03:45", 4),
+            ("ctime=2019-04-23T05:45:30+03", "2019-04-23T05:45:30+03:00", 4),
+            ("ctime=2019-04-23T05:45:30-02", "2019-04-23T05:45:30-02:00", 4),
+            ("ctime=2019-04-23T05:45:30+03:00", "2019-04-23T05:45:30+03:00", 5),
             ("ctime=2019-04-23T05-00:00", "2019-04-23T05:00:00+00:00", 3),
             ("ctime=2019-04-23T05-23:59", "2019-04-23T05:00:00-23:59", 3),
             // Python only checks the total offset
@@ -1147,9 +1033,7 @@ mod tests {
         err_at("ctime=in=2019-01-01,2019-01-02", 13, "-");
         // ... but the last element of a list may be one
         let list = one("ctime=in=1,2019-01-01");
-        let Value::List(items) = list else {
-            panic!("{list:?}")
-        };
+        let Value::List(items) = list else { panic!("{list:?}") };
         assert!(matches!(items[1], Value::DateTime(_)));
         // a non-ASCII char is no printable: the datetime matches, then the char is junk
         err_at("x=2019-01-01é", 12, "é");
@@ -1184,11 +1068,7 @@ mod tests {
             e.pyparsing_message("id=1&&").unwrap(),
             "Expected end of text, found '&'  (at char 5), (line:1, col:6)"
         );
-        let e = ParseError::Syntax {
-            position: 3,
-            found: None,
-            expected: "end of text".into(),
-        };
+        let e = ParseError::Syntax { position: 3, found: None, expected: "end of text".into() };
         assert_eq!(
             e.to_string(),
             "The query string format is invalid: expected end of text, found end of input at position 3 (column 4)"
@@ -1204,10 +1084,7 @@ mod tests {
     #[test]
     fn pyparsing_found_tokens() {
         let msg = |q: &str| parse(q).unwrap_err().pyparsing_message(q).unwrap();
-        assert_eq!(
-            msg("id=1\n\tfoo"),
-            "Expected end of text, found 'foo'  (at char 13), (line:2, col:9)"
-        );
+        assert_eq!(msg("id=1\n\tfoo"), "Expected end of text, found 'foo'  (at char 13), (line:2, col:9)");
         assert_eq!(
             msg("abcdefghijklmnopqrst"),
             "Expected end of text, found 'abcdefghijklmnop'  (at char 0), (line:1, col:1)"
@@ -1230,20 +1107,14 @@ mod tests {
     }
 
     fn quoted(v: &str) -> String {
-        let body = v
-            .replace('"', "\"\"")
-            .replace('\n', "\\n")
-            .replace('\r', "\\r")
-            .replace('\t', "\\t");
+        let body = v.replace('"', "\"\"").replace('\n', "\\n").replace('\r', "\\r").replace('\t', "\\t");
         format!("\"{body}\"")
     }
 
     fn is_word(v: &str) -> bool {
         let bare = v.strip_prefix(['+', '-']).unwrap_or(v);
         let mut chars = bare.chars();
-        chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
             && !bare.starts_with("true")
             && !bare.starts_with("false")
@@ -1251,21 +1122,10 @@ mod tests {
 
     fn string_value() -> impl Strategy<Value = Rendered> {
         // Backslashes are left out: the grammar has no way to write one before `n`, `x`, ...
-        let text = prop_oneof![
-            "[^\\\\]{0,12}",
-            "[a-z\"&%,= \n\t]{0,12}",
-            "[+-]?[A-Za-z_][A-Za-z0-9_-]{0,8}",
-        ];
+        let text = prop_oneof!["[^\\\\]{0,12}", "[a-z\"&%,= \n\t]{0,12}", "[+-]?[A-Za-z_][A-Za-z0-9_-]{0,8}",];
         (text, any::<bool>()).prop_map(|(v, bare)| {
-            let text = if bare && is_word(&v) {
-                v.clone()
-            } else {
-                quoted(&v)
-            };
-            Rendered {
-                value: Value::Str(v),
-                text,
-            }
+            let text = if bare && is_word(&v) { v.clone() } else { quoted(&v) };
+            Rendered { value: Value::Str(v), text }
         })
     }
 
@@ -1320,13 +1180,7 @@ mod tests {
                 let offset = FixedOffset::east_opt(offset_minutes * 60).unwrap();
                 let datetime = offset.with_ymd_and_hms(y, mo, d, h, mi, sec).unwrap();
                 let precision = 1 + text.matches(['T', ':']).count() as u8;
-                Rendered {
-                    value: Value::DateTime(DateTimeValue {
-                        datetime,
-                        precision,
-                    }),
-                    text,
-                }
+                Rendered { value: Value::DateTime(DateTimeValue { datetime, precision }), text }
             },
         )
     }
@@ -1335,20 +1189,11 @@ mod tests {
     fn list_scalar() -> impl Strategy<Value = Rendered> {
         prop_oneof![
             string_value(),
-            any::<i64>().prop_map(|n| Rendered {
-                value: Value::Int(n),
-                text: n.to_string(),
-            }),
+            any::<i64>().prop_map(|n| Rendered { value: Value::Int(n), text: n.to_string() }),
             any::<f64>()
                 .prop_filter("finite", |f| f.is_finite())
-                .prop_map(|f| Rendered {
-                    value: Value::Float(f),
-                    text: format!("{f:?}"),
-                }),
-            any::<bool>().prop_map(|b| Rendered {
-                value: Value::Bool(b),
-                text: b.to_string(),
-            }),
+                .prop_map(|f| Rendered { value: Value::Float(f), text: format!("{f:?}") }),
+            any::<bool>().prop_map(|b| Rendered { value: Value::Bool(b), text: b.to_string() }),
         ]
     }
 
@@ -1361,8 +1206,7 @@ mod tests {
     fn rendered_field() -> impl Strategy<Value = (Field, String)> {
         let key = "[A-Za-z_][A-Za-z0-9_-]{0,8}";
         let scalar = prop_oneof![3 => list_scalar(), 1 => datetime_value()];
-        let single = (proptest::sample::select(ALL_OPS.to_vec()), scalar)
-            .prop_map(|(op, r)| (op, r.value, r.text));
+        let single = (proptest::sample::select(ALL_OPS.to_vec()), scalar).prop_map(|(op, r)| (op, r.value, r.text));
         let list = (
             proptest::sample::select(vec![Op::Eq, Op::In, Op::NotIn]),
             proptest::collection::vec((list_scalar(), ws(), ws()), 2..5),
@@ -1378,12 +1222,10 @@ mod tests {
                 let values = items.into_iter().map(|(r, _, _)| r.value).collect();
                 (op, Value::List(values), text)
             });
-        (key, prop_oneof![single, list], ws(), ws(), ws()).prop_map(
-            |(key, (op, value, text), w1, w2, w3)| {
-                let rendered = format!("{w1}{key}{w2}{}{w3}{text}", op.as_str());
-                (Field { key, op, value }, rendered)
-            },
-        )
+        (key, prop_oneof![single, list], ws(), ws(), ws()).prop_map(|(key, (op, value, text), w1, w2, w3)| {
+            let rendered = format!("{w1}{key}{w2}{}{w3}{text}", op.as_str());
+            (Field { key, op, value }, rendered)
+        })
     }
 
     proptest! {
@@ -1433,10 +1275,7 @@ mod tests {
         if let Err(e) = parse(q) {
             let _ = e.to_string();
             let msg = e.pyparsing_message(q);
-            if let ParseError::Syntax {
-                position, found, ..
-            } = e
-            {
+            if let ParseError::Syntax { position, found, .. } = e {
                 assert!(found.is_some());
                 assert!(position < expand_tabs(q).len());
                 assert!(msg.is_some());

@@ -54,7 +54,10 @@ pub enum Source {
     Path(PathBuf),
     Profile(String),
     /// A `postgresql://` URL and the disk-objectstore container of that database.
-    Postgres { url: String, repository: PathBuf },
+    Postgres {
+        url: String,
+        repository: PathBuf,
+    },
 }
 
 pub async fn open(source: &Source, limits: DbLimits) -> Result<Storage, StorageError> {
@@ -114,8 +117,8 @@ fn scratch_dir() -> Result<tempfile::TempDir, StorageError> {
 /// a private temporary file, and serves repository files straight from the zip.
 pub async fn open_archive(path: &Path, limits: DbLimits) -> Result<Storage, StorageError> {
     let file = File::open(path).map_err(|e| invalid(path, format!("cannot open: {e}")))?;
-    let mut zip = zip::ZipArchive::new(file)
-        .map_err(|e| invalid(path, format!("not a valid .aiida archive (zip): {e}")))?;
+    let mut zip =
+        zip::ZipArchive::new(file).map_err(|e| invalid(path, format!("not a valid .aiida archive (zip): {e}")))?;
     let metadata: serde_json::Value = {
         let mut entry = zip
             .by_name("metadata.json")
@@ -141,9 +144,7 @@ pub async fn open_archive(path: &Path, limits: DbLimits) -> Result<Storage, Stor
     let scratch = scratch_dir()?;
     let db_path = scratch.path().join("db.sqlite3");
     {
-        let mut entry = zip
-            .by_name("db.sqlite3")
-            .map_err(|_| invalid(path, "archive has no db.sqlite3"))?;
+        let mut entry = zip.by_name("db.sqlite3").map_err(|_| invalid(path, "archive has no db.sqlite3"))?;
         let mut out = File::create(&db_path).map_err(|e| invalid(&db_path, e.to_string()))?;
         std::io::copy(&mut entry, &mut out)
             .map_err(|e| invalid(path, format!("cannot extract db.sqlite3 (corrupt archive?): {e}")))?;
@@ -166,7 +167,15 @@ pub async fn open_profile_folder(dir: &Path, limits: DbLimits) -> Result<Storage
     if !db_path.is_file() {
         return Err(StorageError::Missing(db_path));
     }
-    let pool = SqlitePool::open(&db_path, false, limits)
+    let immutable = wal_without_shared_memory(&db_path);
+    if immutable {
+        tracing::warn!(
+            "{} is in WAL mode and no writer has it open: reading it as unchanging, so that no -wal/-shm \
+             files are created next to it (restart aiida-rest to see later changes)",
+            db_path.display()
+        );
+    }
+    let pool = SqlitePool::open(&db_path, immutable, limits)
         .map_err(|e| invalid(&db_path, format!("not a readable SQLite database: {e}")))?;
     check_aiida_tables(&pool, &db_path).await?;
     let version = scalar(&pool, "SELECT version_num FROM alembic_version")
@@ -210,9 +219,8 @@ pub async fn open_psql_dos(settings: &PsqlDos, limits: DbLimits) -> Result<Stora
 /// Opens `postgresql://user:password@host:port/database` with the container at `repository`
 /// (the container folder itself, or the folder that holds `container/`).
 pub async fn open_postgres(url: &str, repository: &Path, limits: DbLimits) -> Result<Storage, StorageError> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| StorageError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+    let mut config: tokio_postgres::Config =
+        url.parse().map_err(|e| StorageError::Config(format!("invalid PostgreSQL URL: {e}")))?;
     if config.get_hosts().is_empty() {
         add_local_sockets(&mut config);
     }
@@ -240,7 +248,11 @@ fn add_local_sockets(config: &mut tokio_postgres::Config) {
     }
 }
 
-async fn open_pg(config: tokio_postgres::Config, container_dir: &Path, limits: DbLimits) -> Result<Storage, StorageError> {
+async fn open_pg(
+    config: tokio_postgres::Config,
+    container_dir: &Path,
+    limits: DbLimits,
+) -> Result<Storage, StorageError> {
     let target = PgPool::describe(&config);
     let pool = PgPool::connect(config, limits).await.map_err(|e| {
         let reason = match e {
@@ -278,7 +290,9 @@ async fn open_pg(config: tokio_postgres::Config, container_dir: &Path, limits: D
     {
         return Err(invalid(
             container_dir,
-            format!("this container (id {found}) is not the repository of {target}, which expects container id {expected}"),
+            format!(
+                "this container (id {found}) is not the repository of {target}, which expects container id {expected}"
+            ),
         ));
     }
     Ok(Storage {
@@ -287,6 +301,18 @@ async fn open_pg(config: tokio_postgres::Config, container_dir: &Path, limits: D
         description: format!("PostgreSQL {target} with the repository {}", container_dir.display()),
         _scratch: Vec::new(),
     })
+}
+
+/// Whether the database is in WAL mode (header bytes 18-19 are 2) with no `-shm` file: a
+/// read-only connection would then create `-wal` and `-shm` files next to the user's data.
+/// AiiDA itself does not use WAL, so this is for databases someone converted.
+fn wal_without_shared_memory(db_path: &Path) -> bool {
+    let mut header = [0u8; 20];
+    let is_wal =
+        File::open(db_path).and_then(|mut f| f.read_exact(&mut header)).is_ok() && header[18] == 2 && header[19] == 2;
+    let mut shm = db_path.as_os_str().to_owned();
+    shm.push("-shm");
+    is_wal && !Path::new(&shm).exists()
 }
 
 async fn check_aiida_tables(pool: &SqlitePool, path: &Path) -> Result<(), StorageError> {

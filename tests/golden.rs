@@ -227,7 +227,8 @@ fn diff(a: &Value, b: &Value, path: &str, relax: &Value) -> Option<String> {
             let have: Vec<Value> = y.iter().map(canon_route).collect();
             let missing: Vec<&Value> =
                 a.as_array().unwrap().iter().filter(|x| !have.contains(&canon_route(x))).collect();
-            return (!missing.is_empty()).then(|| format!("{path}: candidate lacks {:?}", &missing[..missing.len().min(3)]));
+            return (!missing.is_empty())
+                .then(|| format!("{path}: candidate lacks {:?}", &missing[..missing.len().min(3)]));
         }
         _ => {}
     }

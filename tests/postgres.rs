@@ -21,9 +21,7 @@ fn container() -> std::path::PathBuf {
 }
 
 async fn open(url: &str, limits: DbLimits) -> storage::Storage {
-    storage::open_postgres(url, &container(), limits)
-        .await
-        .expect("the fixture database opens")
+    storage::open_postgres(url, &container(), limits).await.expect("the fixture database opens")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -44,8 +42,7 @@ async fn sessions_are_read_only() {
         }
     }
     let mut q = db.query();
-    q.push("SELECT current_setting('transaction_read_only'), label FROM db_dbnode WHERE id = ")
-        .bind_int(1);
+    q.push("SELECT current_setting('transaction_read_only'), label FROM db_dbnode WHERE id = ").bind_int(1);
     let rows = db.fetch_all(q).await.unwrap();
     assert_eq!(rows[0][0].as_str(), Some("on"));
     assert_eq!(rows[0][1].as_str(), Some("bash"), "nothing was written");
@@ -54,18 +51,12 @@ async fn sessions_are_read_only() {
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_queries_stop_at_the_statement_timeout() {
     let Some(url) = pg::shared() else { return };
-    let limits = DbLimits {
-        max_connections: 2,
-        statement_timeout: Duration::from_millis(300),
-    };
+    let limits = DbLimits { max_connections: 2, statement_timeout: Duration::from_millis(300) };
     let storage = open(url, limits).await;
     let mut q = storage.db.query();
     q.push("SELECT pg_sleep(5)");
     let started = Instant::now();
-    assert!(matches!(
-        storage.db.fetch_all(q).await,
-        Err(DbError::Timeout)
-    ));
+    assert!(matches!(storage.db.fetch_all(q).await, Err(DbError::Timeout)));
     assert!(started.elapsed() < Duration::from_secs(3));
     // The connection survives a cancelled statement.
     let mut q = storage.db.query();
@@ -76,10 +67,7 @@ async fn slow_queries_stop_at_the_statement_timeout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_pool_is_bounded() {
     let Some(url) = pg::shared() else { return };
-    let limits = DbLimits {
-        max_connections: 2,
-        statement_timeout: Duration::from_secs(10),
-    };
+    let limits = DbLimits { max_connections: 2, statement_timeout: Duration::from_secs(10) };
     let storage = Arc::new(open(url, limits).await);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -97,17 +85,10 @@ async fn the_pool_is_bounded() {
     }
     for task in tasks {
         let others_active = task.await.unwrap();
-        assert!(
-            others_active <= 1,
-            "{others_active} other queries ran at the same time"
-        );
+        assert!(others_active <= 1, "{others_active} other queries ran at the same time");
     }
     // Six queries of 0.3 s through two connections take three rounds.
-    assert!(
-        started.elapsed() >= Duration::from_millis(850),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_millis(850), "{:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,15 +103,9 @@ async fn a_foreign_container_is_refused() {
         r#"{"container_version": 1, "loose_prefix_len": 2, "pack_size_target": 4294967296, "hash_type": "sha256", "container_id": "00112233445566778899aabbccddeeff", "compression_algorithm": "zlib+1"}"#,
     )
     .unwrap();
-    let err = storage::open_postgres(url, dir.path(), DbLimits::default())
-        .await
-        .err()
-        .expect("refused");
+    let err = storage::open_postgres(url, dir.path(), DbLimits::default()).await.err().expect("refused");
     assert!(matches!(err, StorageError::Invalid { .. }), "{err}");
-    assert!(
-        err.to_string().contains("033224ffd2184514ad071d5c4cb0d14b"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("033224ffd2184514ad071d5c4cb0d14b"), "{err}");
 }
 
 /// PostgreSQL goes down while requests run: they get 503 JSON answers, and once the server is
@@ -142,15 +117,9 @@ async fn recovers_when_postgresql_restarts() {
         Err(why) => return pg::unavailable(&why),
     };
     let url = pg::load_fixture(&cluster.admin_url(), false).expect("fixture loads");
-    let limits = DbLimits {
-        max_connections: 3,
-        statement_timeout: Duration::from_secs(10),
-    };
+    let limits = DbLimits { max_connections: 3, statement_timeout: Duration::from_secs(10) };
     let storage = open(&url, limits).await;
-    let app = api::router(AppState {
-        storage: Arc::new(storage),
-        settings: Arc::new(Settings::default()),
-    });
+    let app = api::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
     let uri = "/api/v4/nodes?limit=3&orderby=-id";
 
     // Background load: a bounded number of requests, stopped by a flag or a deadline.
@@ -160,16 +129,10 @@ async fn recovers_when_postgresql_restarts() {
         tokio::spawn(async move {
             let deadline = Instant::now() + Duration::from_secs(120);
             let mut statuses = Vec::new();
-            while !stop.load(Ordering::Relaxed)
-                && statuses.len() < 20_000
-                && Instant::now() < deadline
-            {
+            while !stop.load(Ordering::Relaxed) && statuses.len() < 20_000 && Instant::now() < deadline {
                 let answer = support::get(&app, uri).await;
                 if answer.status == 503 {
-                    assert!(
-                        answer.json()["message"].is_string(),
-                        "503 without a message"
-                    );
+                    assert!(answer.json()["message"].is_string(), "503 without a message");
                 }
                 statuses.push(answer.status);
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -181,25 +144,16 @@ async fn recovers_when_postgresql_restarts() {
     assert_eq!(support::get(&app, uri).await.status, 200);
 
     let c = cluster.clone();
-    tokio::task::spawn_blocking(move || c.stop())
-        .await
-        .unwrap()
-        .expect("pg_ctl stop");
+    tokio::task::spawn_blocking(move || c.stop()).await.unwrap().expect("pg_ctl stop");
     let down = support::get(&app, uri).await;
     assert_eq!(down.status, 503, "{}", String::from_utf8_lossy(&down.body));
-    assert_eq!(
-        down.header("content-type").as_deref(),
-        Some("application/json")
-    );
+    assert_eq!(down.header("content-type").as_deref(), Some("application/json"));
     let message = down.json()["message"].as_str().unwrap().to_string();
     eprintln!("while PostgreSQL is down: 503 {message}");
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let c = cluster.clone();
-    tokio::task::spawn_blocking(move || c.start_again())
-        .await
-        .unwrap()
-        .expect("pg_ctl start");
+    tokio::task::spawn_blocking(move || c.start_again()).await.unwrap().expect("pg_ctl start");
     let mut recovered = None;
     for attempt in 0..50 {
         if support::get(&app, uri).await.status == 200 {
@@ -223,10 +177,7 @@ async fn recovers_when_postgresql_restarts() {
         count(200),
         count(503)
     );
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 503),
-        "{statuses:?}"
-    );
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
     assert!(count(503) > 0 && count(200) > 0);
     assert_eq!(statuses.last(), Some(&200));
 }
@@ -263,14 +214,8 @@ fn serve_and_get(args: &[&str], env: &[(&str, &Path)], path: &str) -> (String, S
         panic!("the server did not start: {log}");
     };
     let mut stream = std::net::TcpStream::connect(&address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     child.kill().unwrap();

@@ -23,12 +23,7 @@ async fn post(app: &Router, body: &Value) -> Answer {
 }
 
 fn ids(body: &Value, tag: &str) -> Vec<i64> {
-    body["data"][tag]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["id"].as_i64().unwrap())
-        .collect()
+    body["data"][tag].as_array().unwrap().iter().map(|n| n["id"].as_i64().unwrap()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -46,26 +41,10 @@ async fn cors_preflight_allows_the_explorer() {
     let response = app.oneshot(req).await.unwrap();
     assert_eq!(response.status(), 200);
     let headers = response.headers();
-    assert_eq!(
-        headers["access-control-allow-origin"],
-        "https://www.materialscloud.org"
-    );
+    assert_eq!(headers["access-control-allow-origin"], "https://www.materialscloud.org");
     assert_eq!(headers["access-control-allow-headers"], "content-type");
-    assert!(
-        headers["access-control-allow-methods"]
-            .to_str()
-            .unwrap()
-            .contains("POST")
-    );
-    assert!(
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .is_empty()
-    );
+    assert!(headers["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert!(response.into_body().collect().await.unwrap().to_bytes().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -75,12 +54,7 @@ async fn get_explains_how_to_post() {
     assert_eq!(answer.status, 405);
     assert_eq!(answer.header("x-total-count").as_deref(), Some("1"));
     let body = answer.json();
-    assert!(
-        body["data"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Method Not Allowed. Use HTTP POST")
-    );
+    assert!(body["data"]["message"].as_str().unwrap().starts_with("Method Not Allowed. Use HTTP POST"));
     assert_eq!(body["method"], "GET");
     assert_eq!(body["resource_type"], "QueryBuilder");
     assert!(body.get("id").is_none());
@@ -91,14 +65,7 @@ async fn get_explains_how_to_post() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn posting_can_be_switched_off() {
-    let app = support::app_with(
-        Backend::Archive,
-        Settings {
-            posting: false,
-            ..Settings::default()
-        },
-    )
-    .await;
+    let app = support::app_with(Backend::Archive, Settings { posting: false, ..Settings::default() }).await;
     for method in ["GET", "POST"] {
         let answer = request(&app, method, QB, Some("{}")).await;
         assert_eq!(answer.status, 404, "{method}");
@@ -113,32 +80,17 @@ async fn bad_bodies_are_400_and_huge_ones_413() {
         ("not-json", "not valid JSON"),
         ("[1, 2]", "MUST be a valid QueryBuilder.as_dict()"),
         ("{}", "'path' is missing"),
-        (
-            r#"{"path": [{"entity_type": "", "tag": "n"}], "limit": 1, "color": "red"}"#,
-            "'color' is not a key",
-        ),
-        (
-            r#"{"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"id": {"=": 1}}}}"#,
-            "unknown operator '='",
-        ),
-        (
-            r#"{"path": [{"entity_type": "", "tag": "n"}], "project": {"n": ["colour"]}}"#,
-            "valid columns are",
-        ),
+        (r#"{"path": [{"entity_type": "", "tag": "n"}], "limit": 1, "color": "red"}"#, "'color' is not a key"),
+        (r#"{"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"id": {"=": 1}}}}"#, "unknown operator '='"),
+        (r#"{"path": [{"entity_type": "", "tag": "n"}], "project": {"n": ["colour"]}}"#, "valid columns are"),
     ] {
         let answer = request(&app, "POST", QB, Some(body)).await;
         assert_eq!(answer.status, 400, "{body}");
         let message = answer.json()["message"].as_str().unwrap().to_string();
         assert!(message.contains(needle), "{body}: {message}");
-        assert_eq!(
-            answer.header("access-control-allow-origin").as_deref(),
-            Some("*")
-        );
+        assert_eq!(answer.header("access-control-allow-origin").as_deref(), Some("*"));
     }
-    let huge = format!(
-        r#"{{"path": [{{"entity_type": "", "tag": "{}"}}]}}"#,
-        "x".repeat(5 << 20)
-    );
+    let huge = format!(r#"{{"path": [{{"entity_type": "", "tag": "{}"}}]}}"#, "x".repeat(5 << 20));
     let answer = request(&app, "POST", QB, Some(&huge)).await;
     assert_eq!(answer.status, 413);
     assert!(answer.json()["message"].is_string());
@@ -146,14 +98,7 @@ async fn bad_bodies_are_400_and_huge_ones_413() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_are_capped_but_counted() {
-    let app = support::app_with(
-        Backend::Archive,
-        Settings {
-            max_rows: 7,
-            ..Settings::default()
-        },
-    )
-    .await;
+    let app = support::app_with(Backend::Archive, Settings { max_rows: 7, ..Settings::default() }).await;
     let all = json!({"path": [{"entity_type": "", "tag": "n"}], "project": {"n": ["id"]}});
     let answer = post(&app, &all).await;
     assert_eq!(ids(&answer.json(), "n"), (1..=7).collect::<Vec<_>>());
@@ -178,20 +123,11 @@ async fn rows_are_capped_but_counted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn emails_are_never_returned() {
     let app = support::app(Backend::Archive).await;
-    for project in [
-        json!(["**"]),
-        json!([{"*": {}}]),
-        json!(["id", "email"]),
-        json!([]),
-    ] {
-        let body =
-            json!({"path": [{"entity_type": "user", "tag": "u"}], "project": {"u": project}});
+    for project in [json!(["**"]), json!([{"*": {}}]), json!(["id", "email"]), json!([])] {
+        let body = json!({"path": [{"entity_type": "user", "tag": "u"}], "project": {"u": project}});
         let answer = post(&app, &body).await;
         assert_eq!(answer.status, 200);
-        assert!(
-            !String::from_utf8_lossy(&answer.body).contains('@'),
-            "{project}"
-        );
+        assert!(!String::from_utf8_lossy(&answer.body).contains('@'), "{project}");
     }
     // Filtering on it is allowed, as on /users.
     let body = json!({"path": [{"entity_type": "user", "tag": "u"}], "filters": {"u": {"email": {"like": "%@%"}}}, "project": {"u": ["id"]}});
@@ -214,10 +150,7 @@ async fn json_values_keep_their_types() {
         assert_eq!(post(&app, &body).await.json()["data"], json!({}));
         let body = json!({"path": [{"entity_type": "data.core.float.Float.", "tag": "n"}],
             "filters": {"n": {"attributes.value": {">": 0, "<": 1}}}, "project": {"n": ["id"]}, "limit": 3});
-        assert_eq!(
-            ids(&post(&app, &body).await.json(), "n"),
-            vec![18, 268, 271]
-        );
+        assert_eq!(ids(&post(&app, &body).await.json(), "n"), vec![18, 268, 271]);
     }
 }
 
@@ -235,13 +168,7 @@ async fn joins_the_reference_cannot_project() {
         "filters": {"a--d": {"depth": 0}}, "project": {"d": ["id"], "a--d": ["depth"]}, "order_by": {"d": ["id"]}});
     let answer = post(&app, &body).await.json();
     assert!(!ids(&answer, "d").is_empty());
-    assert!(
-        answer["data"]["a--d"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["depth"] == 0)
-    );
+    assert!(answer["data"]["a--d"].as_array().unwrap().iter().all(|e| e["depth"] == 0));
     // Comments and logs, which the reference cannot reach from JSON.
     let body = json!({"path": [{"entity_type": "", "tag": "n"}, {"entity_type": "comment", "tag": "c", "with_node": "n"}],
         "project": {"c": ["content"]}, "order_by": {"c": ["id"]}});
@@ -254,15 +181,8 @@ async fn joins_the_reference_cannot_project() {
 #[tokio::test(flavor = "multi_thread")]
 async fn query_string_is_echoed_undecoded() {
     let app = support::app(Backend::Archive).await;
-    let body =
-        r#"{"path": [{"entity_type": "", "tag": "n"}], "project": {"n": ["id"]}, "limit": 1}"#;
-    let answer = request(
-        &app,
-        "POST",
-        "/api/v4/querybuilder?label=%22a%20b%22",
-        Some(body),
-    )
-    .await;
+    let body = r#"{"path": [{"entity_type": "", "tag": "n"}], "project": {"n": ["id"]}, "limit": 1}"#;
+    let answer = request(&app, "POST", "/api/v4/querybuilder?label=%22a%20b%22", Some(body)).await;
     assert_eq!(answer.json()["query_string"], "label=%22a%20b%22");
     let answer = request(&app, "POST", "/api/v4/querybuilder?profile=x", Some(body)).await;
     assert_eq!(answer.status, 400);
@@ -277,19 +197,9 @@ const ENTITIES: &[(&str, &[(&str, &str)])] = &[
     ("data.core.structure.StructureData.", NODE_JOINS),
     ("process.calculation.calcjob.CalcJobNode.", NODE_JOINS),
     ("process.workflow.", NODE_JOINS),
-    (
-        "group.core",
-        &[("with_node", "node"), ("with_user", "user")],
-    ),
+    ("group.core", &[("with_node", "node"), ("with_user", "user")]),
     ("computer", &[("with_node", "node")]),
-    (
-        "user",
-        &[
-            ("with_node", "node"),
-            ("with_group", "group"),
-            ("with_comment", "comment"),
-        ],
-    ),
+    ("user", &[("with_node", "node"), ("with_group", "group"), ("with_comment", "comment")]),
     ("comment", &[("with_node", "node"), ("with_user", "user")]),
     ("log", &[("with_node", "node")]),
 ];
@@ -346,20 +256,11 @@ fn columns(kind: &str) -> (&'static [&'static str], &'static [&'static str]) {
                 "attributes..x",
             ],
         ),
-        "group" => (
-            &["id", "uuid", "label", "type_string", "time", "user_id"],
-            &["extras", "extras.a"],
-        ),
-        "computer" => (
-            &["id", "uuid", "label", "hostname", "scheduler_type"],
-            &["metadata", "metadata.workdir"],
-        ),
+        "group" => (&["id", "uuid", "label", "type_string", "time", "user_id"], &["extras", "extras.a"]),
+        "computer" => (&["id", "uuid", "label", "hostname", "scheduler_type"], &["metadata", "metadata.workdir"]),
         "user" => (&["id", "email", "first_name", "institution"], &[]),
         "comment" => (&["id", "uuid", "content", "dbnode_id", "ctime"], &[]),
-        "log" => (
-            &["id", "levelname", "message", "time", "dbnode_id"],
-            &["metadata", "metadata.name"],
-        ),
+        "log" => (&["id", "levelname", "message", "time", "dbnode_id"], &["metadata", "metadata.name"]),
         _ => (&["label", "type", "input_id", "output_id", "id"], &[]),
     }
 }
@@ -373,21 +274,8 @@ fn json_leaf() -> impl Strategy<Value = Value> {
         Just(json!(1e300)),
         Just(json!(-0.5)),
         Just(json!(0.25)),
-        prop::sample::select(vec![
-            "",
-            "a",
-            "%",
-            "ref%",
-            "x\"y",
-            "ü",
-            "\\",
-            "2024-05-01",
-            "alpha",
-            "data.%",
-            "Si",
-            "1"
-        ])
-        .prop_map(Value::from),
+        prop::sample::select(vec!["", "a", "%", "ref%", "x\"y", "ü", "\\", "2024-05-01", "alpha", "data.%", "Si", "1"])
+            .prop_map(Value::from),
     ]
 }
 
@@ -395,13 +283,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     json_leaf().prop_recursive(2, 8, 3, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
-            prop::collection::vec(
-                (prop::sample::select(vec!["a", "b", "name", "tag"]), inner),
-                0..3
-            )
-            .prop_map(|kv| Value::Object(
-                kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-            )),
+            prop::collection::vec((prop::sample::select(vec!["a", "b", "name", "tag"]), inner), 0..3)
+                .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
         ]
     })
 }
@@ -435,51 +318,34 @@ const OPERATORS: &[&str] = &[
 fn condition(kind: &'static str) -> impl Strategy<Value = Value> {
     let (plain, json_cols) = columns(kind);
     let names: Vec<&'static str> = plain.iter().chain(json_cols.iter()).copied().collect();
-    (
-        prop::sample::select(names),
-        prop::sample::select(OPERATORS.to_vec()),
-        json_value(),
-        any::<u8>(),
-    )
-        .prop_map(|(column, op, value, pick)| {
+    (prop::sample::select(names), prop::sample::select(OPERATORS.to_vec()), json_value(), any::<u8>()).prop_map(
+        |(column, op, value, pick)| {
             let value = match op {
                 "in" | "!in" | "~in" if !value.is_array() => json!([value]),
                 "like" | "ilike" | "!like" if pick % 4 != 0 => {
                     json!(["%", "a%", "ref%", "%\\_%"][pick as usize % 4])
                 }
-                "of_type" => json!(
-                    ["object", "array", "string", "number", "boolean", "null"][pick as usize % 6]
-                ),
+                "of_type" => json!(["object", "array", "string", "number", "boolean", "null"][pick as usize % 6]),
                 "of_length" | "longer" | "shorter" => json!(pick % 4),
                 "has_key" | "~has_key" => json!(["tag", "value", "a", "0"][pick as usize % 4]),
                 _ => value,
             };
-            if pick % 7 == 0 {
-                json!({ column: value })
-            } else {
-                json!({ column: { op: value } })
-            }
-        })
+            if pick % 7 == 0 { json!({ column: value }) } else { json!({ column: { op: value } }) }
+        },
+    )
 }
 
 fn filters(kind: &'static str) -> impl Strategy<Value = Value> {
     let leaf = condition(kind);
     leaf.prop_recursive(2, 6, 3, |inner| {
-        (
-            prop::sample::select(vec!["and", "or", "!and", "~or"]),
-            prop::collection::vec(inner, 0..3),
-        )
+        (prop::sample::select(vec!["and", "or", "!and", "~or"]), prop::collection::vec(inner, 0..3))
             .prop_map(|(combinator, parts)| json!({ combinator: parts }))
     })
 }
 
 fn projection(kind: &'static str) -> impl Strategy<Value = Value> {
     let (plain, json_cols) = columns(kind);
-    let mut names: Vec<Value> = plain
-        .iter()
-        .chain(json_cols.iter())
-        .map(|c| json!(c))
-        .collect();
+    let mut names: Vec<Value> = plain.iter().chain(json_cols.iter()).map(|c| json!(c)).collect();
     names.extend([json!("**"), json!("*")]);
     if let Some(first) = json_cols.first() {
         for cast in ["f", "i", "b", "t", "j", "d"] {
@@ -492,48 +358,30 @@ fn projection(kind: &'static str) -> impl Strategy<Value = Value> {
 fn order_item(kind: &'static str) -> impl Strategy<Value = Value> {
     let (plain, json_cols) = columns(kind);
     let names: Vec<&'static str> = plain.iter().chain(json_cols.iter()).copied().collect();
-    (
-        prop::sample::select(names),
-        any::<bool>(),
-        prop::sample::select(vec!["f", "i", "b", "t", "j", "d"]),
-    )
-        .prop_map(|(name, desc, cast)| {
+    (prop::sample::select(names), any::<bool>(), prop::sample::select(vec!["f", "i", "b", "t", "j", "d"])).prop_map(
+        |(name, desc, cast)| {
             let order = if desc { "desc" } else { "asc" };
-            if name.contains('.') {
-                json!({ name: {"order": order, "cast": cast} })
-            } else {
-                json!({ name: order })
-            }
-        })
+            if name.contains('.') { json!({ name: {"order": order, "cast": cast} }) } else { json!({ name: order }) }
+        },
+    )
 }
 
 /// A random QueryBuilder dict whose path is valid: every join names an earlier item of the
 /// type its keyword needs.
 fn query_dict() -> impl Strategy<Value = Value> {
-    (
-        prop::collection::vec(
-            (0..ENTITIES.len(), any::<u16>(), any::<bool>(), any::<u8>()),
-            1..4,
-        ),
-        any::<u64>(),
-    )
+    (prop::collection::vec((0..ENTITIES.len(), any::<u16>(), any::<bool>(), any::<u8>()), 1..4), any::<u64>())
         .prop_flat_map(|(items, seed)| {
             let mut path: Vec<Value> = Vec::new();
             let mut kinds: Vec<&'static str> = Vec::new();
             for (n, (entity, pick, outer, edge)) in items.into_iter().enumerate() {
                 let (entity_type, joins) = ENTITIES[entity];
                 let tag = format!("t{n}");
-                let mut item =
-                    json!({"entity_type": entity_type, "orm_base": kind(entity_type), "tag": tag});
+                let mut item = json!({"entity_type": entity_type, "orm_base": kind(entity_type), "tag": tag});
                 if n > 0 {
                     let options: Vec<(&str, usize)> = joins
                         .iter()
                         .flat_map(|&(keyword, wanted)| {
-                            kinds
-                                .iter()
-                                .enumerate()
-                                .filter(move |(_, k)| **k == wanted)
-                                .map(move |(j, _)| (keyword, j))
+                            kinds.iter().enumerate().filter(move |(_, k)| **k == wanted).map(move |(j, _)| (keyword, j))
                         })
                         .collect();
                     if options.is_empty() {
@@ -552,11 +400,8 @@ fn query_dict() -> impl Strategy<Value = Value> {
                 kinds.push(kind(entity_type));
                 path.push(item);
             }
-            let tags: Vec<(String, &'static str)> = kinds
-                .iter()
-                .enumerate()
-                .map(|(i, k)| (format!("t{i}"), *k))
-                .collect();
+            let tags: Vec<(String, &'static str)> =
+                kinds.iter().enumerate().map(|(i, k)| (format!("t{i}"), *k)).collect();
             let per_tag = tags
                 .iter()
                 .map(|(tag, k)| {
@@ -568,14 +413,7 @@ fn query_dict() -> impl Strategy<Value = Value> {
                     )
                 })
                 .collect::<Vec<_>>();
-            (
-                Just(path),
-                per_tag,
-                prop::option::of(0i64..30),
-                prop::option::of(0i64..500),
-                any::<bool>(),
-                Just(seed),
-            )
+            (Just(path), per_tag, prop::option::of(0i64..30), prop::option::of(0i64..500), any::<bool>(), Just(seed))
         })
         .prop_map(|(path, per_tag, limit, offset, distinct, seed)| {
             let mut filters = serde_json::Map::new();
@@ -596,12 +434,8 @@ fn query_dict() -> impl Strategy<Value = Value> {
             // or the exact type only.
             let mut path = path;
             if seed % 5 == 0 && path.len() > 1 && path[1].get("edge_tag").is_none() {
-                let edge = [
-                    json!(["**"]),
-                    json!(["label", "type"]),
-                    json!(["depth", "ancestor_id"]),
-                    json!(["dbnode_id"]),
-                ];
+                let edge =
+                    [json!(["**"]), json!(["label", "type"]), json!(["depth", "ancestor_id"]), json!(["dbnode_id"])];
                 project.insert("t0--t1".into(), edge[(seed / 5 % 4) as usize].clone());
                 let filter = [
                     json!({"type": {"in": ["create", "return"]}}),
@@ -625,22 +459,13 @@ fn query_dict() -> impl Strategy<Value = Value> {
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-    })
+    RUNTIME.get_or_init(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap())
 }
 
 fn app_on(backend: Backend) -> &'static Router {
     static ARCHIVE: OnceLock<Router> = OnceLock::new();
     static POSTGRES: OnceLock<Router> = OnceLock::new();
-    let cell = if backend == Backend::Postgres {
-        &POSTGRES
-    } else {
-        &ARCHIVE
-    };
+    let cell = if backend == Backend::Postgres { &POSTGRES } else { &ARCHIVE };
     cell.get_or_init(|| runtime().block_on(support::app(backend)))
 }
 

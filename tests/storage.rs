@@ -133,3 +133,25 @@ fn missing_profile_is_a_config_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("config.json"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wal_mode_databases_get_no_side_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path();
+    std::fs::copy(support::profile_path().join("database.sqlite"), profile.join("database.sqlite")).unwrap();
+    let container = support::profile_path().join("container");
+    std::os::unix::fs::symlink(&container, profile.join("container")).unwrap();
+    let conn = rusqlite::Connection::open(profile.join("database.sqlite")).unwrap();
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    drop(conn);
+    let before: Vec<_> = std::fs::read_dir(profile).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let storage = storage::open_path(profile, DbLimits::default()).await.unwrap();
+    let app = aiida_rest::api::router(aiida_rest::api::AppState {
+        storage: std::sync::Arc::new(storage),
+        settings: std::sync::Arc::new(Default::default()),
+    });
+    assert_eq!(support::get(&app, "/api/v4/nodes?limit=3").await.status, 200);
+    let after: Vec<_> = std::fs::read_dir(profile).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(before, after);
+}

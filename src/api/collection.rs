@@ -24,6 +24,9 @@ pub fn entity_of(resource: Resource) -> &'static Entity {
     }
 }
 
+/// Most attribute and extra keys projected in one list.
+const MAX_PROJECTED_KEYS: usize = 100;
+
 /// Which rows, in what order, which slice.
 pub struct Window {
     pub limit: i64,
@@ -54,7 +57,7 @@ pub fn window(params: &Params, page: Option<u64>, total: i64, max_rows: i64) -> 
     match page {
         Some(page) => {
             let perpage = params.perpage()?.unwrap_or(PERPAGE_DEFAULT);
-            if perpage == 0 {
+            if perpage < 1 {
                 return Err(ApiError::bad_request("perpage must be a positive integer"));
             }
             let last = if total == 0 { 1 } else { (total as u64).div_ceil(perpage as u64) };
@@ -84,9 +87,28 @@ pub fn window(params: &Params, page: Option<u64>, total: i64, max_rows: i64) -> 
 
 /// The `ORDER BY` list: the requested columns, then `id` ascending so that pages are stable.
 pub fn push_order(q: &mut Query, entity: &Entity, orderby: &[(String, bool)]) -> ApiResult<()> {
+    push_order_with(q, entity, &[], orderby)
+}
+
+/// [`push_order`] where `extra` names further orderable (name, SQL expression) pairs, such as
+/// the link columns of link lists.
+pub fn push_order_with(
+    q: &mut Query,
+    entity: &Entity,
+    extra: &[(&'static str, &'static str)],
+    orderby: &[(String, bool)],
+) -> ApiResult<()> {
     let mut seen: Vec<&str> = Vec::new();
     q.push(" ORDER BY ");
     for (name, desc) in orderby {
+        if let Some((name, sql)) = extra.iter().find(|(n, _)| n == name) {
+            if !seen.contains(name) {
+                seen.push(name);
+                let dir = direction(q.dialect, *desc);
+                q.push(sql).push(dir);
+            }
+            continue;
+        }
         let column = entity.column(name).ok_or_else(|| {
             ApiError::bad_request(format!(
                 "cannot order by {name}: not a column of {}; valid columns are: {}",
@@ -107,19 +129,24 @@ pub fn push_order(q: &mut Query, entity: &Entity, orderby: &[(String, bool)]) ->
             (Kind::Uuid, Dialect::Sqlite) => q.uuid_text(&qualified),
             _ => q.push(&qualified),
         };
-        q.push(match (q.dialect, *desc) {
-            (Dialect::Sqlite, false) => " ASC, ",
-            (Dialect::Sqlite, true) => " DESC, ",
-            // SQLite's NULL placement: smallest of all.
-            (Dialect::Postgres, false) => " ASC NULLS FIRST, ",
-            (Dialect::Postgres, true) => " DESC NULLS LAST, ",
-        });
+        let dir = direction(q.dialect, *desc);
+        q.push(dir);
     }
     if !seen.contains(&"id") {
         q.push(&entity.qualified("id")).push(" ASC, ");
     }
     q.sql.truncate(q.sql.len() - 2);
     Ok(())
+}
+
+fn direction(dialect: Dialect, desc: bool) -> &'static str {
+    match (dialect, desc) {
+        (Dialect::Sqlite, false) => " ASC, ",
+        (Dialect::Sqlite, true) => " DESC, ",
+        // SQLite's NULL placement: smallest of all.
+        (Dialect::Postgres, false) => " ASC NULLS FIRST, ",
+        (Dialect::Postgres, true) => " DESC NULLS LAST, ",
+    }
 }
 
 /// Resolves a UUID or UUID prefix from the path to the primary key.
@@ -195,9 +222,6 @@ pub async fn list(
     max_rows: i64,
 ) -> ApiResult<Response> {
     let params = Params::parse(&ctx.query)?;
-    if params.profile.is_some() {
-        return Err(ApiError::bad_request("specifying an explicit profile is not enabled for this REST API."));
-    }
     check_paging(&params, page)?;
     let entity = entity_of(resource);
     let is_node = resource == Resource::Nodes;
@@ -251,6 +275,13 @@ pub async fn list(
     push_projection(&mut q, entity);
     let attribute_keys = params.key_filter("attributes").filter(|_| attributes);
     let extra_keys = params.key_filter("extras").filter(|_| extras);
+    // Each key is a selected column; databases cap the number of columns.
+    let projected = attribute_keys.as_ref().map_or(0, Vec::len) + extra_keys.as_ref().map_or(0, Vec::len);
+    if projected > MAX_PROJECTED_KEYS {
+        return Err(ApiError::bad_request(format!(
+            "attributes_filter and extras_filter name {projected} keys; at most {MAX_PROJECTED_KEYS} are accepted."
+        )));
+    }
     push_json_projection(&mut q, "n.attributes", attributes, attribute_keys.as_deref());
     push_json_projection(&mut q, "n.extras", extras, extra_keys.as_deref());
     q.push(&from);
@@ -330,6 +361,9 @@ mod tests {
         push_order(&mut q, &schema::NODE, &[]).unwrap();
         assert_eq!(q.sql, " ORDER BY n.id ASC");
         assert!(push_order(&mut q, &schema::NODE, &[("nope".into(), false)]).is_err());
+        let mut q = Query::new(Dialect::Sqlite);
+        push_order_with(&mut q, &schema::NODE, &[("link_label", "l.label")], &[("link_label".into(), true)]).unwrap();
+        assert_eq!(q.sql, " ORDER BY l.label DESC, n.id ASC");
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub fn push_condition(q: &mut Query, column: &str, kind: Kind, name: &str, op: O
             let Value::List(items) = value else {
                 return Err(ApiError::bad_request(format!(
                     "the operator {} needs a list of values (a,b,...), got {}",
-                    op_text(op),
+                    op.as_str(),
                     display(value)
                 )));
             };
@@ -69,7 +69,7 @@ pub fn push_condition(q: &mut Query, column: &str, kind: Kind, name: &str, op: O
             let Value::Str(pattern) = value else {
                 return Err(ApiError::bad_request(format!(
                     "Value for operator {} has to be a string (you gave {})",
-                    op_text(op),
+                    op.as_str(),
                     display(value)
                 )));
             };
@@ -79,7 +79,7 @@ pub fn push_condition(q: &mut Query, column: &str, kind: Kind, name: &str, op: O
             if let Value::List(_) = value {
                 return Err(ApiError::bad_request(format!(
                     "the operator {} takes a single value; use =in= for a list",
-                    op_text(op)
+                    op.as_str()
                 )));
             }
             if let (Kind::Time, Value::DateTime(dt), Op::Eq) = (kind, value, op) {
@@ -95,11 +95,11 @@ pub fn push_condition(q: &mut Query, column: &str, kind: Kind, name: &str, op: O
                 q.push("(");
                 push_column(q, column, kind);
                 q.push(" >= ");
-                push_time(q, start);
+                push_time(q, start)?;
                 q.push(" AND ");
                 push_column(q, column, kind);
                 q.push(" < ");
-                push_time(q, start + step);
+                push_time(q, start + step)?;
                 q.push(")");
                 return Ok(());
             }
@@ -242,7 +242,7 @@ fn push_value(q: &mut Query, kind: Kind, name: &str, value: &Value) -> ApiResult
         (Kind::Text | Kind::Uuid, Value::Float(f)) => q.bind_text(crate::json::python_float_repr(*f)),
         (Kind::Text | Kind::Uuid, Value::Bool(b)) => q.bind_text(if *b { "1" } else { "0" }),
         (Kind::Time, Value::DateTime(dt)) => {
-            push_datetime(q, dt);
+            push_datetime(q, dt)?;
             q
         }
         (_, other) => {
@@ -256,32 +256,23 @@ fn push_value(q: &mut Query, kind: Kind, name: &str, value: &Value) -> ApiResult
     Ok(())
 }
 
-fn push_datetime(q: &mut Query, dt: &DateTimeValue) {
-    push_time(q, dt.datetime.with_timezone(&Utc));
+fn push_datetime(q: &mut Query, dt: &DateTimeValue) -> ApiResult<()> {
+    push_time(q, dt.datetime.with_timezone(&Utc))
 }
 
 /// Binds an instant in the storage's own representation (naive UTC text on SQLite).
-fn push_time(q: &mut Query, t: chrono::DateTime<Utc>) {
+fn push_time(q: &mut Query, t: chrono::DateTime<Utc>) -> ApiResult<()> {
+    use chrono::Datelike;
+    // Stored times are four-digit years; an offset can push 0001 or 9999 out of that range.
+    if !(1..=9999).contains(&t.year()) {
+        return Err(ApiError::bad_request("the datetime is outside the years 0001 to 9999 once converted to UTC"));
+    }
     let text = t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
     match q.dialect {
         Dialect::Sqlite => q.bind_text(text),
         Dialect::Postgres => q.push("CAST(").bind_text(format!("{text}+00")).push(" AS timestamptz)"),
     };
-}
-
-fn op_text(op: Op) -> &'static str {
-    match op {
-        Op::Eq => "=",
-        Op::Ne => "!=",
-        Op::Gt => ">",
-        Op::Ge => ">=",
-        Op::Lt => "<",
-        Op::Le => "<=",
-        Op::Like => "like",
-        Op::ILike => "ilike",
-        Op::In => "in",
-        Op::NotIn => "notin",
-    }
+    Ok(())
 }
 
 /// The node_type/process_type conditions a full type stands for (`node_type|process_type`,

@@ -2,8 +2,8 @@
 //! rules of the reference, and the JSON error answers.
 
 mod collection;
-mod node;
 mod conditions;
+mod node;
 mod params;
 mod properties;
 pub(crate) mod render;
@@ -66,7 +66,8 @@ async fn handle(State(state): State<AppState>, request: Request) -> Response {
         Some(axum::body::Bytes::new())
     };
     let prefix = state.settings.prefix.as_str();
-    let path = parts.uri.path();
+    // Routing sees the decoded path, as Werkzeug's does (`/api/v4/n%6Fdes` is `/nodes`).
+    let path = request::unquote(parts.uri.path());
     let under_prefix = path.starts_with(prefix);
     let mut response = if !under_prefix {
         unknown_route(&state)
@@ -127,9 +128,7 @@ async fn dispatch(state: &AppState, ctx: &Ctx, below: &str, body: &[u8]) -> ApiR
         Method::OPTIONS => {
             let mut response = StatusCode::OK.into_response();
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
             return Ok(response);
         }
         _ => return Err(ApiError::MethodNotAllowed(allow)),
@@ -142,9 +141,7 @@ async fn dispatch(state: &AppState, ctx: &Ctx, below: &str, body: &[u8]) -> ApiR
         Route::Detail { resource, id } => collection::list(db, ctx, resource, Some(&id), None, settings.max_rows).await,
         Route::ProjectableProperties(resource) => properties::projectable_properties(ctx, resource),
         Route::QueryBuilder if ctx.method == Method::POST => {
-            if params::Params::parse(&ctx.query)?.profile.is_some() {
-                return Err(ApiError::bad_request("specifying an explicit profile is not enabled for this REST API."));
-            }
+            params::Params::parse(&ctx.query)?;
             crate::querybuilder::post(db, ctx, body, settings.max_rows).await
         }
         Route::QueryBuilder => Ok(crate::querybuilder::method_not_allowed(ctx)),
@@ -155,7 +152,7 @@ async fn dispatch(state: &AppState, ctx: &Ctx, below: &str, body: &[u8]) -> ApiR
         Route::Node { id, part, page } => {
             node::node_part(db, &state.storage.repo, ctx, &id, part, page, settings.max_rows).await
         }
-        Route::ProcessReport { id } => node::process_report(db, ctx, &id).await,
+        Route::ProcessReport { id } => node::process_report(db, ctx, &id, settings.max_rows).await,
         Route::CalcjobFiles { id, outputs } => {
             node::calcjob_files(db, ctx, ctx.raw_query.as_deref(), &id, outputs).await
         }

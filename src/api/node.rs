@@ -12,7 +12,7 @@ use crate::export::{self, ExportError, NodeFiles, NodeInfo};
 use crate::repository::{EntryKind, RepoError, RepoTree, Repository};
 use crate::schema::{self, Kind};
 
-use super::collection::{check_paging, push_order, resolve_uuid, window};
+use super::collection::{check_paging, push_order_with, resolve_uuid, window};
 use super::conditions::{push_condition, push_filter, push_full_type};
 use super::params::{Filter, Params, python_str};
 use super::render::{cell_to_json, full_type, json_text};
@@ -20,7 +20,7 @@ use super::request::{Ctx, json_response};
 use super::routes::NodePart;
 
 /// The largest file the exporters read into memory.
-const EXPORT_FILE_MAX: u64 = 256 << 20;
+const EXPORT_FILE_MAX: u64 = 64 << 20;
 
 /// A node's row, as the sub-resources need it.
 pub struct NodeRow {
@@ -75,9 +75,6 @@ pub async fn node_part(
     max_rows: i64,
 ) -> ApiResult<Response> {
     let params = Params::parse(&ctx.query)?;
-    if params.profile.is_some() {
-        return Err(ApiError::bad_request("specifying an explicit profile is not enabled for this REST API."));
-    }
     let links = matches!(part, NodePart::Incoming | NodePart::Outgoing);
     if !links && part != NodePart::Tree && params.has_filters() {
         return Err(ApiError::bad_request("selecting a specific id does not allow to specify filters"));
@@ -88,9 +85,9 @@ pub async fn node_part(
         NodePart::Incoming | NodePart::Outgoing => {
             links_list(db, ctx, &params, pk, id_value, part == NodePart::Incoming, page, max_rows).await
         }
-        NodePart::Tree => links_tree(db, ctx, &params, pk, id_value).await,
+        NodePart::Tree => links_tree(db, ctx, &params, pk, id_value, max_rows).await,
         NodePart::Attributes | NodePart::Extras => contents_dict(db, ctx, &params, pk, id_value, part).await,
-        NodePart::Comments => comments(db, ctx, pk, id_value).await,
+        NodePart::Comments => comments(db, ctx, pk, id_value, max_rows).await,
         NodePart::DerivedProperties => {
             let node = load_node(db, pk).await?;
             let repo = repo.clone();
@@ -189,9 +186,7 @@ async fn repo_contents(repo: &Repository, ctx: &Ctx, node: &NodeRow, path: &str,
         Err(e) => return Err(e.into()),
     };
     let repo = repo.clone();
-    let (size, stream) = tokio::task::spawn_blocking(move || repo.stream_object(&key))
-        .await
-        .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))??;
+    let (size, stream) = blocking(move || Ok(repo.stream_object(&key)?)).await?;
     if size == 0 {
         // The reference answers an empty file with its JSON envelope, not an empty download.
         let body = ctx.envelope("nodes", Some(id), Value::String(String::new()));
@@ -245,7 +240,8 @@ async fn download(db: &Db, repo: &Repository, ctx: &Ctx, params: &Params, pk: i6
         return Ok(attachment(Body::from(exported.content), Some(size), &filename));
     }
     let data = String::from_utf8_lossy(&exported.content).into_owned();
-    let body = ctx.envelope("nodes", Some(id), json!({"download": {"data": data, "filename": filename, "status": 200}}));
+    let body =
+        ctx.envelope("nodes", Some(id), json!({"download": {"data": data, "filename": filename, "status": 200}}));
     Ok(json_response(StatusCode::OK, &body, Some(1), None))
 }
 
@@ -267,11 +263,11 @@ async fn contents_dict(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value, 
     Ok(json_response(StatusCode::OK, &body, Some(1), None))
 }
 
-async fn comments(db: &Db, ctx: &Ctx, pk: i64, id: Value) -> ApiResult<Response> {
+async fn comments(db: &Db, ctx: &Ctx, pk: i64, id: Value, max_rows: i64) -> ApiResult<Response> {
     let mut q = db.query();
     q.push("SELECT ").time_text("c.ctime").push(", c.content, ").time_text("c.mtime");
     q.push(", u.first_name, u.last_name FROM db_dbcomment c JOIN db_dbuser u ON u.id = c.user_id WHERE c.dbnode_id = ");
-    q.bind_int(pk).push(" ORDER BY c.id ASC");
+    q.bind_int(pk).push(" ORDER BY c.id ASC LIMIT ").bind_int(max_rows);
     let rows = db.fetch_all(q).await?;
     let comments: Vec<Value> = rows
         .into_iter()
@@ -345,19 +341,13 @@ async fn links_list(
         push_link_filters(q, &params.filters, full_type_filter.as_deref())
     };
     // Link columns may be ordered on too; everything else is a node column.
-    let mut orderby = params.orderby()?;
-    let link_order: Vec<(String, bool)> = orderby
-        .iter()
-        .filter(|(c, _)| c == "link_label" || c == "link_type")
-        .cloned()
-        .collect();
-    orderby.retain(|(c, _)| c != "link_label" && c != "link_type");
     let mut order = db.query();
-    push_order(&mut order, &schema::NODE, &orderby)?;
-    for (column, desc) in &link_order {
-        let sql = if column == "link_label" { "l.label" } else { "l.type" };
-        order.push(&format!(", {sql} {}", if *desc { "DESC" } else { "ASC" }));
-    }
+    push_order_with(
+        &mut order,
+        &schema::NODE,
+        &[("link_label", "l.label"), ("link_type", "l.type")],
+        &params.orderby()?,
+    )?;
     order.push(", l.id ASC");
     if page.is_none() {
         window(params, None, 0, max_rows)?;
@@ -450,7 +440,7 @@ fn push_tree_columns(q: &mut Query) {
     q.push(", c.label");
 }
 
-async fn links_tree(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value) -> ApiResult<Response> {
+async fn links_tree(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value, max_rows: i64) -> ApiResult<Response> {
     let in_limit = params.in_limit().map_err(|_| ApiError::bad_request("in_limit must be an integer"))?;
     let out_limit = params.out_limit().map_err(|_| ApiError::bad_request("out_limit must be an integer"))?;
     let mut q = db.query();
@@ -462,11 +452,8 @@ async fn links_tree(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value) -> 
 
     let mut metadata = Map::new();
     for (incoming, limit) in [(true, in_limit), (false, out_limit)] {
-        let (near, far, label) = if incoming {
-            ("output_id", "input_id", "incoming")
-        } else {
-            ("input_id", "output_id", "outgoing")
-        };
+        let (near, far, label) =
+            if incoming { ("output_id", "input_id", "incoming") } else { ("input_id", "output_id", "outgoing") };
         let mut count = db.query();
         count.push(&format!("SELECT count(*) FROM db_dblink l WHERE l.{near} = ")).bind_int(pk);
         let total = db.fetch_count(count).await?;
@@ -478,7 +465,7 @@ async fn links_tree(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value) -> 
         ));
         q.bind_int(pk).push(" ORDER BY n.id ASC, l.id ASC LIMIT ");
         // A negative limit is no limit (as in the list endpoints); the link count bounds it.
-        q.bind_int(limit.filter(|l| *l >= 0).unwrap_or(total));
+        q.bind_int(limit.filter(|l| *l >= 0).unwrap_or(total).min(max_rows));
         let rows = db.fetch_all(q).await?;
         let sent = rows.len();
         let items: Vec<Value> = rows.into_iter().map(|r| Value::Object(tree_item(&mut r.into_iter(), true))).collect();
@@ -507,15 +494,16 @@ async fn load_process(db: &Db, id: &str, required: &str, class: &str) -> ApiResu
 }
 
 /// `GET /processes/<id>/report`: the node's log records.
-pub async fn process_report(db: &Db, ctx: &Ctx, id: &str) -> ApiResult<Response> {
-    let params = Params::parse(&ctx.query)?;
-    if params.profile.is_some() {
-        return Err(ApiError::bad_request("specifying an explicit profile is not enabled for this REST API."));
-    }
+pub async fn process_report(db: &Db, ctx: &Ctx, id: &str, max_rows: i64) -> ApiResult<Response> {
+    // Parsed for its errors only: the report takes no parameters.
+    Params::parse(&ctx.query)?;
     let node = load_process(db, id, "process.", "aiida.orm.nodes.process.process.ProcessNode").await?;
     let mut q = db.query();
     q.push("SELECT dbnode_id, levelname, loggername, message, ").time_text("time");
-    q.push(" FROM db_dblog WHERE dbnode_id = ").bind_int(node.info.id).push(" ORDER BY id ASC");
+    q.push(" FROM db_dblog WHERE dbnode_id = ")
+        .bind_int(node.info.id)
+        .push(" ORDER BY id ASC LIMIT ")
+        .bind_int(max_rows);
     let logs: Vec<Value> = db
         .fetch_all(q)
         .await?
@@ -538,23 +526,20 @@ pub async fn process_report(db: &Db, ctx: &Ctx, id: &str) -> ApiResult<Response>
 
 /// `GET /calcjobs/<id>/input_files` (the calcjob's own files) and `/output_files` (those of
 /// its `retrieved` output).
-pub async fn calcjob_files(db: &Db, ctx: &Ctx, raw_query: Option<&str>, id: &str, outputs: bool) -> ApiResult<Response> {
-    let params = Params::parse(&ctx.query)?;
-    if params.profile.is_some() {
-        return Err(ApiError::bad_request("specifying an explicit profile is not enabled for this REST API."));
-    }
-    let node = load_process(
-        db,
-        id,
-        "process.calculation.calcjob.",
-        "aiida.orm.nodes.process.calculation.calcjob.CalcJobNode",
-    )
-    .await?;
+pub async fn calcjob_files(
+    db: &Db,
+    ctx: &Ctx,
+    raw_query: Option<&str>,
+    id: &str,
+    outputs: bool,
+) -> ApiResult<Response> {
+    Params::parse(&ctx.query)?;
+    let node =
+        load_process(db, id, "process.calculation.calcjob.", "aiida.orm.nodes.process.calculation.calcjob.CalcJobNode")
+            .await?;
     // The reference reads `filename` form-decoded from the raw query, quotes included.
-    let dir = raw_query
-        .and_then(|q| form_value(q, "filename"))
-        .map(|d| d.trim_matches('"').to_string())
-        .unwrap_or_default();
+    let dir =
+        raw_query.and_then(|q| form_value(q, "filename")).map(|d| d.trim_matches('"').to_string()).unwrap_or_default();
     let id_value = Value::String(id.to_string());
     let metadata = if outputs {
         let mut q = db.query();
@@ -581,7 +566,8 @@ pub async fn calcjob_files(db: &Db, ctx: &Ctx, raw_query: Option<&str>, id: &str
 fn form_value(raw: &str, key: &str) -> Option<String> {
     raw.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        let decode =
+            |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
         (decode(k) == key).then(|| decode(v))
     })
 }

@@ -4,6 +4,11 @@
 use crate::error::{ApiError, ApiResult};
 use crate::querystring::{self, Op, Value};
 
+/// Most fields in one query string, and most values in all its lists: beyond these a query
+/// is not a browsing request, and databases limit expression depth and parameter counts.
+const MAX_FIELDS: usize = 200;
+const MAX_VALUES: usize = 10_000;
+
 /// The most rows one request may return, and the largest `perpage`.
 pub const LIMIT_MAX: i64 = 400;
 pub const PERPAGE_DEFAULT: i64 = 20;
@@ -58,6 +63,19 @@ impl Params {
     /// Parses a percent-decoded query string.
     pub fn parse(query: &str) -> ApiResult<Self> {
         let fields = querystring::parse(query).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if fields.len() > MAX_FIELDS {
+            return Err(ApiError::bad_request(format!(
+                "The query string has {} fields; at most {MAX_FIELDS} are accepted.",
+                fields.len()
+            )));
+        }
+        let values: usize =
+            fields.iter().map(|f| if let Value::List(items) = &f.value { items.len() } else { 1 }).sum();
+        if values > MAX_VALUES {
+            return Err(ApiError::bad_request(format!(
+                "The query string has {values} values; at most {MAX_VALUES} are accepted."
+            )));
+        }
         for key in RESERVED {
             if fields.iter().filter(|f| f.key == key).count() > 1 {
                 return Err(ApiError::bad_request(format!("You cannot specify {key} more than once")));
@@ -90,12 +108,18 @@ impl Params {
                 _ => {
                     match params.filters.iter_mut().find(|f| f.key == field.key) {
                         Some(filter) => filter.conditions.push((field.op, field.value)),
-                        None => params.filters.push(Filter { key: field.key, conditions: vec![(field.op, field.value)] }),
+                        None => {
+                            params.filters.push(Filter { key: field.key, conditions: vec![(field.op, field.value)] })
+                        }
                     }
                     continue;
                 }
             };
             *slot = Some(field.value);
+        }
+        // One process serves one storage: there is no profile to switch to.
+        if params.profile.is_some() {
+            return Err(ApiError::bad_request("specifying an explicit profile is not enabled for this REST API."));
         }
         Ok(params)
     }
@@ -251,10 +275,7 @@ mod tests {
     #[test]
     fn orderby_signs() {
         let p = Params::parse("orderby=+id,-label,ctime").unwrap();
-        assert_eq!(
-            p.orderby().unwrap(),
-            vec![("id".into(), false), ("label".into(), true), ("ctime".into(), false)]
-        );
+        assert_eq!(p.orderby().unwrap(), vec![("id".into(), false), ("label".into(), true), ("ctime".into(), false)]);
         assert!(Params::parse("orderby=5").unwrap().orderby().is_err());
     }
 

@@ -12,9 +12,8 @@ use crate::error::{ApiError, ApiResult};
 use super::request::{Ctx, json_response};
 use super::routes::Resource;
 
-static PROPERTIES: LazyLock<Value> = LazyLock::new(|| {
-    serde_json::from_str(include_str!("projectable_properties.json")).expect("valid embedded JSON")
-});
+static PROPERTIES: LazyLock<Value> =
+    LazyLock::new(|| serde_json::from_str(include_str!("projectable_properties.json")).expect("valid embedded JSON"));
 
 pub fn projectable_properties(ctx: &Ctx, resource: Resource) -> ApiResult<Response> {
     // The reference ignores the query string of /processes only.

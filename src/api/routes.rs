@@ -57,18 +57,33 @@ pub enum Route {
     ServerEndpoints,
     QueryBuilder,
     /// `/<res>`, `/<res>/page`, `/<res>/page/<n>`
-    List { resource: Resource, page: Option<u64> },
+    List {
+        resource: Resource,
+        page: Option<u64>,
+    },
     /// `/<res>/<id>`
-    Detail { resource: Resource, id: String },
+    Detail {
+        resource: Resource,
+        id: String,
+    },
     ProjectableProperties(Resource),
     Statistics,
     FullTypes,
     FullTypesCount,
     DownloadFormats,
     /// `/nodes/<id>/...`; `page` only for the link lists.
-    Node { id: String, part: NodePart, page: Option<u64> },
-    ProcessReport { id: String },
-    CalcjobFiles { id: String, outputs: bool },
+    Node {
+        id: String,
+        part: NodePart,
+        page: Option<u64>,
+    },
+    ProcessReport {
+        id: String,
+    },
+    CalcjobFiles {
+        id: String,
+        outputs: bool,
+    },
 }
 
 /// Why a path did not resolve.

@@ -59,11 +59,7 @@ pub async fn statistics(db: &Db, ctx: &Ctx) -> ApiResult<Response> {
 pub async fn full_types(db: &Db, ctx: &Ctx, counts: bool) -> ApiResult<Response> {
     let params = parse_params(ctx)?;
     // The reference reads the user only for the counting variant and ignores filters otherwise.
-    let user = if counts {
-        user_filter(&params, "/nodes/full_types_count")?
-    } else {
-        None
-    };
+    let user = if counts { user_filter(&params, "/nodes/full_types_count")? } else { None };
 
     let mut q = db.query();
     q.push("SELECT node_type, process_type, count(*) FROM db_dbnode");
@@ -83,11 +79,7 @@ pub async fn full_types(db: &Db, ctx: &Ctx, counts: bool) -> ApiResult<Response>
             let mut cells = row.into_iter();
             let node_type = cells.next()?.into_string()?;
             let process_type = cells.next().and_then(Cell::into_string);
-            Some(TypeCount {
-                node_type,
-                process_type,
-                count,
-            })
+            Some(TypeCount { node_type, process_type, count })
         })
         .collect();
     ok(ctx, node_namespace(&groups, counts))
@@ -112,11 +104,6 @@ pub async fn download_formats(ctx: &Ctx) -> ApiResult<Response> {
 
 fn parse_params(ctx: &Ctx) -> ApiResult<Params> {
     let params = Params::parse(&ctx.query)?;
-    if params.profile.is_some() {
-        return Err(ApiError::bad_request(
-            "specifying an explicit profile is not enabled for this REST API.",
-        ));
-    }
     Ok(params)
 }
 
@@ -128,24 +115,17 @@ fn ok(ctx: &Ctx, data: Value) -> ApiResult<Response> {
 /// The `user=<id>` filter, the only one these endpoints understand. The reference fails with a
 /// 500 on anything else; a clear 400 is more useful.
 fn user_filter(params: &Params, endpoint: &str) -> ApiResult<Option<i64>> {
-    let usage =
-        format!("{endpoint} accepts only the filter user=<id>, with the integer id of a user");
+    let usage = format!("{endpoint} accepts only the filter user=<id>, with the integer id of a user");
     let mut user = None;
     for filter in &params.filters {
         if filter.key != "user" {
-            return Err(ApiError::bad_request(format!(
-                "{usage}; '{}' is not accepted",
-                filter.key
-            )));
+            return Err(ApiError::bad_request(format!("{usage}; '{}' is not accepted", filter.key)));
         }
         let [(op, value)] = filter.conditions.as_slice() else {
             return Err(ApiError::bad_request(format!("{usage}, given once")));
         };
         if *op != Op::Eq {
-            return Err(ApiError::bad_request(format!(
-                "{usage}; the operator {} is not accepted",
-                op.as_str()
-            )));
+            return Err(ApiError::bad_request(format!("{usage}; the operator {} is not accepted", op.as_str())));
         }
         let id = match value {
             QValue::Int(i) => Some(*i),
@@ -153,9 +133,7 @@ fn user_filter(params: &Params, endpoint: &str) -> ApiResult<Option<i64>> {
             QValue::Str(s) => s.trim().parse().ok(),
             _ => None,
         };
-        user = Some(id.ok_or_else(|| {
-            ApiError::bad_request(format!("{usage}; got user={}", python_str(value)))
-        })?);
+        user = Some(id.ok_or_else(|| ApiError::bad_request(format!("{usage}; got user={}", python_str(value))))?);
     }
     Ok(user)
 }
@@ -171,10 +149,7 @@ fn push_user(q: &mut Query, user: Option<i64>) {
 fn push_utc_day(q: &mut Query, column: &str) {
     match q.dialect {
         Dialect::Sqlite => q.push("substr(").push(column).push(", 1, 10)"),
-        Dialect::Postgres => q
-            .push("to_char(")
-            .push(column)
-            .push(" AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
+        Dialect::Postgres => q.push("to_char(").push(column).push(" AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
     };
 }
 
@@ -232,14 +207,7 @@ struct Leaf {
 
 /// The tree of `/nodes/full_types` (with counters when `counts`), as a JSON value.
 pub fn node_namespace(groups: &[TypeCount], counts: bool) -> Value {
-    let mut root = Space::new(
-        "node",
-        "node".into(),
-        "node".into(),
-        Some(infer_full_type("node")),
-        None,
-        false,
-    );
+    let mut root = Space::new("node", "node".into(), "node".into(), Some(infer_full_type("node")), None, false);
     for leaf in leaves(groups, counts) {
         root.create(&leaf.namespace, &leaf);
     }
@@ -262,26 +230,12 @@ fn leaves(groups: &[TypeCount], counts: bool) -> Vec<Leaf> {
             continue;
         };
         // The reference fails (500) on an empty trailing component; such kinds are left out.
-        if namespace.is_empty()
-            || namespace.ends_with('.')
-            || namespace.split('.').count() > MAX_DEPTH
-        {
+        if namespace.is_empty() || namespace.ends_with('.') || namespace.split('.').count() > MAX_DEPTH {
             continue;
         }
         // Only process kinds are told apart by process_type when counting.
-        let counter = counts.then(|| {
-            if node_type.starts_with("process.") {
-                count
-            } else {
-                per_node_type[node_type]
-            }
-        });
-        leaves.push(Leaf {
-            namespace,
-            label,
-            full_type: format!("{node_type}|{process_type}"),
-            counter,
-        });
+        let counter = counts.then(|| if node_type.starts_with("process.") { count } else { per_node_type[node_type] });
+        leaves.push(Leaf { namespace, label, full_type: format!("{node_type}|{process_type}"), counter });
     }
     leaves.sort_by(|a, b| a.namespace.cmp(&b.namespace));
     leaves
@@ -342,26 +296,10 @@ fn path_label(path: &str) -> Option<&'static str> {
 
 /// Namespaces below these process paths are plugins: (path prefix, node class, entry-point group).
 const PROCESS_PLUGIN_PATHS: [(&str, &str, &str); 4] = [
-    (
-        "process.calculation.calcjob.",
-        "process.calculation.calcjob.CalcJobNode.",
-        "aiida.calculations",
-    ),
-    (
-        "process.calculation.calcfunction.",
-        "process.calculation.calcfunction.CalcFunctionNode.",
-        "aiida.calculations",
-    ),
-    (
-        "process.workflow.workfunction.",
-        "process.workflow.workfunction.WorkFunctionNode.",
-        "aiida.workflows",
-    ),
-    (
-        "process.workflow.workchain.",
-        "process.workflow.workchain.WorkChainNode.",
-        "aiida.workflows",
-    ),
+    ("process.calculation.calcjob.", "process.calculation.calcjob.CalcJobNode.", "aiida.calculations"),
+    ("process.calculation.calcfunction.", "process.calculation.calcfunction.CalcFunctionNode.", "aiida.calculations"),
+    ("process.workflow.workfunction.", "process.workflow.workfunction.WorkFunctionNode.", "aiida.workflows"),
+    ("process.workflow.workchain.", "process.workflow.workchain.WorkChainNode.", "aiida.workflows"),
 ];
 
 /// The full type that selects every node below an inner namespace at `path`.
@@ -410,11 +348,8 @@ impl Space {
         is_leaf: bool,
     ) -> Self {
         // Unregistered process types have no common full type to select them by.
-        let (label, full_type) = if namespace == NO_ENTRY_POINT {
-            ("Unregistered".into(), None)
-        } else {
-            (label, full_type)
-        };
+        let (label, full_type) =
+            if namespace == NO_ENTRY_POINT { ("Unregistered".into(), None) } else { (label, full_type) };
         Self {
             namespace: namespace.to_string(),
             path,
@@ -428,22 +363,13 @@ impl Space {
     }
 
     fn inner(namespace: &str, path: String) -> Self {
-        let label = path_label(&path)
-            .map(str::to_string)
-            .unwrap_or_else(|| last_component(&path).to_string());
+        let label = path_label(&path).map(str::to_string).unwrap_or_else(|| last_component(&path).to_string());
         let full_type = infer_full_type(&path);
         Self::new(namespace, path, label, Some(full_type), None, false)
     }
 
     fn leaf(namespace: &str, path: String, leaf: &Leaf) -> Self {
-        Self::new(
-            namespace,
-            path,
-            leaf.label.clone(),
-            Some(leaf.full_type.clone()),
-            leaf.counter,
-            true,
-        )
+        Self::new(namespace, path, leaf.label.clone(), Some(leaf.full_type.clone()), leaf.counter, true)
     }
 
     fn set_child(&mut self, key: &str, child: Space) -> usize {
@@ -481,8 +407,7 @@ impl Space {
                 let existing_is_leaf = self.children[i].is_leaf;
                 if existing_is_leaf && rest.is_some() {
                     // The old leaf keeps its path, which is now also its parent's.
-                    let old =
-                        std::mem::replace(&mut self.children[i], Space::inner(head, child_path));
+                    let old = std::mem::replace(&mut self.children[i], Space::inner(head, child_path));
                     self.children[i].set_child(head, old);
                 } else if !existing_is_leaf && rest.is_none() {
                     let path = format!("{child_path}.{head}");
@@ -510,10 +435,7 @@ impl Space {
         }
         let mut map = Map::new();
         map.insert("namespace".into(), Value::String(self.namespace));
-        map.insert(
-            "full_type".into(),
-            self.full_type.map(Value::String).unwrap_or(Value::Null),
-        );
+        map.insert("full_type".into(), self.full_type.map(Value::String).unwrap_or(Value::Null));
         map.insert("label".into(), Value::String(self.label));
         map.insert("path".into(), Value::String(self.path));
         map.insert("subspaces".into(), Value::Array(subspaces));
@@ -596,29 +518,19 @@ const DATA_ENTRY_POINTS: [(&str, &str); 32] = [
 ];
 
 /// Entry points that load the base `Data` class (no formats, but it has the notion).
-const BASE_DATA_ENTRY_POINTS: [(&str, &str); 2] =
-    [("aiida.node", "data"), ("aiida.orm", "core.data")];
+const BASE_DATA_ENTRY_POINTS: [(&str, &str); 2] = [("aiida.node", "data"), ("aiida.orm", "core.data")];
 
 /// The other entry points of aiida-core 2.9.4: they load, but what they load has no download
 /// formats at all.
 const OTHER_ENTRY_POINTS: [(&str, &[&str]); 14] = [
     (
         "aiida.calculations",
-        &[
-            "core.arithmetic.add",
-            "core.stash",
-            "core.templatereplacer",
-            "core.transfer",
-            "core.unstash",
-        ],
+        &["core.arithmetic.add", "core.stash", "core.templatereplacer", "core.transfer", "core.unstash"],
     ),
     ("aiida.calculations.importers", &["core.arithmetic.add"]),
     ("aiida.calculations.monitors", &["core.always_kill"]),
     // `core.ssh` fails to load in the reference (500); it has no formats either way.
-    (
-        "aiida.cmdline.computer.configure",
-        &["core.local", "core.ssh"],
-    ),
+    ("aiida.cmdline.computer.configure", &["core.local", "core.ssh"]),
     (
         "aiida.cmdline.data",
         &[
@@ -633,10 +545,7 @@ const OTHER_ENTRY_POINTS: [(&str, &[&str]); 14] = [
             "core.upf",
         ],
     ),
-    (
-        "aiida.groups",
-        &["core", "core.auto", "core.import", "core.upf"],
-    ),
+    ("aiida.groups", &["core", "core.auto", "core.import", "core.upf"]),
     (
         "aiida.node",
         &[
@@ -662,34 +571,10 @@ const OTHER_ENTRY_POINTS: [(&str, &[&str]); 14] = [
             "core.user",
         ],
     ),
-    (
-        "aiida.parsers",
-        &["core.arithmetic.add", "core.templatereplacer"],
-    ),
-    (
-        "aiida.schedulers",
-        &[
-            "core.direct",
-            "core.lsf",
-            "core.pbspro",
-            "core.sge",
-            "core.slurm",
-            "core.torque",
-        ],
-    ),
-    (
-        "aiida.storage",
-        &[
-            "core.psql_dos",
-            "core.sqlite_dos",
-            "core.sqlite_temp",
-            "core.sqlite_zip",
-        ],
-    ),
-    (
-        "aiida.tools.data.orbitals",
-        &["core.orbital", "core.realhydrogen"],
-    ),
+    ("aiida.parsers", &["core.arithmetic.add", "core.templatereplacer"]),
+    ("aiida.schedulers", &["core.direct", "core.lsf", "core.pbspro", "core.sge", "core.slurm", "core.torque"]),
+    ("aiida.storage", &["core.psql_dos", "core.sqlite_dos", "core.sqlite_temp", "core.sqlite_zip"]),
+    ("aiida.tools.data.orbitals", &["core.orbital", "core.realhydrogen"]),
     (
         "aiida.tools.dbimporters",
         &[
@@ -704,24 +589,15 @@ const OTHER_ENTRY_POINTS: [(&str, &[&str]); 14] = [
             "core.tcod",
         ],
     ),
-    (
-        "aiida.transports",
-        &["core.local", "core.ssh", "core.ssh_async"],
-    ),
+    ("aiida.transports", &["core.local", "core.ssh", "core.ssh_async"]),
 ];
 
 /// `aiida.workflows` is listed apart only to keep the table above readable.
-const WORKFLOW_ENTRY_POINTS: [&str; 2] = [
-    "core.arithmetic.add_multiply",
-    "core.arithmetic.multiply_add",
-];
+const WORKFLOW_ENTRY_POINTS: [&str; 2] = ["core.arithmetic.add_multiply", "core.arithmetic.multiply_add"];
 
 /// Names from before aiida-core 2.0 that still resolve to `core.<name>`.
 const DEPRECATED_NAMES: [(&str, &[&str]); 8] = [
-    (
-        "aiida.calculations",
-        &["arithmetic.add", "templatereplacer"],
-    ),
+    ("aiida.calculations", &["arithmetic.add", "templatereplacer"]),
     (
         "aiida.data",
         &[
@@ -751,34 +627,12 @@ const DEPRECATED_NAMES: [(&str, &[&str]); 8] = [
             "upf",
         ],
     ),
-    (
-        "aiida.tools.dbimporters",
-        &[
-            "cod",
-            "icsd",
-            "materialsproject",
-            "mpds",
-            "mpod",
-            "nninc",
-            "oqmd",
-            "pcod",
-            "tcod",
-        ],
-    ),
+    ("aiida.tools.dbimporters", &["cod", "icsd", "materialsproject", "mpds", "mpod", "nninc", "oqmd", "pcod", "tcod"]),
     ("aiida.tools.data.orbitals", &["orbital", "realhydrogen"]),
-    (
-        "aiida.parsers",
-        &["arithmetic.add", "templatereplacer.doubler"],
-    ),
-    (
-        "aiida.schedulers",
-        &["direct", "lsf", "pbspro", "sge", "slurm", "torque"],
-    ),
+    ("aiida.parsers", &["arithmetic.add", "templatereplacer.doubler"]),
+    ("aiida.schedulers", &["direct", "lsf", "pbspro", "sge", "slurm", "torque"]),
     ("aiida.transports", &["local", "ssh"]),
-    (
-        "aiida.workflows",
-        &["arithmetic.multiply_add", "arithmetic.add_multiply"],
-    ),
+    ("aiida.workflows", &["arithmetic.multiply_add", "arithmetic.add_multiply"]),
 ];
 
 /// What an entry point loads, as far as download formats are concerned.
@@ -793,9 +647,7 @@ enum Loaded {
 /// Resolves an entry point of aiida-core itself; `None` when it does not exist (plugins are
 /// not installed here).
 fn load_entry_point(group: &str, name: &str) -> Option<Loaded> {
-    let deprecated = DEPRECATED_NAMES
-        .iter()
-        .any(|(g, names)| *g == group && names.contains(&name));
+    let deprecated = DEPRECATED_NAMES.iter().any(|(g, names)| *g == group && names.contains(&name));
     let current;
     let name = if deprecated {
         current = format!("core.{name}");
@@ -812,9 +664,7 @@ fn load_entry_point(group: &str, name: &str) -> Option<Loaded> {
     if BASE_DATA_ENTRY_POINTS.contains(&(group, name)) {
         return Some(Loaded::Data(&[]));
     }
-    let known = OTHER_ENTRY_POINTS
-        .iter()
-        .any(|(g, names)| *g == group && names.contains(&name))
+    let known = OTHER_ENTRY_POINTS.iter().any(|(g, names)| *g == group && names.contains(&name))
         || (group == "aiida.workflows" && WORKFLOW_ENTRY_POINTS.contains(&name));
     known.then_some(Loaded::Other)
 }
@@ -839,11 +689,9 @@ fn formats_of_full_type(full_type: &str) -> ApiResult<Value> {
         Some((n, p)) if !p.contains('|') => (n, p),
         _ => return Err(invalid_full_type(full_type)),
     };
-    let loaded = load_full_type(node_type, process_type).ok_or_else(|| {
-        ApiError::NotImplemented(
-            "The download formats for this node type are not available.".into(),
-        )
-    })?;
+    // The reference answers 501 here; a class it does not know is not a server failure.
+    let loaded = load_full_type(node_type, process_type)
+        .ok_or_else(|| ApiError::not_found("The download formats for this node type are not available."))?;
     let mut map = Map::new();
     if let Loaded::Data(formats) = loaded {
         map.insert(full_type.to_string(), string_list(formats));
@@ -857,11 +705,7 @@ mod tests {
     use crate::api::conditions::split_full_type;
 
     fn group(node_type: &str, process_type: Option<&str>, count: i64) -> TypeCount {
-        TypeCount {
-            node_type: node_type.into(),
-            process_type: process_type.map(str::to_string),
-            count,
-        }
+        TypeCount { node_type: node_type.into(), process_type: process_type.map(str::to_string), count }
     }
 
     /// The subspace with the given namespace.
@@ -896,49 +740,25 @@ mod tests {
 
     fn selected(full_type: &Value, nodes: &[TypeCount]) -> i64 {
         let ft = full_type.as_str().unwrap();
-        nodes
-            .iter()
-            .filter(|n| selects(ft, &n.node_type, n.process_type.as_deref()))
-            .map(|n| n.count)
-            .sum()
+        nodes.iter().filter(|n| selects(ft, &n.node_type, n.process_type.as_deref())).map(|n| n.count).sum()
     }
 
     #[test]
     fn leaf_positions() {
         let pos = |nt, pt| leaf_position(nt, pt).map(|(n, l)| format!("{n} {l}"));
+        assert_eq!(pos("data.core.dict.Dict.", "").unwrap(), "data.core.dict Dict");
+        assert_eq!(pos("data.core.array.ArrayData.", "").unwrap(), "data.core.array ArrayData");
         assert_eq!(
-            pos("data.core.dict.Dict.", "").unwrap(),
-            "data.core.dict Dict"
-        );
-        assert_eq!(
-            pos("data.core.array.ArrayData.", "").unwrap(),
-            "data.core.array ArrayData"
-        );
-        assert_eq!(
-            pos(
-                "process.calculation.calcjob.CalcJobNode.",
-                "aiida.calculations:core.arithmetic.add"
-            )
-            .unwrap(),
+            pos("process.calculation.calcjob.CalcJobNode.", "aiida.calculations:core.arithmetic.add").unwrap(),
             "process.calculation.calcjob.core.arithmetic.add add"
         );
         assert_eq!(
-            pos(
-                "process.calculation.calcfunction.CalcFunctionNode.",
-                "mod.sub.func"
-            )
-            .unwrap(),
+            pos("process.calculation.calcfunction.CalcFunctionNode.", "mod.sub.func").unwrap(),
             "process.calculation.calcfunction.~no-entry-point~.mod.sub.func func"
         );
         // Two colons or an unknown group: not an entry point.
-        assert_eq!(
-            pos("process.X.", "aiida.data:a:b").unwrap(),
-            "process.~no-entry-point~.aiida.data:a:b data:a:b"
-        );
-        assert_eq!(
-            pos("process.X.", "aiida.brokers:x").unwrap(),
-            "process.~no-entry-point~.aiida.brokers:x brokers:x"
-        );
+        assert_eq!(pos("process.X.", "aiida.data:a:b").unwrap(), "process.~no-entry-point~.aiida.data:a:b data:a:b");
+        assert_eq!(pos("process.X.", "aiida.brokers:x").unwrap(), "process.~no-entry-point~.aiida.brokers:x brokers:x");
         assert_eq!(pos("Node", ""), None);
         assert_eq!(pos("data.", "").unwrap(), " data");
         assert_eq!(pos("Node", "aiida.workflows:a.b").unwrap(), "a.b b");
@@ -949,10 +769,7 @@ mod tests {
         assert_eq!(infer_full_type("node"), "node.%|");
         assert_eq!(infer_full_type("node.data.core"), "data.core.%|");
         assert_eq!(infer_full_type("node.process"), "process.%|%");
-        assert_eq!(
-            infer_full_type("node.process.calculation.calcjob"),
-            "process.calculation.calcjob.%|%"
-        );
+        assert_eq!(infer_full_type("node.process.calculation.calcjob"), "process.calculation.calcjob.%|%");
         assert_eq!(
             infer_full_type("node.process.calculation.calcjob.core.arithmetic"),
             "process.calculation.calcjob.CalcJobNode.|aiida.calculations:core.arithmetic.%"
@@ -983,12 +800,7 @@ mod tests {
         assert_eq!(array["full_type"], "data.core.array.%|");
         assert_eq!(array["counter"], 3);
         // The ArrayData leaf moved inside the `array` namespace, first, with its own path.
-        let names: Vec<_> = array["subspaces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["label"].clone())
-            .collect();
+        let names: Vec<_> = array["subspaces"].as_array().unwrap().iter().map(|s| s["label"].clone()).collect();
         assert_eq!(names, ["ArrayData", "BandsData"]);
         let leaf = &array["subspaces"][0];
         assert_eq!(leaf["path"], "node.data.core.array");
@@ -1025,13 +837,8 @@ mod tests {
 
     #[test]
     fn duplicate_namespaces_keep_the_first() {
-        let tree = node_namespace(
-            &[
-                group("data.core.dict.Dict.", None, 3),
-                group("data.core.dict.Other.", None, 4),
-            ],
-            true,
-        );
+        let tree =
+            node_namespace(&[group("data.core.dict.Dict.", None, 3), group("data.core.dict.Other.", None, 4)], true);
         let dict = sub(sub(sub(&tree, "data"), "core"), "dict");
         assert_eq!(dict["label"], "Dict");
         assert_eq!(tree["counter"], 3);
@@ -1042,21 +849,9 @@ mod tests {
         let groups = [
             group("data.core.int.Int.", None, 5),
             group("data.core.int.Int.", Some("mod.f"), 2),
-            group(
-                "process.calculation.calcfunction.CalcFunctionNode.",
-                Some("mod.f"),
-                7,
-            ),
-            group(
-                "process.calculation.calcfunction.CalcFunctionNode.",
-                None,
-                1,
-            ),
-            group(
-                "process.calculation.calcfunction.CalcFunctionNode.",
-                Some(""),
-                2,
-            ),
+            group("process.calculation.calcfunction.CalcFunctionNode.", Some("mod.f"), 7),
+            group("process.calculation.calcfunction.CalcFunctionNode.", None, 1),
+            group("process.calculation.calcfunction.CalcFunctionNode.", Some(""), 2),
         ];
         let tree = node_namespace(&groups, true);
         let int = sub(sub(sub(&tree, "data"), "core"), "int");
@@ -1073,11 +868,7 @@ mod tests {
         let tree = node_namespace(
             &[
                 group("data.", None, 1),
-                group(
-                    "process.calculation.calcfunction.CalcFunctionNode.",
-                    Some("module."),
-                    1,
-                ),
+                group("process.calculation.calcfunction.CalcFunctionNode.", Some("module."), 1),
                 group("Node", None, 1),
                 group("data.core.dict.Dict.", None, 1),
             ],
@@ -1118,30 +909,15 @@ mod tests {
 
     #[test]
     fn test_full_type_unregistered() {
-        unregistered(
-            "process.calculation.calcfunction.CalcFunctionNode.",
-            &["process", "calculation", "calcfunction"],
-        );
-        unregistered(
-            "process.calculation.calcjob.CalcJobNode.",
-            &["process", "calculation", "calcjob"],
-        );
-        unregistered(
-            "process.workflow.workfunction.WorkFunctionNode.",
-            &["process", "workflow", "workfunction"],
-        );
-        unregistered(
-            "process.workflow.workchain.WorkChainNode.",
-            &["process", "workflow", "workchain"],
-        );
+        unregistered("process.calculation.calcfunction.CalcFunctionNode.", &["process", "calculation", "calcfunction"]);
+        unregistered("process.calculation.calcjob.CalcJobNode.", &["process", "calculation", "calcjob"]);
+        unregistered("process.workflow.workfunction.WorkFunctionNode.", &["process", "workflow", "workfunction"]);
+        unregistered("process.workflow.workchain.WorkChainNode.", &["process", "workflow", "workchain"]);
     }
 
     #[test]
     fn test_full_type_backwards_compatibility() {
-        for node_type in [
-            "process.calculation.calcfunction.CalcFunctionNode.",
-            "data.core.dict.Dict.",
-        ] {
+        for node_type in ["process.calculation.calcfunction.CalcFunctionNode.", "data.core.dict.Dict."] {
             let nodes = [group(node_type, Some(""), 1), group(node_type, None, 1)];
             for counts in [false, true] {
                 let tree = node_namespace(&nodes, counts);
@@ -1150,12 +926,7 @@ mod tests {
                     assert_eq!(n_subs(space), 1, "{node_type} level {level}");
                     space = &space["subspaces"][0];
                     if level < 2 {
-                        assert_eq!(
-                            selected(&space["full_type"], &nodes),
-                            2,
-                            "{node_type} level {}",
-                            level + 1
-                        );
+                        assert_eq!(selected(&space["full_type"], &nodes), 2, "{node_type} level {}", level + 1);
                     }
                 }
                 if counts {
@@ -1171,10 +942,7 @@ mod tests {
             entry_point("aiida.calculations:core.arithmetic.add"),
             Some(("aiida.calculations", "core.arithmetic.add"))
         );
-        assert_eq!(
-            entry_point("aiida.tools.dbimporters:x"),
-            Some(("aiida.tools.dbimporters", "x"))
-        );
+        assert_eq!(entry_point("aiida.tools.dbimporters:x"), Some(("aiida.tools.dbimporters", "x")));
         assert_eq!(entry_point("aiida.brokers:core.rabbitmq"), None);
         assert_eq!(entry_point("aiida.data:a:b"), None);
         assert_eq!(entry_point("module.func"), None);
@@ -1183,69 +951,34 @@ mod tests {
     #[test]
     fn formats_by_full_type() {
         let formats = |ft: &str| {
-            formats_of_full_type(ft)
-                .map(|v| v.to_string())
-                .map_err(|e| (e.status().as_u16(), e.to_string()))
+            formats_of_full_type(ft).map(|v| v.to_string()).map_err(|e| (e.status().as_u16(), e.to_string()))
         };
         assert_eq!(
             formats("data.core.structure.StructureData.|").unwrap(),
             r#"{"data.core.structure.StructureData.|":["chemdoodle","cif","xsf","xyz"]}"#
         );
-        assert_eq!(
-            formats("data.core.dict.Dict.|").unwrap(),
-            r#"{"data.core.dict.Dict.|":[]}"#
-        );
-        assert_eq!(
-            formats("data.core.dict.Dict.|%").unwrap(),
-            r#"{"data.core.dict.Dict.|%":[]}"#
-        );
+        assert_eq!(formats("data.core.dict.Dict.|").unwrap(), r#"{"data.core.dict.Dict.|":[]}"#);
+        assert_eq!(formats("data.core.dict.Dict.|%").unwrap(), r#"{"data.core.dict.Dict.|%":[]}"#);
         // Legacy node types and names resolve through the deprecated names.
-        assert_eq!(
-            formats("data.dict.Dict.|").unwrap(),
-            r#"{"data.dict.Dict.|":[]}"#
-        );
-        assert_eq!(
-            formats("data.array.bands.BandsData.|")
-                .unwrap()
-                .matches(',')
-                .count(),
-            9
-        );
+        assert_eq!(formats("data.dict.Dict.|").unwrap(), r#"{"data.dict.Dict.|":[]}"#);
+        assert_eq!(formats("data.array.bands.BandsData.|").unwrap().matches(',').count(), 9);
         // The class comes from the module part of the node type.
-        assert_eq!(
-            formats("data.core.array.Foo.|").unwrap(),
-            r#"{"data.core.array.Foo.|":["json"]}"#
-        );
+        assert_eq!(formats("data.core.array.Foo.|").unwrap(), r#"{"data.core.array.Foo.|":["json"]}"#);
         // A process_type entry point wins over the node type.
+        assert_eq!(formats("x.|aiida.data:core.cif").unwrap(), r#"{"x.|aiida.data:core.cif":["cif"]}"#);
+        assert_eq!(formats("x|aiida.node:data").unwrap(), r#"{"x|aiida.node:data":[]}"#);
         assert_eq!(
-            formats("x.|aiida.data:core.cif").unwrap(),
-            r#"{"x.|aiida.data:core.cif":["cif"]}"#
-        );
-        assert_eq!(
-            formats("x|aiida.node:data").unwrap(),
-            r#"{"x|aiida.node:data":[]}"#
-        );
-        assert_eq!(
-            formats(
-                "process.calculation.calcjob.CalcJobNode.|aiida.calculations:core.arithmetic.add"
-            )
-            .unwrap(),
+            formats("process.calculation.calcjob.CalcJobNode.|aiida.calculations:core.arithmetic.add").unwrap(),
             "{}"
         );
         assert_eq!(formats("x.|aiida.schedulers:direct").unwrap(), "{}");
-        assert_eq!(
-            formats("x.|aiida.workflows:core.arithmetic.multiply_add").unwrap(),
-            "{}"
-        );
+        assert_eq!(formats("x.|aiida.workflows:core.arithmetic.multiply_add").unwrap(), "{}");
         // An invalid entry-point string falls back to the node type.
         assert_eq!(
             formats("data.core.cif.CifData.|aiida.data:a:b").unwrap(),
             r#"{"data.core.cif.CifData.|aiida.data:a:b":["cif"]}"#
         );
-        let not_available = (
-            501,
-            "The download formats for this node type are not available.".to_string(),
-        );
+        let not_available = (404, "The download formats for this node type are not available.".to_string());
         for ft in [
             "data.core.foo.Foo.|",
             "data.Data.|",
@@ -1260,10 +993,7 @@ mod tests {
             assert_eq!(formats(ft).unwrap_err(), not_available, "{ft}");
         }
         for ft in ["abc", "a|b|c"] {
-            assert_eq!(
-                formats(ft).unwrap_err(),
-                (400, format!("The full type {ft} is invalid."))
-            );
+            assert_eq!(formats(ft).unwrap_err(), (400, format!("The full type {ft} is invalid.")));
         }
     }
 
@@ -1272,11 +1002,7 @@ mod tests {
         // Every class of the format table is reachable through its data entry point.
         for (node_type, formats) in crate::export::FORMATS {
             let module = node_type.strip_prefix("data.").unwrap();
-            assert_eq!(
-                load_entry_point("aiida.data", rsplit2(module)[0]),
-                Some(Loaded::Data(formats)),
-                "{node_type}"
-            );
+            assert_eq!(load_entry_point("aiida.data", rsplit2(module)[0]), Some(Loaded::Data(formats)), "{node_type}");
         }
     }
 
@@ -1292,8 +1018,7 @@ mod tests {
 
     #[test]
     fn user_filter_accepts_only_user_equals() {
-        let user =
-            |q: &str| user_filter(&Params::parse(q).unwrap(), "/x").map_err(|e| e.to_string());
+        let user = |q: &str| user_filter(&Params::parse(q).unwrap(), "/x").map_err(|e| e.to_string());
         assert_eq!(user("").unwrap(), None);
         assert_eq!(user("user=3").unwrap(), Some(3));
         assert_eq!(user("user=\"3\"").unwrap(), Some(3));

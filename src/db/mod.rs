@@ -1,8 +1,8 @@
 //! Database access: a bounded pool of read-only connections and a tiny row model that both
 //! backends produce, so the query layer above does not care which database it talks to.
 
-mod postgres;
 pub mod cache;
+mod postgres;
 pub mod sql;
 mod sqlite;
 
@@ -71,10 +71,7 @@ pub struct DbLimits {
 
 impl Default for DbLimits {
     fn default() -> Self {
-        Self {
-            max_connections: 8,
-            statement_timeout: Duration::from_secs(30),
-        }
+        Self { max_connections: 8, statement_timeout: Duration::from_secs(30) }
     }
 }
 
@@ -111,9 +108,7 @@ impl Db {
     /// Runs a `SELECT COUNT(*) ...` style query.
     pub async fn fetch_count(&self, query: Query) -> Result<i64, DbError> {
         let row = self.fetch_optional(query).await?;
-        Ok(row
-            .and_then(|r| r.first().and_then(Cell::as_i64))
-            .unwrap_or(0))
+        Ok(row.and_then(|r| r.first().and_then(Cell::as_i64)).unwrap_or(0))
     }
 
     /// A token that changes whenever the database content may have changed, or `None` when

@@ -97,11 +97,7 @@ impl PgPool {
             })
             .collect();
         let port = config.get_ports().first().copied().unwrap_or(5432);
-        format!(
-            "database {} on {}:{port}",
-            config.get_dbname().unwrap_or("?"),
-            hosts.join(",")
-        )
+        format!("database {} on {}:{port}", config.get_dbname().unwrap_or("?"), hosts.join(","))
     }
 
     async fn new_conn(&self) -> Result<Conn, DbError> {
@@ -120,14 +116,8 @@ impl PgPool {
             "SET default_transaction_read_only = on; SET statement_timeout = {timeout_ms}; \
              SET idle_in_transaction_session_timeout = 60000"
         );
-        client
-            .batch_execute(&setup)
-            .await
-            .map_err(|e| classify(&e, &client))?;
-        Ok(Conn {
-            client,
-            statements: HashMap::new(),
-        })
+        client.batch_execute(&setup).await.map_err(|e| classify(&e, &client))?;
+        Ok(Conn { client, statements: HashMap::new() })
     }
 
     fn take_idle(&self) -> Option<Conn> {
@@ -141,23 +131,15 @@ impl PgPool {
     }
 
     pub async fn fetch_all(&self, query: Query) -> Result<Vec<Row>, DbError> {
-        if query
-            .params
-            .iter()
-            .any(|p| matches!(p, Param::Text(t) if t.contains('\0')))
-        {
-            return Err(DbError::InvalidValue(
-                "PostgreSQL text cannot contain NUL characters".into(),
-            ));
+        if query.params.iter().any(|p| matches!(p, Param::Text(t) if t.contains('\0'))) {
+            return Err(DbError::InvalidValue("PostgreSQL text cannot contain NUL characters".into()));
         }
         let limit = self.inner.limits.statement_timeout;
         let _permit = match tokio::time::timeout(limit, self.inner.permits.acquire()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => return Err(DbError::Unavailable("the connection pool is closed".into())),
             Err(_) => {
-                return Err(DbError::Unavailable(
-                    "all database connections stayed busy; try again later".into(),
-                ));
+                return Err(DbError::Unavailable("all database connections stayed busy; try again later".into()));
             }
         };
         // An idle connection may have died since its last use (PostgreSQL restarted, a proxy
@@ -167,12 +149,7 @@ impl PgPool {
                 Some(conn) => (conn, true),
                 None => (self.new_conn().await?, false),
             };
-            let result = match tokio::time::timeout(
-                limit + UNRESPONSIVE_GRACE,
-                run(&mut conn, &query),
-            )
-            .await
-            {
+            let result = match tokio::time::timeout(limit + UNRESPONSIVE_GRACE, run(&mut conn, &query)).await {
                 Ok(result) => result.map_err(|e| classify(&e, &conn.client)),
                 // The server did not answer; the connection's state is unknown, so it goes.
                 Err(_) => return Err(DbError::Timeout),
@@ -242,20 +219,14 @@ fn classify(err: &tokio_postgres::Error, client: &Client) -> DbError {
                 || c.starts_with("28")
                 || c == "3D000" =>
             {
-                DbError::Unavailable(format!(
-                    "the PostgreSQL server is not available ({})",
-                    db.message()
-                ))
+                DbError::Unavailable(format!("the PostgreSQL server is not available ({})", db.message()))
             }
             _ => DbError::Query(error_text(err)),
         };
     }
     let io = err.source().is_some_and(|s| s.is::<std::io::Error>());
     if err.is_closed() || client.is_closed() || io {
-        DbError::Unavailable(format!(
-            "lost the connection to the PostgreSQL server ({})",
-            error_text(err)
-        ))
+        DbError::Unavailable(format!("lost the connection to the PostgreSQL server ({})", error_text(err)))
     } else {
         DbError::Query(error_text(err))
     }
@@ -287,12 +258,7 @@ impl ToSql for Param {
                             "f"
                         }
                     }
-                    Type::INT2
-                    | Type::INT4
-                    | Type::INT8
-                    | Type::NUMERIC
-                    | Type::FLOAT4
-                    | Type::FLOAT8 => {
+                    Type::INT2 | Type::INT4 | Type::INT8 | Type::NUMERIC | Type::FLOAT4 | Type::FLOAT8 => {
                         if *b {
                             "1"
                         } else {
@@ -328,11 +294,7 @@ fn float_text(f: f64) -> String {
     if f.is_nan() {
         "NaN".into()
     } else if f.is_infinite() {
-        if f > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        }
+        if f > 0.0 { "Infinity".into() } else { "-Infinity".into() }
     } else {
         format!("{f:e}")
     }
@@ -361,9 +323,7 @@ impl<'a> FromSql<'a> for Cell {
                 Some((1, json)) => Cell::Text(std::str::from_utf8(json)?.to_owned()),
                 _ => return Err("unsupported jsonb format version".into()),
             },
-            Type::TIMESTAMPTZ | Type::TIMESTAMP => {
-                Cell::Text(timestamp_text(i64::from_sql(&Type::INT8, raw)?))
-            }
+            Type::TIMESTAMPTZ | Type::TIMESTAMP => Cell::Text(timestamp_text(i64::from_sql(&Type::INT8, raw)?)),
             Type::TEXT
             | Type::VARCHAR
             | Type::BPCHAR
@@ -373,10 +333,7 @@ impl<'a> FromSql<'a> for Cell {
             | Type::JSON
             | Type::XML => Cell::Text(std::str::from_utf8(raw)?.to_owned()),
             _ => {
-                return Err(format!(
-                    "cannot read a column of type {ty}; cast it to text in the query"
-                )
-                .into());
+                return Err(format!("cannot read a column of type {ty}; cast it to text in the query").into());
             }
         })
     }
@@ -410,9 +367,8 @@ fn timestamp_text(micros: i64) -> String {
         i64::MAX => "infinity".into(),
         i64::MIN => "-infinity".into(),
         _ => {
-            let epoch = chrono::NaiveDate::from_ymd_opt(2000, 1, 1)
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .expect("valid epoch");
+            let epoch =
+                chrono::NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).expect("valid epoch");
             let t = epoch + chrono::Duration::microseconds(micros);
             t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
         }
@@ -423,30 +379,20 @@ fn timestamp_text(micros: i64) -> String {
 /// digits. Integral values that fit become `Int` (as SQLite's integer sums), others `Float`.
 fn numeric(raw: &[u8]) -> Result<Cell, BoxError> {
     let word = |i: usize| -> Result<u16, BoxError> {
-        raw.get(i..i + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-            .ok_or_else(|| "short numeric value".into())
+        raw.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]])).ok_or_else(|| "short numeric value".into())
     };
     let ndigits = word(0)? as usize;
     let weight = word(2)? as i16 as i64;
     let sign = word(4)?;
     let dscale = word(6)? as usize;
-    let digits = (0..ndigits)
-        .map(|i| word(8 + 2 * i))
-        .collect::<Result<Vec<u16>, _>>()?;
+    let digits = (0..ndigits).map(|i| word(8 + 2 * i)).collect::<Result<Vec<u16>, _>>()?;
     match sign {
         0xC000 => return Ok(Cell::Float(f64::NAN)),
         0xD000 => return Ok(Cell::Float(f64::INFINITY)),
         0xF000 => return Ok(Cell::Float(f64::NEG_INFINITY)),
         _ => {}
     }
-    let digit = |i: i64| -> u16 {
-        if i < 0 {
-            0
-        } else {
-            digits.get(i as usize).copied().unwrap_or(0)
-        }
-    };
+    let digit = |i: i64| -> u16 { if i < 0 { 0 } else { digits.get(i as usize).copied().unwrap_or(0) } };
     let mut text = String::new();
     if sign == 0x4000 {
         text.push('-');
@@ -498,39 +444,21 @@ mod tests {
     #[test]
     fn numeric_values() {
         // 12345678 = 1234|5678, weight 1
-        assert_eq!(
-            numeric(&numeric_raw(1, 0, 0, &[1234, 5678])).unwrap(),
-            Cell::Int(12345678)
-        );
+        assert_eq!(numeric(&numeric_raw(1, 0, 0, &[1234, 5678])).unwrap(), Cell::Int(12345678));
         // -0.00012 = .0001|2000, weight -1
-        assert_eq!(
-            numeric(&numeric_raw(-1, 0x4000, 5, &[1, 2000])).unwrap(),
-            Cell::Float(-0.00012)
-        );
+        assert_eq!(numeric(&numeric_raw(-1, 0x4000, 5, &[1, 2000])).unwrap(), Cell::Float(-0.00012));
         // 3.5
-        assert_eq!(
-            numeric(&numeric_raw(0, 0, 1, &[3, 5000])).unwrap(),
-            Cell::Float(3.5)
-        );
+        assert_eq!(numeric(&numeric_raw(0, 0, 1, &[3, 5000])).unwrap(), Cell::Float(3.5));
         // 10^20 does not fit i64
-        assert_eq!(
-            numeric(&numeric_raw(5, 0, 0, &[1])).unwrap(),
-            Cell::Float(1e20)
-        );
+        assert_eq!(numeric(&numeric_raw(5, 0, 0, &[1])).unwrap(), Cell::Float(1e20));
         assert_eq!(numeric(&numeric_raw(0, 0, 0, &[])).unwrap(), Cell::Int(0));
     }
 
     #[test]
     fn uuids_and_times() {
         let raw: Vec<u8> = (0u8..16).collect();
-        assert_eq!(
-            uuid_text(&raw).unwrap(),
-            "00010203-0405-0607-0809-0a0b0c0d0e0f"
-        );
+        assert_eq!(uuid_text(&raw).unwrap(), "00010203-0405-0607-0809-0a0b0c0d0e0f");
         assert_eq!(timestamp_text(0), "2000-01-01 00:00:00.000000");
-        assert_eq!(
-            timestamp_text(768_300_000_000_001),
-            "2024-05-06 08:40:00.000001"
-        );
+        assert_eq!(timestamp_text(768_300_000_000_001), "2024-05-06 08:40:00.000001");
     }
 }

@@ -28,11 +28,7 @@ pub struct Query {
 
 impl Query {
     pub fn new(dialect: Dialect) -> Self {
-        Self {
-            dialect,
-            sql: String::with_capacity(256),
-            params: Vec::new(),
-        }
+        Self { dialect, sql: String::with_capacity(256), params: Vec::new() }
     }
 
     pub fn push(&mut self, sql: &str) -> &mut Self {
@@ -81,10 +77,9 @@ impl Query {
     pub fn time_text(&mut self, column: &str) -> &mut Self {
         match self.dialect {
             Dialect::Sqlite => self.push(column),
-            Dialect::Postgres => self
-                .push("to_char(")
-                .push(column)
-                .push(" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"),
+            Dialect::Postgres => {
+                self.push("to_char(").push(column).push(" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")
+            }
         }
     }
 
@@ -142,17 +137,9 @@ mod tests {
         q.push("a = ").bind_int(1).push(" AND b = ").bind_text("x");
         assert_eq!(q.sql, "a = ?1 AND b = ?2");
         let mut q = Query::new(Dialect::Postgres);
-        q.push("a = ")
-            .bind_int(1)
-            .push(" AND ")
-            .uuid_text("n.uuid")
-            .push(" = ")
-            .bind_text("x");
+        q.push("a = ").bind_int(1).push(" AND ").uuid_text("n.uuid").push(" = ").bind_text("x");
         q.push(" AND b > ").bind(Param::Float(1.5));
-        assert_eq!(
-            q.sql,
-            "a = $1::int8 AND n.uuid::text = $2 AND b > $3::float8"
-        );
+        assert_eq!(q.sql, "a = $1::int8 AND n.uuid::text = $2 AND b > $3::float8");
     }
 
     #[test]

@@ -40,9 +40,7 @@ impl SqlitePool {
     /// extracted ourselves), which skips all locking; a live profile must not use it.
     pub fn open(path: &Path, immutable: bool, limits: DbLimits) -> Result<Self, DbError> {
         let mut uri = String::from("file:");
-        uri.push_str(
-            &percent_encoding::utf8_percent_encode(&path.to_string_lossy(), URI_PATH).to_string(),
-        );
+        uri.push_str(&percent_encoding::utf8_percent_encode(&path.to_string_lossy(), URI_PATH).to_string());
         uri.push_str("?mode=ro");
         if immutable {
             uri.push_str("&immutable=1");
@@ -70,9 +68,7 @@ impl SqlitePool {
     }
 
     fn connect(&self) -> Result<Pooled, DbError> {
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&self.inner.uri, flags)
             .map_err(|e| DbError::Unavailable(format!("{}: {e}", self.inner.path.display())))?;
         // AiiDA runs SQLite with a case-sensitive LIKE, as PostgreSQL's. Memory-mapped reads
@@ -81,7 +77,7 @@ impl SqlitePool {
             "PRAGMA case_sensitive_like = ON; PRAGMA query_only = ON; \
              PRAGMA mmap_size = 4294967296; PRAGMA temp_store = MEMORY;",
         )
-            .map_err(|e| DbError::Query(e.to_string()))?;
+        .map_err(|e| DbError::Query(e.to_string()))?;
         let deadline = Arc::new(AtomicU64::new(u64::MAX));
         let epoch = self.inner.epoch;
         let watched = deadline.clone();
@@ -199,5 +195,4 @@ impl ToSql for Param {
 
 /// Characters escaped in a `file:` URI path: SQLite treats `?` and `#` specially, and `%`
 /// starts an escape.
-const URI_PATH: &percent_encoding::AsciiSet =
-    &percent_encoding::CONTROLS.add(b'?').add(b'#').add(b'%').add(b' ');
+const URI_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'?').add(b'#').add(b'%').add(b' ');

@@ -24,19 +24,12 @@ pub fn export(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Ex
     match format {
         "json" => {
             let names = array_names(node);
-            Ok(Export {
-                content: json_content(node, files, &names)?.into_bytes(),
-                filename: None,
-            })
+            Ok(Export { content: json_content(node, files, &names)?.into_bytes(), filename: None })
         }
         // TrajectoryData's cif (ASE + PyCifRW) and xsf writers are not part of this module.
         _ => Err(ExportError::NotAvailable(format!(
             "The {format} export of {} is not implemented by this server.",
-            node.node_type
-                .trim_end_matches('.')
-                .rsplit('.')
-                .next()
-                .unwrap_or("this node")
+            node.node_type.trim_end_matches('.').rsplit('.').next().unwrap_or("this node")
         ))),
     }
 }
@@ -50,28 +43,15 @@ pub fn export(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Ex
 fn array_names(node: &NodeInfo) -> Vec<String> {
     if !node.attribute_keys.is_empty() {
         // The reference lists arrays in stored attribute order.
-        return node
-            .attribute_keys
-            .iter()
-            .filter_map(|k| k.strip_prefix(ARRAY_PREFIX))
-            .map(str::to_string)
-            .collect();
+        return node.attribute_keys.iter().filter_map(|k| k.strip_prefix(ARRAY_PREFIX)).map(str::to_string).collect();
     }
     match &node.attributes {
-        Value::Object(map) => map
-            .keys()
-            .filter_map(|k| k.strip_prefix(ARRAY_PREFIX))
-            .map(str::to_string)
-            .collect(),
+        Value::Object(map) => map.keys().filter_map(|k| k.strip_prefix(ARRAY_PREFIX)).map(str::to_string).collect(),
         _ => Vec::new(),
     }
 }
 
-fn json_content(
-    node: &NodeInfo,
-    files: &dyn NodeFiles,
-    names: &[String],
-) -> Result<String, ExportError> {
+fn json_content(node: &NodeInfo, files: &dyn NodeFiles, names: &[String]) -> Result<String, ExportError> {
     let mut dict = Vec::with_capacity(names.len() + 2);
     for name in names {
         let array = read_array(files, name)?;
@@ -91,16 +71,7 @@ pub(super) fn read_array(files: &dyn NodeFiles, name: &str) -> Result<NpyArray, 
 /// `clean_array`: nested lists following the shape; non-finite floats become `None`.
 fn clean_array(array: &NpyArray) -> Py {
     let items: Vec<Py> = match &array.data {
-        NpyData::F64(v) => v
-            .iter()
-            .map(|&x| {
-                if x.is_finite() {
-                    Py::Float(x)
-                } else {
-                    Py::Null
-                }
-            })
-            .collect(),
+        NpyData::F64(v) => v.iter().map(|&x| if x.is_finite() { Py::Float(x) } else { Py::Null }).collect(),
         NpyData::I64(v) => v.iter().map(|&i| Py::Int(i)).collect(),
         NpyData::Bool(v) => v.iter().map(|&b| Py::Bool(b)).collect(),
     };
@@ -159,28 +130,16 @@ impl Py {
             Py::Float(x) => out.push_str(&python_float_repr(*x)),
             Py::Str(s) => write_py_str(out, s),
             Py::List(items) => {
-                write_seq(
-                    out,
-                    indent,
-                    level,
-                    ('[', ']'),
-                    items.iter(),
-                    |out, item, level| item.write(out, indent, level),
-                );
+                write_seq(out, indent, level, ('[', ']'), items.iter(), |out, item, level| {
+                    item.write(out, indent, level)
+                });
             }
             Py::Dict(items) => {
-                write_seq(
-                    out,
-                    indent,
-                    level,
-                    ('{', '}'),
-                    items.iter(),
-                    |out, (k, v), level| {
-                        write_py_str(out, k);
-                        out.push_str(": ");
-                        v.write(out, indent, level);
-                    },
-                );
+                write_seq(out, indent, level, ('{', '}'), items.iter(), |out, (k, v), level| {
+                    write_py_str(out, k);
+                    out.push_str(": ");
+                    v.write(out, indent, level);
+                });
             }
         }
     }
@@ -195,12 +154,9 @@ impl Py {
             Py::Float(x) => crate::json::float(*x),
             Py::Str(s) => Value::String(s.clone()),
             Py::List(items) => Value::Array(items.iter().map(Py::to_value).collect()),
-            Py::Dict(items) => Value::Object(
-                items
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_value()))
-                    .collect::<Map<_, _>>(),
-            ),
+            Py::Dict(items) => {
+                Value::Object(items.iter().map(|(k, v)| (k.clone(), v.to_value())).collect::<Map<_, _>>())
+            }
         }
     }
 }
@@ -282,12 +238,8 @@ pub(super) mod testutil {
     /// The node with this uuid from the fixture database, with its repository files.
     pub fn load(uuid: &str) -> (NodeInfo, FixtureFiles) {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(PROFILE);
-        let uri = format!(
-            "file:{}?mode=ro&immutable=1",
-            root.join("database.sqlite").display()
-        );
-        let flags =
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let uri = format!("file:{}?mode=ro&immutable=1", root.join("database.sqlite").display());
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI;
         let db = rusqlite::Connection::open_with_flags(uri, flags).unwrap();
         let (id, node_type, label, description, attributes, metadata): (i64, String, String, String, Option<String>, Option<String>) = db
             .query_row(
@@ -297,9 +249,8 @@ pub(super) mod testutil {
             )
             .unwrap();
         let attribute_keys = attributes.as_deref().map(crate::export::ordered_keys).unwrap_or_default();
-        let attributes = attributes
-            .map(|a| serde_json::from_str(&a).unwrap())
-            .unwrap_or(Value::Object(Default::default()));
+        let attributes =
+            attributes.map(|a| serde_json::from_str(&a).unwrap()).unwrap_or(Value::Object(Default::default()));
         let node = NodeInfo {
             attribute_keys,
             id,
@@ -345,18 +296,11 @@ pub(super) mod testutil {
                     .collect()
             };
         }
-        GOLDEN.with(|g| {
-            g.get(path)
-                .unwrap_or_else(|| panic!("no golden answer for {path}"))
-                .clone()
-        })
+        GOLDEN.with(|g| g.get(path).unwrap_or_else(|| panic!("no golden answer for {path}")).clone())
     }
 
     pub fn sha256_hex(bytes: &[u8]) -> String {
-        Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -415,58 +359,30 @@ mod tests {
         let out = export(&node, &files, "json").unwrap();
         assert!(out.filename.is_none());
         let text = String::from_utf8(out.content).unwrap();
-        assert!(
-            text.starts_with("{\"kpoints\": [[0.0, 0.0, 0.0], [0.25, 0.0, 0.0], "),
-            "{text}"
-        );
+        assert!(text.starts_with("{\"kpoints\": [[0.0, 0.0, 0.0], [0.25, 0.0, 0.0], "), "{text}");
         assert!(text.contains("\"weights\": [0.1, 0.3, 0.3, 0.3], \"original_uuid\": \"e8d9b133-"));
     }
 
     #[test]
     fn clean_array_nests_and_nulls() {
-        let a = NpyArray {
-            shape: vec![2, 2],
-            data: NpyData::F64(vec![1.0, f64::NAN, f64::NEG_INFINITY, -0.0]),
-        };
+        let a = NpyArray { shape: vec![2, 2], data: NpyData::F64(vec![1.0, f64::NAN, f64::NEG_INFINITY, -0.0]) };
         assert_eq!(clean_array(&a).dumps(), "[[1.0, null], [null, -0.0]]");
-        let a = NpyArray {
-            shape: vec![],
-            data: NpyData::I64(vec![7]),
-        };
+        let a = NpyArray { shape: vec![], data: NpyData::I64(vec![7]) };
         assert_eq!(clean_array(&a).dumps(), "7");
-        let a = NpyArray {
-            shape: vec![2, 0],
-            data: NpyData::Bool(vec![]),
-        };
+        let a = NpyArray { shape: vec![2, 0], data: NpyData::Bool(vec![]) };
         assert_eq!(clean_array(&a).dumps(), "[[], []]");
-        let a = NpyArray {
-            shape: vec![3],
-            data: NpyData::Bool(vec![true, false, true]),
-        };
+        let a = NpyArray { shape: vec![3], data: NpyData::Bool(vec![true, false, true]) };
         assert_eq!(clean_array(&a).dumps(), "[true, false, true]");
     }
 
     #[test]
     fn dumps_like_python() {
         let v = Py::Dict(vec![
-            (
-                "b".into(),
-                Py::List(vec![Py::Int(1), Py::Float(1e-7), Py::Float(f64::NAN)]),
-            ),
+            ("b".into(), Py::List(vec![Py::Int(1), Py::Float(1e-7), Py::Float(f64::NAN)])),
             ("a\u{7f}é".into(), Py::Dict(vec![])),
-            (
-                "c".into(),
-                Py::List(vec![
-                    Py::List(vec![]),
-                    Py::Null,
-                    Py::Float(f64::NEG_INFINITY),
-                ]),
-            ),
+            ("c".into(), Py::List(vec![Py::List(vec![]), Py::Null, Py::Float(f64::NEG_INFINITY)])),
         ]);
-        assert_eq!(
-            v.dumps(),
-            "{\"b\": [1, 1e-07, NaN], \"a\\u007f\\u00e9\": {}, \"c\": [[], null, -Infinity]}"
-        );
+        assert_eq!(v.dumps(), "{\"b\": [1, 1e-07, NaN], \"a\\u007f\\u00e9\": {}, \"c\": [[], null, -Infinity]}");
         assert_eq!(
             v.dumps_indent(2),
             "{\n  \"b\": [\n    1,\n    1e-07,\n    NaN\n  ],\n  \"a\\u007f\\u00e9\": {},\n  \"c\": [\n    [],\n    null,\n    -Infinity\n  ]\n}"

@@ -16,10 +16,7 @@ use crate::json::python_float_repr;
 
 pub fn export(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Export, ExportError> {
     let text = render(node, files, format, Kernels::REFERENCE)?;
-    Ok(Export {
-        content: text.into_bytes(),
-        filename: None,
-    })
+    Ok(Export { content: text.into_bytes(), filename: None })
 }
 
 /// `{"bands": <the json export without comments>}`, as `BandsDataTranslator` gives it.
@@ -30,12 +27,7 @@ pub fn derived_properties(node: &NodeInfo, files: &dyn NodeFiles) -> Result<Valu
     Ok(Value::Object(map))
 }
 
-fn render(
-    node: &NodeInfo,
-    files: &dyn NodeFiles,
-    format: &str,
-    kernels: Kernels,
-) -> Result<String, ExportError> {
+fn render(node: &NodeInfo, files: &dyn NodeFiles, format: &str, kernels: Kernels) -> Result<String, ExportError> {
     if matches!(format, "mpl_pdf" | "mpl_png") {
         return Err(ExportError::NotAvailable(format!(
             "The {format} format is not available on this server: the reference renders it by running \
@@ -89,9 +81,7 @@ impl BandsPlot {
         };
         let (rows, ncols, band_type_idx, two_band_types) = match *bands.shape.as_slice() {
             [nk, nb] => {
-                let rows = (0..nk)
-                    .map(|k| values[k * nb..(k + 1) * nb].to_vec())
-                    .collect();
+                let rows = (0..nk).map(|k| values[k * nb..(k + 1) * nb].to_vec()).collect();
                 (rows, nb, vec![0; nb], false)
             }
             // numpy.concatenate(bands, axis=1): the spins side by side; the band types only ever
@@ -99,18 +89,10 @@ impl BandsPlot {
             [ns, nk, nb] => {
                 let rows = (0..nk)
                     .map(|k| {
-                        (0..ns)
-                            .flat_map(|s| {
-                                values[(s * nk + k) * nb..(s * nk + k + 1) * nb]
-                                    .iter()
-                                    .copied()
-                            })
-                            .collect()
+                        (0..ns).flat_map(|s| values[(s * nk + k) * nb..(s * nk + k + 1) * nb].iter().copied()).collect()
                     })
                     .collect();
-                let types = std::iter::repeat_n(0, nb)
-                    .chain(std::iter::repeat_n(1, nb))
-                    .collect();
+                let types = std::iter::repeat_n(0, nb).chain(std::iter::repeat_n(1, nb)).collect();
                 (rows, ns * nb, types, true)
             }
             _ => return Err(invalid("Unexpected shape of bands")),
@@ -118,31 +100,19 @@ impl BandsPlot {
 
         let kpoints = read_array(files, "kpoints")?;
         let kpoints = match *kpoints.shape.as_slice() {
-            [n, 3] => (0..n)
-                .map(|i| [0, 1, 2].map(|j| kpoints.get_f64(i * 3 + j)))
-                .collect::<Vec<_>>(),
+            [n, 3] => (0..n).map(|i| [0, 1, 2].map(|j| kpoints.get_f64(i * 3 + j))).collect::<Vec<_>>(),
             _ => return Err(invalid("the kpoints array is not a list of 3-vectors")),
         };
-        let cell = attrs
-            .get("cell")
-            .and_then(matrix3)
-            .ok_or_else(|| invalid("the node has no valid cell"))?;
+        let cell = attrs.get("cell").and_then(matrix3).ok_or_else(|| invalid("the node has no valid cell"))?;
 
         let labels: Vec<(i64, String)> = match (attrs.get("label_numbers"), attrs.get("labels")) {
             (Some(Value::Array(numbers)), Some(Value::Array(names))) => numbers
                 .iter()
                 .zip(names)
                 .map(|(n, s)| {
-                    let n = n
-                        .as_i64()
-                        .filter(|&n| n >= 0 && (n as usize) < kpoints.len().max(1));
+                    let n = n.as_i64().filter(|&n| n >= 0 && (n as usize) < kpoints.len().max(1));
                     let n = n.ok_or_else(|| invalid("a label points outside the k-point list"))?;
-                    Ok((
-                        n,
-                        s.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| s.to_string()),
-                    ))
+                    Ok((n, s.as_str().map(str::to_string).unwrap_or_else(|| s.to_string())))
                 })
                 .collect::<Result<_, ExportError>>()?,
             _ => Vec::new(),
@@ -174,15 +144,9 @@ impl BandsPlot {
     /// `bands.max()`/`bands.min()`: NaN wins; numpy refuses an empty array.
     fn bands_max_min(&self) -> Result<(f64, f64), ExportError> {
         let mut it = self.all_values();
-        let first = it
-            .next()
-            .ok_or_else(|| invalid("the bands array is empty"))?;
+        let first = it.next().ok_or_else(|| invalid("the bands array is empty"))?;
         Ok(it.fold((first, first), |(hi, lo), v| {
-            if v.is_nan() || hi.is_nan() {
-                (f64::NAN, f64::NAN)
-            } else {
-                (hi.max(v), lo.min(v))
-            }
+            if v.is_nan() || hi.is_nan() { (f64::NAN, f64::NAN) } else { (hi.max(v), lo.min(v)) }
         }))
     }
 
@@ -193,10 +157,7 @@ impl BandsPlot {
         }
         let finite_or_inf = self.all_values().filter(|v| !v.is_nan());
         Ok(finite_or_inf.fold((f64::NAN, f64::NAN), |(hi, lo), v| {
-            (
-                if hi.is_nan() { v } else { hi.max(v) },
-                if lo.is_nan() { v } else { lo.min(v) },
-            )
+            (if hi.is_nan() { v } else { hi.max(v) }, if lo.is_nan() { v } else { lo.min(v) })
         }))
     }
 
@@ -204,9 +165,7 @@ impl BandsPlot {
     fn x_min_max(&self) -> (f64, f64) {
         let mut it = self.x.iter().copied();
         let first = it.next().unwrap_or(0.0);
-        it.fold((first, first), |(lo, hi), v| {
-            (if v < lo { v } else { lo }, if v > hi { v } else { hi })
-        })
+        it.fold((first, first), |(lo, hi), v| (if v < lo { v } else { lo }, if v > hi { v } else { hi }))
     }
 
     /// `prepare_header_comment`.
@@ -221,27 +180,17 @@ impl BandsPlot {
         for (pos, name) in self.raw_labels() {
             lines.push(format!("\t{name}\t{}", fmt8(pos)));
         }
-        lines
-            .iter()
-            .map(|l| format!("{comment_char} {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        lines.iter().map(|l| format!("{comment_char} {l}")).collect::<Vec<_>>().join("\n")
     }
 
     /// The labels at their path length.
     fn raw_labels(&self) -> Vec<(f64, String)> {
-        self.labels
-            .iter()
-            .map(|(i, name)| (self.x[*i as usize], name.clone()))
-            .collect()
+        self.labels.iter().map(|(i, name)| (self.x[*i as usize], name.clone())).collect()
     }
 
     /// The tick labels of a plot format: prettified, and joined where they coincide.
     fn tick_labels(&self, style: Prettify) -> Vec<(f64, String)> {
-        let pretty = self
-            .raw_labels()
-            .into_iter()
-            .map(|(pos, name)| (pos, prettify(&name, style)));
+        let pretty = self.raw_labels().into_iter().map(|(pos, name)| (pos, prettify(&name, style)));
         let mut joined: Vec<(f64, String)> = Vec::new();
         let mut previous: Option<f64> = None;
         for (pos, name) in pretty {
@@ -264,23 +213,14 @@ impl BandsPlot {
         let nk = self.rows.len() as i64;
         let mut segment = |from: i64, to: i64, from_label: &str, to_label: &str| {
             let rows = py_slice(self.rows.len(), from, to + 1);
-            let values = (0..self.ncols).map(|c| {
-                Py::floats(
-                    &self.rows[rows.clone()]
-                        .iter()
-                        .map(|r| r[c])
-                        .collect::<Vec<_>>(),
-                )
-            });
+            let values =
+                (0..self.ncols).map(|c| Py::floats(&self.rows[rows.clone()].iter().map(|r| r[c]).collect::<Vec<_>>()));
             paths.push(Py::Dict(vec![
                 ("length".into(), Py::Int(to - from)),
                 ("from".into(), Py::str(from_label)),
                 ("to".into(), Py::str(to_label)),
                 ("values".into(), Py::List(values.collect())),
-                (
-                    "x".into(),
-                    Py::floats(&self.x[py_slice(self.x.len(), from, to + 1)]),
-                ),
+                ("x".into(), Py::floats(&self.x[py_slice(self.x.len(), from, to + 1)])),
                 ("two_band_types".into(), Py::Bool(self.two_band_types)),
             ]));
         };
@@ -324,19 +264,13 @@ impl BandsPlot {
 
     /// The (x, band) pairs of each band, as `zip(x, band)` pairs them.
     fn band_points(&self, column: usize) -> impl Iterator<Item = (f64, f64)> + '_ {
-        self.x
-            .iter()
-            .zip(&self.rows)
-            .map(move |(&x, row)| (x, row[column]))
+        self.x.iter().zip(&self.rows).map(move |(&x, row)| (x, row[column]))
     }
 
     fn dat_multicolumn(&self) -> String {
         let mut lines = vec![self.header("#")];
         for (x, row) in self.x.iter().zip(&self.rows) {
-            let fields: Vec<String> = std::iter::once(*x)
-                .chain(row.iter().copied())
-                .map(fmt8)
-                .collect();
+            let fields: Vec<String> = std::iter::once(*x).chain(row.iter().copied()).map(fmt8).collect();
             lines.push(fields.join("\t"));
         }
         lines.join("\n") + "\n"
@@ -345,10 +279,7 @@ impl BandsPlot {
     fn dat_blocks(&self) -> String {
         let mut lines = vec![self.header("#")];
         for c in 0..self.ncols {
-            lines.extend(
-                self.band_points(c)
-                    .map(|(x, y)| format!("{}\t{}", fmt8(x), fmt8(y))),
-            );
+            lines.extend(self.band_points(c).map(|(x, y)| format!("{}\t{}", fmt8(x), fmt8(y))));
             lines.extend([String::new(), String::new()]);
         }
         lines.join("\n")
@@ -362,13 +293,7 @@ impl BandsPlot {
         let mut lines = vec![
             self.header("#"),
             "READ XY \"_data.dat\"".to_string(),
-            format!(
-                "world {}, {}, {}, {}",
-                py_str(x_min),
-                py_str(y_min),
-                py_str(x_max),
-                py_str(y_max)
-            ),
+            format!("world {}, {}, {}, {}", py_str(x_min), py_str(y_min), py_str(x_max), py_str(y_max)),
             "yaxis label \"Dispersion\"".to_string(),
             "xaxis  tick place both".to_string(),
             "xaxis  tick spec type both".to_string(),
@@ -424,7 +349,8 @@ impl BandsPlot {
         } else {
             lines.push("set xrange [-1.0:1.0]".to_string());
             lines.push(
-                "plot \"band_data.dat\" using ($1-0.25):($2):(0.5):(0) with vectors nohead lc rgb \"#000000\"".to_string(),
+                "plot \"band_data.dat\" using ($1-0.25):($2):(0.5):(0) with vectors nohead lc rgb \"#000000\""
+                    .to_string(),
             );
         }
         Ok(lines.join("\n") + "\n")
@@ -437,9 +363,7 @@ impl BandsPlot {
         let span = y_max - y_min;
         // `10 ** int(math.log10(span))`: an int for exponents >= 0, a float below.
         if !(span > 0.0 && span.is_finite()) {
-            return Err(invalid(
-                "cannot compute the y tick spacing: the bands span no finite range",
-            ));
+            return Err(invalid("cannot compute the y tick spacing: the bands span no finite range"));
         }
         let exponent = span.log10().trunc() as i32;
         let ytick_spacing = if exponent >= 0 {
@@ -459,11 +383,7 @@ impl BandsPlot {
         let xticks = agr_block([format!("@    xaxis  tick spec {}", labels.len()), ticks]);
 
         let sets: Vec<String> = (0..self.ncols)
-            .map(|c| {
-                self.band_points(c)
-                    .map(|(x, y)| format!("{}\t{}\n", fmt8(x), fmt8(y)))
-                    .collect()
-            })
+            .map(|c| self.band_points(c).map(|(x, y)| format!("{}\t{}\n", fmt8(x), fmt8(y))).collect())
             .collect();
         let mut descriptions = String::new();
         for (i, (_, band_type)) in sets.iter().zip(&self.band_type_idx).enumerate() {
@@ -471,34 +391,18 @@ impl BandsPlot {
             descriptions.push_str(&agr_block(AGR_SET_LINES.iter().map(|l| {
                 format!(
                     "@    s{i} {}",
-                    l.replace("{color}", color)
-                        .replace("{linewidth}", "2.0")
-                        .replace("{legend}", "")
+                    l.replace("{color}", color).replace("{linewidth}", "2.0").replace("{legend}", "")
                 )
             })));
         }
 
         let mut graph: Vec<String> = AGR_GRAPH_HEAD.iter().map(|l| l.to_string()).collect();
-        graph[11] = format!(
-            "@    world {}, {}, {}, {}",
-            py_str(x_min),
-            py_str(y_min),
-            py_str(x_max),
-            py_str(y_max)
-        );
+        graph[11] = format!("@    world {}, {}, {}, {}", py_str(x_min), py_str(y_min), py_str(x_max), py_str(y_max));
         graph[15] = "@    title \"\"".to_string();
         graph.extend(agr_axis("x", &AXIS_X));
         graph.push(xticks);
         let yaxis_label = format!("\"Dispersion ({})\"", self.units);
-        let y_diffs = [
-            yaxis_label.as_str(),
-            "1.500000",
-            &ytick_spacing,
-            "1",
-            "off",
-            "1.250000",
-            "none",
-        ];
+        let y_diffs = [yaxis_label.as_str(), "1.500000", &ytick_spacing, "1", "off", "1.250000", "none"];
         graph.extend(agr_axis("y", &y_diffs));
         graph.extend(AGR_GRAPH_TAIL.iter().map(|l| l.to_string()));
         graph.push(descriptions);
@@ -526,24 +430,12 @@ impl BandsPlot {
         let (x_min, x_max) = self.x_min_max();
         let all_data = Py::Dict(vec![
             ("paths".into(), Py::List(paths)),
-            (
-                "band_type_idx".into(),
-                Py::List(self.band_type_idx.iter().map(|&i| Py::Int(i)).collect()),
-            ),
-            (
-                "tick_pos".into(),
-                Py::List(labels.iter().map(|(pos, _)| Py::Float(*pos)).collect()),
-            ),
-            (
-                "tick_labels".into(),
-                Py::List(labels.iter().map(|(_, name)| Py::str(name)).collect()),
-            ),
+            ("band_type_idx".into(), Py::List(self.band_type_idx.iter().map(|&i| Py::Int(i)).collect())),
+            ("tick_pos".into(), Py::List(labels.iter().map(|(pos, _)| Py::Float(*pos)).collect())),
+            ("tick_labels".into(), Py::List(labels.iter().map(|(_, name)| Py::str(name)).collect())),
             ("legend_text".into(), Py::Null),
             ("legend_text2".into(), Py::Null),
-            (
-                "yaxis_label".into(),
-                Py::Str(format!("Dispersion ({})", self.units)),
-            ),
+            ("yaxis_label".into(), Py::Str(format!("Dispersion ({})", self.units))),
             ("title".into(), Py::str("")),
             ("comment".into(), Py::Str(self.header("#"))),
             ("x_min_lim".into(), Py::Float(x_min)),
@@ -557,16 +449,10 @@ impl BandsPlot {
             script.push_str(&all_data.dumps_indent(2));
             script.push_str("\"\"\"\n");
         } else {
-            script.push_str(
-                "with open(\"_data.json\", encoding='utf8') as f:\n    all_data_str = f.read()\n",
-            );
+            script.push_str("with open(\"_data.json\", encoding='utf8') as f:\n    all_data_str = f.read()\n");
         }
         script.push_str(MPL_BODY_START);
-        script.push_str(if single_path {
-            MPL_SINGLE_PATH
-        } else {
-            MPL_MULTI_PATH
-        });
+        script.push_str(if single_path { MPL_SINGLE_PATH } else { MPL_MULTI_PATH });
         script.push_str(MPL_BODY_END);
         script.push_str("pl.show()");
         Ok(script)
@@ -588,11 +474,7 @@ fn matrix3(value: &Value) -> Option<[[f64; 3]; 3]> {
 /// Python's `seq[start:stop]` bounds for a sequence of `len` items.
 fn py_slice(len: usize, start: i64, stop: i64) -> std::ops::Range<usize> {
     let clamp = |i: i64| {
-        if i < 0 {
-            (i + len as i64).max(0) as usize
-        } else {
-            (i as usize).min(len)
-        }
+        if i < 0 { (i + len as i64).max(0) as usize } else { (i as usize).min(len) }
     };
     let (a, b) = (clamp(start), clamp(stop));
     a..b.max(a)
@@ -600,11 +482,7 @@ fn py_slice(len: usize, start: i64, stop: i64) -> std::ops::Range<usize> {
 
 /// Python's `'%.8f' % x`.
 fn fmt8(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.8}")
-    } else {
-        py_str(x)
-    }
+    if x.is_finite() { format!("{x:.8}") } else { py_str(x) }
 }
 
 /// Python's `str(x)` for a float (`repr`, with `nan`/`inf` spelled in lowercase).
@@ -629,17 +507,9 @@ enum Prettify {
 
 fn prettify(label: &str, style: Prettify) -> String {
     let (greek, before, after): ([&str; 4], &str, &str) = match style {
-        Prettify::Agr => (
-            [r"\xG\f{}", r"\xD\f{}", r"\xL\f{}", r"\xS\f{}"],
-            r"\s",
-            r"\N",
-        ),
+        Prettify::Agr => ([r"\xG\f{}", r"\xD\f{}", r"\xL\f{}", r"\xS\f{}"], r"\s", r"\N"),
         Prettify::Gnuplot => (["Γ", "Δ", "Λ", "Σ"], "_{", "}"),
-        Prettify::Latex => (
-            [r"$\Gamma$", r"$\Delta$", r"$\Lambda$", r"$\Sigma$"],
-            "$_{",
-            "}$",
-        ),
+        Prettify::Latex => ([r"$\Gamma$", r"$\Delta$", r"$\Lambda$", r"$\Sigma$"], "$_{", "}$"),
     };
     let mut label = label.to_string();
     for (name, symbol) in ["GAMMA", "DELTA", "LAMBDA", "SIGMA"].iter().zip(greek) {
@@ -687,20 +557,12 @@ impl Kernels {
 
     /// `acc + a*b` as a kernel of this family computes it in C.
     fn c_madd(self, a: f64, b: f64, acc: f64) -> f64 {
-        if self.fused_c() {
-            a.mul_add(b, acc)
-        } else {
-            acc + a * b
-        }
+        if self.fused_c() { a.mul_add(b, acc) } else { acc + a * b }
     }
 
     /// `c - a*b` (the TRSM solve step).
     fn c_msub(self, c: f64, a: f64, b: f64) -> f64 {
-        if self.fused_c() {
-            (-a).mul_add(b, c)
-        } else {
-            c - a * b
-        }
+        if self.fused_c() { (-a).mul_add(b, c) } else { c - a * b }
     }
 }
 
@@ -731,13 +593,7 @@ fn inverse3(m: &[[f64; 3]; 3], k: Kernels) -> Result<[[f64; 3]; 3], ExportError>
             a[r][j] -= t;
         }
         // First index of the largest magnitude.
-        let p = (j..3).fold(j, |best, r| {
-            if a[r][j].abs() > a[best][j].abs() {
-                r
-            } else {
-                best
-            }
-        });
+        let p = (j..3).fold(j, |best, r| if a[r][j].abs() > a[best][j].abs() { r } else { best });
         pivots[j] = p;
         if a[p][j] == 0.0 {
             return Err(invalid("the cell is singular: Singular matrix"));
@@ -790,11 +646,7 @@ fn path_lengths(
     let rec: [[f64; 3]; 3] = std::array::from_fn(|i| std::array::from_fn(|j| two_pi * inv[j][i]));
     let cartesian: Vec<[f64; 3]> = kpoints
         .iter()
-        .map(|p| {
-            std::array::from_fn(|i| {
-                rec[2][i].mul_add(p[2], rec[1][i].mul_add(p[1], rec[0][i] * p[0]))
-            })
-        })
+        .map(|p| std::array::from_fn(|i| rec[2][i].mul_add(p[2], rec[1][i].mul_add(p[1], rec[0][i] * p[0]))))
         .collect();
     let labelled = |i: usize| labels.iter().any(|(n, _)| *n == i as i64);
     let mut x = vec![0.0];
@@ -805,9 +657,7 @@ fn path_lengths(
         } else {
             let v: [f64; 3] = std::array::from_fn(|c| cartesian[i][c] - cartesian[i - 1][c]);
             // numpy.linalg.norm: sqrt(ddot(v, v)).
-            (1..3)
-                .fold(v[0] * v[0], |acc, c| k.c_madd(v[c], v[c], acc))
-                .sqrt()
+            (1..3).fold(v[0] * v[0], |acc, c| k.c_madd(v[c], v[c], acc)).sqrt()
         };
         total += d;
         x.push(total);
@@ -841,17 +691,13 @@ fn agr_project_head() -> Vec<String> {
     ]
     .map(str::to_string)
     .to_vec();
+    lines.extend(AGR_FONTS.iter().map(|(n, name)| format!("@map font {n} to \"{name}\", \"{name}\"")));
     lines.extend(
-        AGR_FONTS
+        AGR_COLORS
             .iter()
-            .map(|(n, name)| format!("@map font {n} to \"{name}\", \"{name}\"")),
+            .enumerate()
+            .map(|(n, (rgb, name))| format!("@map color {n} to ({}, {}, {}), \"{name}\"", rgb[0], rgb[1], rgb[2])),
     );
-    lines.extend(AGR_COLORS.iter().enumerate().map(|(n, (rgb, name))| {
-        format!(
-            "@map color {n} to ({}, {}, {}), \"{name}\"",
-            rgb[0], rgb[1], rgb[2]
-        )
-    }));
     lines.extend(AGR_DEFAULTS.iter().map(|l| l.to_string()));
     for r in 0..5 {
         lines.extend([
@@ -1312,14 +1158,7 @@ mod tests {
     fn downloads_match_the_recorded_answers() {
         for uuid in [C4C6, N401] {
             let (node, files) = load(uuid);
-            for format in [
-                "json",
-                "dat_multicolumn",
-                "dat_blocks",
-                "agr",
-                "agr_batch",
-                "gnuplot",
-            ] {
+            for format in ["json", "dat_multicolumn", "dat_blocks", "agr", "agr_batch", "gnuplot"] {
                 let out = export(&node, &files, format).unwrap();
                 assert_eq!(out.filename, None);
                 let (raw, sha) = golden(&download_path(uuid, format));
@@ -1342,11 +1181,7 @@ mod tests {
             let ours = derived_properties(&node, &files).unwrap();
             let theirs = golden_json(&format!("/api/v4/nodes/{uuid}/contents/derived_properties"));
             let theirs = &theirs["data"]["derived_properties"];
-            assert_eq!(
-                crate::json::to_string(&ours),
-                crate::json::to_string(theirs),
-                "{uuid}"
-            );
+            assert_eq!(crate::json::to_string(&ours), crate::json::to_string(theirs), "{uuid}");
         }
     }
 
@@ -1357,26 +1192,10 @@ mod tests {
     #[test]
     fn matplotlib_scripts_match_the_reference() {
         let expected = [
-            (
-                C4C6,
-                "mpl_singlefile",
-                "2df74c4f4d484a2a8a99deacba1e7f4f566f6ef5802c67991b4291a68d13406b",
-            ),
-            (
-                N401,
-                "mpl_singlefile",
-                "ed603d8bef1ddf8d1859060d3b2ed82b151e72c3bcd6be22cb43e778ec8fa227",
-            ),
-            (
-                C4C6,
-                "mpl_withjson",
-                "ed4d2f8d2a067e8f37917e7b1d1d413b4203cbbd3cf5d5ed04c421ada281f9f9",
-            ),
-            (
-                N401,
-                "mpl_withjson",
-                "ed4d2f8d2a067e8f37917e7b1d1d413b4203cbbd3cf5d5ed04c421ada281f9f9",
-            ),
+            (C4C6, "mpl_singlefile", "2df74c4f4d484a2a8a99deacba1e7f4f566f6ef5802c67991b4291a68d13406b"),
+            (N401, "mpl_singlefile", "ed603d8bef1ddf8d1859060d3b2ed82b151e72c3bcd6be22cb43e778ec8fa227"),
+            (C4C6, "mpl_withjson", "ed4d2f8d2a067e8f37917e7b1d1d413b4203cbbd3cf5d5ed04c421ada281f9f9"),
+            (N401, "mpl_withjson", "ed4d2f8d2a067e8f37917e7b1d1d413b4203cbbd3cf5d5ed04c421ada281f9f9"),
         ];
         for (uuid, format, sha) in expected {
             let (node, files) = load(uuid);
@@ -1390,66 +1209,18 @@ mod tests {
     #[test]
     fn skylakex_kernels_match_the_reference_on_avx512() {
         let expected = [
-            (
-                C4C6,
-                "json",
-                "c926d99057c68a86a19551b167341155f50a71b8b26698d81cba8f9ba0d87382",
-            ),
-            (
-                N401,
-                "json",
-                "79079d654eca68d6bbbd69e83e149229a926975f254c2559c482cd0675660cd6",
-            ),
-            (
-                C4C6,
-                "agr",
-                "490a38a7a102aed8ba5443eb74736b751285a99adf1835456f53f3d8946d0664",
-            ),
-            (
-                N401,
-                "agr",
-                "a43cc05306471208685f54b19f89d83785940532af358666dd65a540755313b6",
-            ),
-            (
-                C4C6,
-                "agr_batch",
-                "cab08f22f58029b995f6f18d12a1f0f115227ec2210824b4fc1ce79a458fcc97",
-            ),
-            (
-                N401,
-                "agr_batch",
-                "3db42760b5ab1adbeda5b4f69fe94551bddcd37a813773225bb50f3774d9d501",
-            ),
-            (
-                C4C6,
-                "gnuplot",
-                "2d60588bd84bd1d06be4f3a42c153a3c2cdfcc65e00e9f5ae521459887083df7",
-            ),
-            (
-                N401,
-                "gnuplot",
-                "076aeddfd453817898925d05fff5c5a10164620a4669db730b8d670e79de94c2",
-            ),
-            (
-                C4C6,
-                "mpl_singlefile",
-                "f96d58ad1b3f659691513259a4299990c020ce4c4ed15099cfebd4a5ca879b37",
-            ),
-            (
-                N401,
-                "mpl_singlefile",
-                "5b3d3f0d65303f1c7644f2af6acdb08ff1304221ecee28c2d32aa257f3cd247f",
-            ),
-            (
-                N401,
-                "dat_multicolumn",
-                "cbcef95596d4101f8d39e30f5aea5bc6b36e5ba2eb00bac57027dd316e6d5928",
-            ),
-            (
-                N401,
-                "dat_blocks",
-                "bdf93ac34d14aeb2e91cf8b79a8129f26d1c21c82245f3e06e7eede3b93a0965",
-            ),
+            (C4C6, "json", "c926d99057c68a86a19551b167341155f50a71b8b26698d81cba8f9ba0d87382"),
+            (N401, "json", "79079d654eca68d6bbbd69e83e149229a926975f254c2559c482cd0675660cd6"),
+            (C4C6, "agr", "490a38a7a102aed8ba5443eb74736b751285a99adf1835456f53f3d8946d0664"),
+            (N401, "agr", "a43cc05306471208685f54b19f89d83785940532af358666dd65a540755313b6"),
+            (C4C6, "agr_batch", "cab08f22f58029b995f6f18d12a1f0f115227ec2210824b4fc1ce79a458fcc97"),
+            (N401, "agr_batch", "3db42760b5ab1adbeda5b4f69fe94551bddcd37a813773225bb50f3774d9d501"),
+            (C4C6, "gnuplot", "2d60588bd84bd1d06be4f3a42c153a3c2cdfcc65e00e9f5ae521459887083df7"),
+            (N401, "gnuplot", "076aeddfd453817898925d05fff5c5a10164620a4669db730b8d670e79de94c2"),
+            (C4C6, "mpl_singlefile", "f96d58ad1b3f659691513259a4299990c020ce4c4ed15099cfebd4a5ca879b37"),
+            (N401, "mpl_singlefile", "5b3d3f0d65303f1c7644f2af6acdb08ff1304221ecee28c2d32aa257f3cd247f"),
+            (N401, "dat_multicolumn", "cbcef95596d4101f8d39e30f5aea5bc6b36e5ba2eb00bac57027dd316e6d5928"),
+            (N401, "dat_blocks", "bdf93ac34d14aeb2e91cf8b79a8129f26d1c21c82245f3e06e7eede3b93a0965"),
         ];
         for (uuid, format, sha) in expected {
             let (node, files) = load(uuid);
@@ -1464,19 +1235,13 @@ mod tests {
     impl NodeFiles for MemFiles {
         fn read(&self, path: &str) -> Result<Vec<u8>, crate::repository::RepoError> {
             let found = self.0.iter().find(|(p, _)| p == path);
-            found
-                .map(|(_, b)| b.clone())
-                .ok_or_else(|| crate::repository::RepoError::NotFound(path.into()))
+            found.map(|(_, b)| b.clone()).ok_or_else(|| crate::repository::RepoError::NotFound(path.into()))
         }
     }
 
     fn npy_f8(shape: &[usize], values: &[f64]) -> Vec<u8> {
         let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-        let dims = if dims.len() == 1 {
-            format!("{},", dims[0])
-        } else {
-            dims.join(", ")
-        };
+        let dims = if dims.len() == 1 { format!("{},", dims[0]) } else { dims.join(", ") };
         let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({dims}), }}");
         while !(10 + header.len() + 1).is_multiple_of(64) {
             header.push(' ');
@@ -1509,10 +1274,7 @@ mod tests {
             computer_label: None,
         };
         let files = MemFiles(vec![
-            (
-                "kpoints.npy".into(),
-                npy_f8(&[kpoints.len() / 3, 3], kpoints),
-            ),
+            ("kpoints.npy".into(), npy_f8(&[kpoints.len() / 3, 3], kpoints)),
             ("bands.npy".into(), npy_f8(bands_shape, bands)),
         ]);
         (node, files)
@@ -1524,25 +1286,15 @@ mod tests {
     #[test]
     fn synthetic_nodes_match_the_reference() {
         use serde_json::json;
-        let formats = [
-            "json",
-            "dat_multicolumn",
-            "dat_blocks",
-            "agr",
-            "agr_batch",
-            "gnuplot",
-            "mpl_singlefile",
-            "mpl_withjson",
-        ];
+        let formats =
+            ["json", "dat_multicolumn", "dat_blocks", "agr", "agr_batch", "gnuplot", "mpl_singlefile", "mpl_withjson"];
         let a = synthetic(
             "ee7ba3d4-81d3-423b-9044-8d18687adf21",
             "synthetic A",
             json!({"cell": [[3.1, 0.2, 0.0], [0.4, 2.9, 0.1], [0.0, -0.3, 5.2]], "units": "eV"}),
             &[0.0, 0.0, 0.0, 0.1, 0.05, 0.0, 0.2, 0.1, 0.05, 0.3, 0.1, 0.1],
             &[4, 3],
-            &[
-                -1.5, 0.25, 3.75, -1.25, 0.5, 3.5, -1.0, 0.75, 3.0, -0.5, 1.0, 2.5,
-            ],
+            &[-1.5, 0.25, 3.75, -1.25, 0.5, 3.5, -1.0, 0.75, 3.0, -0.5, 1.0, 2.5],
         );
         let b = synthetic(
             "29e955c2-478e-45e4-b83b-5caa30c954b2",
@@ -1558,14 +1310,9 @@ mod tests {
             "synthetic C",
             json!({"cell": [[0.0, 2.5, 2.5], [2.5, 0.0, 2.5], [2.5, 2.5, 0.1]], "units": "eV",
                    "label_numbers": [1, 2, 2, 3], "labels": ["X_1", "DELTA", "Y", "SIGMA_"]}),
-            &[
-                0.0, 0.0, 0.0, 0.25, 0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 0.25, 0.0, 0.5, 0.5, 0.0,
-            ],
+            &[0.0, 0.0, 0.0, 0.25, 0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 0.25, 0.0, 0.5, 0.5, 0.0],
             &[2, 5, 2],
-            &[
-                1.0, 2.0, 1.5, 2.5, 1.75, 2.25, 1.0, 2.0, 0.5, 3.0, 1.1, 2.1, 1.6, 2.6, 1.85, 2.35,
-                1.1, 2.1, 0.6, 3.1,
-            ],
+            &[1.0, 2.0, 1.5, 2.5, 1.75, 2.25, 1.0, 2.0, 0.5, 3.0, 1.1, 2.1, 1.6, 2.6, 1.85, 2.35, 1.1, 2.1, 0.6, 3.1],
         );
         let expected: [(&(NodeInfo, MemFiles), [&str; 8]); 3] = [
             (
@@ -1611,12 +1358,7 @@ mod tests {
         for ((node, files), hashes) in expected {
             for (format, sha) in formats.iter().zip(hashes) {
                 let out = render(node, files, format, Kernels::SkylakeX).unwrap();
-                assert_eq!(
-                    sha256_hex(out.as_bytes()),
-                    sha,
-                    "{} {format}:\n{out}",
-                    node.label
-                );
+                assert_eq!(sha256_hex(out.as_bytes()), sha, "{} {format}:\n{out}", node.label);
             }
         }
     }
@@ -1642,13 +1384,7 @@ mod tests {
         ];
         let inv = inverse3(&cell, Kernels::SkylakeX).unwrap();
         assert_eq!(inv[0][0], 5.9109683121775405e-18, "{inv:?}");
-        assert!(
-            inverse3(
-                &[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 0.0, 1.0]],
-                Kernels::Haswell
-            )
-            .is_err()
-        );
+        assert!(inverse3(&[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 0.0, 1.0]], Kernels::Haswell).is_err());
     }
 
     #[test]

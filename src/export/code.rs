@@ -13,10 +13,7 @@ const LEGACY: &str = "data.core.code.Code.";
 
 pub fn export(node: &NodeInfo, format: &str) -> Result<Export, ExportError> {
     match format {
-        "yaml" | "yml" => Ok(Export {
-            content: yaml(node)?.into_bytes(),
-            filename: None,
-        }),
+        "yaml" | "yml" => Ok(Export { content: yaml(node)?.into_bytes(), filename: None }),
         _ => Err(ExportError::Unsupported(format.to_string())),
     }
 }
@@ -61,18 +58,13 @@ fn yaml(node: &NodeInfo) -> Result<String, ExportError> {
     fields.push(("prepend_text", text("prepend_text")));
     fields.push(("append_text", text("append_text")));
 
-    let executable = || {
-        Scalar::Str(pure_posix_path(
-            attrs
-                .get("filepath_executable")
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-        ))
-    };
+    let executable =
+        || Scalar::Str(pure_posix_path(attrs.get("filepath_executable").and_then(Value::as_str).unwrap_or("")));
     let computer = || {
-        node.computer_label.clone().map(Scalar::Str).ok_or_else(|| {
-            ExportError::Invalid("'NoneType' object has no attribute 'label'".into())
-        })
+        node.computer_label
+            .clone()
+            .map(Scalar::Str)
+            .ok_or_else(|| ExportError::Invalid("'NoneType' object has no attribute 'label'".into()))
     };
     match node.node_type.as_str() {
         INSTALLED => {
@@ -90,10 +82,7 @@ fn yaml(node: &NodeInfo) -> Result<String, ExportError> {
             // The reference dumps the code's files into `<cwd>/<label>` and names that
             // directory; this server only names it.
             let cwd = std::env::current_dir().map_err(|e| ExportError::Invalid(e.to_string()))?;
-            fields.push((
-                "filepath_files",
-                Scalar::Str(cwd.join(&node.label).to_string_lossy().into_owned()),
-            ));
+            fields.push(("filepath_files", Scalar::Str(cwd.join(&node.label).to_string_lossy().into_owned())));
         }
         _ => {}
     }
@@ -135,16 +124,9 @@ fn pure_posix_path(p: &str) -> String {
     } else {
         ""
     };
-    let parts: Vec<&str> = p
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != ".")
-        .collect();
+    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
     let joined = parts.join("/");
-    if joined.is_empty() && root.is_empty() {
-        ".".into()
-    } else {
-        format!("{root}{joined}")
-    }
+    if joined.is_empty() && root.is_empty() { ".".into() } else { format!("{root}{joined}") }
 }
 
 // --- A PyYAML emitter for one block mapping of scalars (default settings: width 80, indent 2,
@@ -168,10 +150,7 @@ fn is_break(c: char) -> bool {
 }
 
 fn is_blank_or_break(c: char) -> bool {
-    matches!(
-        c,
-        '\0' | ' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}'
-    )
+    matches!(c, '\0' | ' ' | '\t' | '\r' | '\n' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
 impl YamlWriter {
@@ -308,11 +287,7 @@ impl YamlWriter {
             let ch = chars.get(end).copied();
             if spaces {
                 if ch != Some(' ') {
-                    if start + 1 == end
-                        && self.column > BEST_WIDTH
-                        && start != 0
-                        && end != chars.len()
-                    {
+                    if start + 1 == end && self.column > BEST_WIDTH && start != 0 && end != chars.len() {
                         self.indent(indent);
                     } else {
                         self.write(&chars[start..end].iter().collect::<String>());
@@ -349,10 +324,7 @@ impl YamlWriter {
         while end <= chars.len() {
             let ch = chars.get(end).copied();
             let needs_escape = ch.is_none_or(|c| {
-                matches!(
-                    c,
-                    '"' | '\\' | '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}'
-                ) || !(' '..='~').contains(&c)
+                matches!(c, '"' | '\\' | '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}') || !(' '..='~').contains(&c)
             });
             if needs_escape {
                 if start < end {
@@ -434,17 +406,13 @@ struct Analysis {
 /// PyYAML's `analyze_scalar`, reduced to what a block-mapping value needs.
 fn analyze(s: &str) -> Analysis {
     if s.is_empty() {
-        return Analysis {
-            allow_block_plain: true,
-            allow_single_quoted: true,
-        };
+        return Analysis { allow_block_plain: true, allow_single_quoted: true };
     }
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len();
     let mut block_indicators = s.starts_with("---") || s.starts_with("...");
     let (mut line_breaks, mut special) = (false, false);
-    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) =
-        (false, false, false, false);
+    let (mut leading_space, mut leading_break, mut trailing_space, mut trailing_break) = (false, false, false, false);
     let (mut break_space, mut space_break) = (false, false);
     let mut preceded_by_whitespace = true;
     let mut followed_by_whitespace = n == 1 || is_blank_or_break(chars[1]);
@@ -499,10 +467,7 @@ fn analyze(s: &str) -> Analysis {
     if line_breaks || block_indicators {
         plain = false;
     }
-    Analysis {
-        allow_block_plain: plain,
-        allow_single_quoted: single,
-    }
+    Analysis { allow_block_plain: plain, allow_single_quoted: single }
 }
 
 /// Whether PyYAML's implicit resolvers (YAML 1.1: bool, int, float, null, timestamp, merge,
@@ -610,9 +575,7 @@ fn is_yaml_int(s: &str) -> bool {
     let alternatives: [&dyn Fn(&mut Cur) -> bool; 5] = [
         &|c| {
             c.sign();
-            c.eat(|x| x == b'0')
-                && c.eat(|x| x == b'b')
-                && c.eat_many(|x| x == b'0' || x == b'1' || x == b'_') > 0
+            c.eat(|x| x == b'0') && c.eat(|x| x == b'b') && c.eat_many(|x| x == b'0' || x == b'1' || x == b'_') > 0
         },
         &|c| {
             c.sign();
@@ -630,9 +593,7 @@ fn is_yaml_int(s: &str) -> bool {
         },
         &|c| {
             c.sign();
-            c.eat(|x| x == b'0')
-                && c.eat(|x| x == b'x')
-                && c.eat_many(|x| x.is_ascii_hexdigit() || x == b'_') > 0
+            c.eat(|x| x == b'0') && c.eat(|x| x == b'x') && c.eat_many(|x| x.is_ascii_hexdigit() || x == b'_') > 0
         },
         &|c| {
             c.sign();
@@ -652,10 +613,7 @@ fn is_yaml_float(s: &str) -> bool {
     let b = s.as_bytes();
     let exponent = |c: &mut Cur| {
         let save = c.i;
-        if c.eat(|x| x == b'e' || x == b'E')
-            && c.eat(|x| x == b'+' || x == b'-')
-            && c.eat_many(digit) > 0
-        {
+        if c.eat(|x| x == b'e' || x == b'E') && c.eat(|x| x == b'+' || x == b'-') && c.eat_many(digit) > 0 {
             return;
         }
         c.i = save;
@@ -721,10 +679,7 @@ fn is_yaml_float(s: &str) -> bool {
 }
 
 fn is_yaml_timestamp(s: &str) -> bool {
-    let mut c = Cur {
-        b: s.as_bytes(),
-        i: 0,
-    };
+    let mut c = Cur { b: s.as_bytes(), i: 0 };
     let n4 = (0..4).all(|_| c.eat(digit));
     if !n4 || !c.eat(|x| x == b'-') {
         return false;
@@ -732,13 +687,7 @@ fn is_yaml_timestamp(s: &str) -> bool {
     // Date only: YYYY-MM-DD.
     {
         let mut d = Cur { b: c.b, i: c.i };
-        if d.eat(digit)
-            && d.eat(digit)
-            && d.eat(|x| x == b'-')
-            && d.eat(digit)
-            && d.eat(digit)
-            && d.done()
-        {
+        if d.eat(digit) && d.eat(digit) && d.eat(|x| x == b'-') && d.eat(digit) && d.eat(digit) && d.done() {
             return true;
         }
     }
@@ -801,18 +750,12 @@ mod tests {
     #[test]
     fn installed_codes_match_reference() {
         // Answers of the reference (`download?download_format=yaml`, identical for `yml`).
-        let pw = with_computer(
-            "35ecb657-b171-4140-9d1d-c48d18983e88",
-            Some("ref-daint-like"),
-        );
+        let pw = with_computer("35ecb657-b171-4140-9d1d-c48d18983e88", Some("ref-daint-like"));
         assert_eq!(
             yaml_of(&pw),
             "label: pw-7.2\ndescription: Quantum ESPRESSO pw.x 7.2\nuse_double_quotes: false\nwith_mpi: true\nwrap_cmdline_params: false\nprepend_text: module load QuantumESPRESSO/7.2-CrayGNU\nappend_text: rm -rf out/*.wfc*\nfilepath_executable: /apps/qe/7.2/bin/pw.x\ncomputer: ref-daint-like\ndefault_calc_job_plugin: quantumespresso.pw\n"
         );
-        assert_eq!(
-            export(&pw, "yml").unwrap().content,
-            export(&pw, "yaml").unwrap().content
-        );
+        assert_eq!(export(&pw, "yml").unwrap().content, export(&pw, "yaml").unwrap().content);
         let bash = with_computer("45abcd9f-342a-4102-8da2-0d9dfc222d4f", Some("localhost"));
         assert_eq!(
             yaml_of(&bash),
@@ -853,10 +796,7 @@ mod tests {
             ("0x1F", "k: '0x1F'\n"),
             ("1:30", "k: '1:30'\n"),
             ("2024-01-01", "k: '2024-01-01'\n"),
-            (
-                "2001-12-14t21:59:43.10-05:00",
-                "k: '2001-12-14t21:59:43.10-05:00'\n",
-            ),
+            ("2001-12-14t21:59:43.10-05:00", "k: '2001-12-14t21:59:43.10-05:00'\n"),
             (".inf", "k: '.inf'\n"),
             ("~", "k: '~'\n"),
             ("1e5", "k: 1e5\n"),

@@ -25,8 +25,7 @@ pub fn derived_properties(node: &NodeInfo, files: &dyn NodeFiles) -> Result<Valu
     };
     let explicit = if has_array(node, "kpoints") {
         let bytes = files.read("kpoints.npy")?;
-        let array = npy::parse(&bytes)
-            .map_err(|e| ExportError::Invalid(format!("array `kpoints`: {e}")))?;
+        let array = npy::parse(&bytes).map_err(|e| ExportError::Invalid(format!("array `kpoints`: {e}")))?;
         Some(rows3(&array)?)
     } else {
         None
@@ -54,10 +53,7 @@ pub fn derived_properties(node: &NodeInfo, files: &dyn NodeFiles) -> Result<Valu
         out.insert("explicit_kpoints_abs".into(), points_value(abs));
     }
     if let Some(r) = &reciprocal {
-        out.insert(
-            "faces_data".into(),
-            brillouin_zone(r).unwrap_or(Value::Null),
-        );
+        out.insert("faces_data".into(), brillouin_zone(r).unwrap_or(Value::Null));
     }
 
     let mut has_labels = false;
@@ -69,9 +65,7 @@ pub fn derived_properties(node: &NodeInfo, files: &dyn NodeFiles) -> Result<Valu
             points
                 .get(idx)
                 .map(|p| points_value(std::slice::from_ref(p))[0].clone())
-                .ok_or_else(|| {
-                    ExportError::Invalid(format!("index {idx} is out of bounds for the k-points"))
-                })
+                .ok_or_else(|| ExportError::Invalid(format!("index {idx} is out of bounds for the k-points")))
         };
         let mut rel_map = Map::new();
         let mut path = Vec::new();
@@ -80,10 +74,7 @@ pub fn derived_properties(node: &NodeInfo, files: &dyn NodeFiles) -> Result<Valu
             rel_map.insert(label.to_string(), point(&rel, *idx)?);
             // The reference tests the k-point index, not the position in the list.
             if *idx > 0 {
-                path.push(Value::Array(vec![
-                    previous.map_or(Value::Null, Value::from),
-                    Value::from(*label),
-                ]));
+                path.push(Value::Array(vec![previous.map_or(Value::Null, Value::from), Value::from(*label)]));
             }
             previous = Some(label);
         }
@@ -114,11 +105,7 @@ pub fn description(node: &NodeInfo) -> String {
     if let Some(mesh) = attrs.get("mesh") {
         let item = |v: &Value, i: usize| v.get(i).cloned().unwrap_or(Value::Null);
         let offset = attrs.get("offset").cloned().unwrap_or(Value::Null);
-        let o = |i: usize| {
-            item(&offset, i)
-                .as_f64()
-                .map_or_else(|| "None".to_string(), |x| format!("{x:.1}"))
-        };
+        let o = |i: usize| item(&offset, i).as_f64().map_or_else(|| "None".to_string(), |x| format!("{x:.1}"));
         return format!(
             "Kpoints mesh: {}x{}x{} (+{},{},{})",
             py_str(&item(mesh, 0)),
@@ -129,11 +116,7 @@ pub fn description(node: &NodeInfo) -> String {
             o(2)
         );
     }
-    match attrs
-        .get("array|kpoints")
-        .and_then(|s| s.get(0))
-        .and_then(Value::as_u64)
-    {
+    match attrs.get("array|kpoints").and_then(|s| s.get(0)).and_then(Value::as_u64) {
         Some(n) => format!("(Path of {n} kpts)"),
         // No k-points at all: the reference raises; `/links/tree` then shows the class name.
         None => node.node_type.rsplit('.').nth(1).unwrap_or("").to_string(),
@@ -173,16 +156,22 @@ fn reciprocal_cell(cell: &Value) -> Result<linalg::Mat3, ExportError> {
     Ok([0, 1, 2].map(|i| [0, 1, 2].map(|j| two_pi * inv[j][i])))
 }
 
+/// Largest mesh expanded into explicit points.
+const MAX_MESH_POINTS: u64 = 1_000_000;
+
 /// `get_kpoints_mesh(print_list=True)`: `(i + offset) / n` along each axis, last axis fastest.
 fn mesh_points(mesh: &Value, offset: &Value) -> Result<Vec<[f64; 3]>, ExportError> {
     let bad = || ExportError::Invalid("invalid k-points mesh".into());
-    let n: Vec<i64> = (0..3)
-        .map(|i| mesh.get(i).and_then(Value::as_i64).ok_or_else(bad))
-        .collect::<Result<_, _>>()?;
-    let o: Vec<f64> = (0..3)
-        .map(|i| offset.get(i).and_then(Value::as_f64).ok_or_else(bad))
-        .collect::<Result<_, _>>()?;
-    let mut points = Vec::with_capacity(n.iter().map(|&x| x.max(0) as usize).product());
+    let n: Vec<i64> = (0..3).map(|i| mesh.get(i).and_then(Value::as_i64).ok_or_else(bad)).collect::<Result<_, _>>()?;
+    let o: Vec<f64> =
+        (0..3).map(|i| offset.get(i).and_then(Value::as_f64).ok_or_else(bad)).collect::<Result<_, _>>()?;
+    // A mesh is a few thousand points in practice; a damaged or crafted one must not make the
+    // server allocate without bound.
+    let total = n.iter().try_fold(1u64, |acc, &x| acc.checked_mul(x.max(0) as u64));
+    if total.is_none_or(|t| t > MAX_MESH_POINTS) {
+        return Err(ExportError::Invalid(format!("the k-points mesh {n:?} has more than {MAX_MESH_POINTS} points")));
+    }
+    let mut points = Vec::with_capacity(total.unwrap_or(0) as usize);
     for i in 0..n[0] {
         for j in 0..n[1] {
             for k in 0..n[2] {
@@ -200,12 +189,10 @@ fn mesh_points(mesh: &Value, offset: &Value) -> Result<Vec<[f64; 3]>, ExportErro
 /// An N×3 array as rows.
 fn rows3(array: &NpyArray) -> Result<Vec<[f64; 3]>, ExportError> {
     match array.shape.as_slice() {
-        [n, 3] if array.element_count() == 3 * n => Ok((0..*n)
-            .map(|r| [0, 1, 2].map(|c| array.get_f64(3 * r + c)))
-            .collect()),
-        shape => Err(ExportError::Invalid(format!(
-            "expected an N×3 k-point array, found shape {shape:?}"
-        ))),
+        [n, 3] if array.element_count() == 3 * n => {
+            Ok((0..*n).map(|r| [0, 1, 2].map(|c| array.get_f64(3 * r + c))).collect())
+        }
+        shape => Err(ExportError::Invalid(format!("expected an N×3 k-point array, found shape {shape:?}"))),
     }
 }
 
@@ -237,10 +224,7 @@ fn brillouin_zone(rec: &linalg::Mat3) -> Option<Value> {
     // which lattice vectors can contribute a face.
     let near = polytope_vertices(&lattice(1), tol)?;
     let reach = near.iter().map(linalg::norm).fold(0.0, f64::max);
-    let mut planes: Vec<[f64; 3]> = lattice(3)
-        .into_iter()
-        .filter(|g| linalg::norm(g) / 2.0 <= reach + tol)
-        .collect();
+    let mut planes: Vec<[f64; 3]> = lattice(3).into_iter().filter(|g| linalg::norm(g) / 2.0 <= reach + tol).collect();
     // Nearest planes first: they reject most candidate vertices at once.
     planes.sort_by(|a, b| linalg::norm(a).total_cmp(&linalg::norm(b)));
     let vertices = polytope_vertices(&planes, tol)?;
@@ -261,18 +245,14 @@ fn brillouin_zone(rec: &linalg::Mat3) -> Option<Value> {
         let rel = |i: usize| [0, 1, 2].map(|k| vertices[i][k] - c[k]);
         let u = rel(on_plane[0]);
         let w = linalg::cross(&g.map(|x| x / gn), &u);
-        let mut ordered: Vec<(f64, usize)> = on_plane
-            .iter()
-            .map(|&i| (linalg::dot(&rel(i), &w).atan2(linalg::dot(&rel(i), &u)), i))
-            .collect();
+        let mut ordered: Vec<(f64, usize)> =
+            on_plane.iter().map(|&i| (linalg::dot(&rel(i), &w).atan2(linalg::dot(&rel(i), &u)), i)).collect();
         ordered.sort_by(|a, b| a.0.total_cmp(&b.0));
         let ids: Vec<usize> = ordered.into_iter().map(|(_, i)| i).collect();
         for t in 1..ids.len() - 1 {
             triangles.push(Value::from(vec![ids[0], ids[t], ids[t + 1]]));
         }
-        faces.push(points_value(
-            &ids.iter().map(|&i| vertices[i]).collect::<Vec<_>>(),
-        ));
+        faces.push(points_value(&ids.iter().map(|&i| vertices[i]).collect::<Vec<_>>()));
     }
     let mut out = Map::new();
     out.insert("faces".into(), Value::Array(faces));
@@ -291,25 +271,16 @@ fn polytope_vertices(planes: &[[f64; 3]], tol: f64) -> Option<Vec<[f64; 3]>> {
             let ab = linalg::cross(&planes[a], &planes[b]);
             for c in b + 1..planes.len() {
                 let det = linalg::dot(&ab, &planes[c]);
-                let size =
-                    linalg::norm(&planes[a]) * linalg::norm(&planes[b]) * linalg::norm(&planes[c]);
+                let size = linalg::norm(&planes[a]) * linalg::norm(&planes[b]) * linalg::norm(&planes[c]);
                 if det.abs() <= 1e-10 * size {
                     continue;
                 }
                 // Cramer's rule for g_a·v = h_a, g_b·v = h_b, g_c·v = h_c.
                 let bc = linalg::cross(&planes[b], &planes[c]);
                 let ca = linalg::cross(&planes[c], &planes[a]);
-                let v =
-                    [0, 1, 2].map(|k| (half[a] * bc[k] + half[b] * ca[k] + half[c] * ab[k]) / det);
-                let inside = planes
-                    .iter()
-                    .zip(&half)
-                    .all(|(g, h)| linalg::dot(g, &v) <= h + tol * linalg::norm(g));
-                if inside
-                    && !vertices
-                        .iter()
-                        .any(|u| (0..3).all(|k| (u[k] - v[k]).abs() <= tol * 10.0))
-                {
+                let v = [0, 1, 2].map(|k| (half[a] * bc[k] + half[b] * ca[k] + half[c] * ab[k]) / det);
+                let inside = planes.iter().zip(&half).all(|(g, h)| linalg::dot(g, &v) <= h + tol * linalg::norm(g));
+                if inside && !vertices.iter().any(|u| (0..3).all(|k| (u[k] - v[k]).abs() <= tol * 10.0)) {
                     vertices.push(v);
                 }
             }
@@ -319,12 +290,7 @@ fn polytope_vertices(planes: &[[f64; 3]], tol: f64) -> Option<Vec<[f64; 3]>> {
 }
 
 fn points_value(points: &[[f64; 3]]) -> Value {
-    Value::Array(
-        points
-            .iter()
-            .map(|p| Value::Array(p.iter().map(|&x| float(x)).collect()))
-            .collect(),
-    )
+    Value::Array(points.iter().map(|p| Value::Array(p.iter().map(|&x| float(x)).collect())).collect())
 }
 
 /// Python's `str()` of a stored scalar.
@@ -358,13 +324,8 @@ mod tests {
     #[test]
     fn derived_properties_match_golden() {
         for uuid in [EXPLICIT, MESH] {
-            let expected =
-                golden_json(&format!("/api/v4/nodes/{uuid}/contents/derived_properties"));
-            assert_eq!(
-                ours(uuid),
-                crate::json::to_string(&expected["data"]["derived_properties"]),
-                "{uuid}"
-            );
+            let expected = golden_json(&format!("/api/v4/nodes/{uuid}/contents/derived_properties"));
+            assert_eq!(ours(uuid), crate::json::to_string(&expected["data"]["derived_properties"]), "{uuid}");
         }
     }
 
@@ -380,28 +341,15 @@ mod tests {
         assert_eq!(bz["triangles_vertices"].as_array().unwrap().len(), 24);
         assert_eq!(bz["triangles"].as_array().unwrap().len(), 44);
         // The reference's vertices (from seekpath), as a set, to 1e-12.
-        let theirs = [
-            [-1.15691130679057, 0.0, 0.5784556533952854],
-            [-1.1569113067905699, -0.5784556533952853, 0.0],
-        ];
+        let theirs = [[-1.15691130679057, 0.0, 0.5784556533952854], [-1.1569113067905699, -0.5784556533952853, 0.0]];
         let ours: Vec<Vec<f64>> = bz["triangles_vertices"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| {
-                p.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_f64().unwrap())
-                    .collect()
-            })
+            .map(|p| p.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
             .collect();
         for t in theirs {
-            assert!(
-                ours.iter()
-                    .any(|o| (0..3).all(|k| (o[k] - t[k]).abs() < 1e-12)),
-                "{t:?}"
-            );
+            assert!(ours.iter().any(|o| (0..3).all(|k| (o[k] - t[k]).abs() < 1e-12)), "{t:?}");
         }
         // Every triangle is counterclockwise seen from outside.
         for t in bz["triangles"].as_array().unwrap() {
@@ -414,10 +362,7 @@ mod tests {
                     [v[0], v[1], v[2]]
                 })
                 .collect();
-            let n = linalg::cross(
-                &[0, 1, 2].map(|k| p[1][k] - p[0][k]),
-                &[0, 1, 2].map(|k| p[2][k] - p[0][k]),
-            );
+            let n = linalg::cross(&[0, 1, 2].map(|k| p[1][k] - p[0][k]), &[0, 1, 2].map(|k| p[2][k] - p[0][k]));
             assert!(linalg::dot(&n, &p[0]) > 0.0);
         }
     }
@@ -435,42 +380,23 @@ mod tests {
         // sha256 of the reference's `derived_properties` (jsonify'd) with `faces_data` removed,
         // recorded from the live reference server.
         for (uuid, sha) in [
-            (
-                MESH_CELL,
-                "f415f6ef8e05f08dcd74ebf13c0f0b3a6d568dda83c435d92b59038fbc93db68",
-            ),
-            (
-                PATH_CELL,
-                "5f429f2f6e4e4a6d84e89b7b5dfa98ecaabee8fc4fca660430e0a38f369dbf68",
-            ),
+            (MESH_CELL, "f415f6ef8e05f08dcd74ebf13c0f0b3a6d568dda83c435d92b59038fbc93db68"),
+            (PATH_CELL, "5f429f2f6e4e4a6d84e89b7b5dfa98ecaabee8fc4fca660430e0a38f369dbf68"),
             (
                 "94f3527e-0793-4ef0-b192-c03b0036184b",
                 "4b4c88de5d22ef3f44cc7beb20901f0ff78447d433de71c09eb61f0241d3f975",
             ),
         ] {
-            assert_eq!(
-                sha256_hex(ours_without_faces(uuid).as_bytes()),
-                sha,
-                "{uuid}"
-            );
+            assert_eq!(sha256_hex(ours_without_faces(uuid).as_bytes()), sha, "{uuid}");
         }
     }
 
     #[test]
     fn descriptions() {
         assert_eq!(description(&load(EXPLICIT).0), "(Path of 4 kpts)");
-        assert_eq!(
-            description(&load(MESH).0),
-            "Kpoints mesh: 4x4x4 (+0.5,0.5,0.5)"
-        );
-        assert_eq!(
-            description(&load(MESH_CELL).0),
-            "Kpoints mesh: 6x6x1 (+0.0,0.0,0.0)"
-        );
-        assert_eq!(
-            description(&load("401e895d-aa4e-49b2-bd5b-b4705e405f14").0),
-            "(Path of 88 kpts)"
-        );
+        assert_eq!(description(&load(MESH).0), "Kpoints mesh: 4x4x4 (+0.5,0.5,0.5)");
+        assert_eq!(description(&load(MESH_CELL).0), "Kpoints mesh: 6x6x1 (+0.0,0.0,0.0)");
+        assert_eq!(description(&load("401e895d-aa4e-49b2-bd5b-b4705e405f14").0), "(Path of 88 kpts)");
     }
 
     #[test]
@@ -478,12 +404,7 @@ mod tests {
         let (_, files) = load(EXPLICIT);
         let k = npy::parse(&files.read("kpoints.npy").unwrap()).unwrap();
         assert_eq!(k.shape, vec![4, 3]);
-        assert_eq!(
-            k.data,
-            npy::NpyData::F64(vec![
-                0.0, 0.0, 0.0, 0.25, 0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 0.25, 0.0
-            ])
-        );
+        assert_eq!(k.data, npy::NpyData::F64(vec![0.0, 0.0, 0.0, 0.25, 0.0, 0.0, 0.5, 0.0, 0.0, 0.5, 0.25, 0.0]));
         let w = npy::parse(&files.read("weights.npy").unwrap()).unwrap();
         assert_eq!(w.shape, vec![4]);
         assert_eq!(w.data, npy::NpyData::F64(vec![0.1, 0.3, 0.3, 0.3]));

@@ -60,17 +60,12 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, String> {
             if bytes.len() < 12 {
                 return Err("truncated .npy header".into());
             }
-            (
-                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-                12,
-            )
+            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
         }
         v => return Err(format!("unsupported .npy format version {v}")),
     };
     let data_start = header_start + header_len;
-    let header = bytes
-        .get(header_start..data_start)
-        .ok_or("truncated .npy header")?;
+    let header = bytes.get(header_start..data_start).ok_or("truncated .npy header")?;
     // Version 3 allows UTF-8 in the header; earlier ones are latin-1, which for the keys and
     // values we read is plain ASCII either way.
     let header = std::str::from_utf8(header).map_err(|_| "non-UTF-8 .npy header")?;
@@ -81,10 +76,7 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, String> {
     let body = &bytes[data_start..];
     let needed = count.checked_mul(size).ok_or("array too large")?;
     if body.len() < needed {
-        return Err(format!(
-            "truncated .npy data: expected {needed} bytes, found {}",
-            body.len()
-        ));
+        return Err(format!("truncated .npy data: expected {needed} bytes, found {}", body.len()));
     }
     let chunks = body[..needed].chunks_exact(size);
     let data = match header.dtype.kind {
@@ -92,24 +84,14 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, String> {
         Kind::Int => NpyData::I64(chunks.map(|c| read_int(c, header.dtype.little)).collect()),
         Kind::UInt => {
             let values = chunks
-                .map(|c| {
-                    i64::try_from(read_uint(c, header.dtype.little))
-                        .map_err(|_| "uint64 value out of range")
-                })
+                .map(|c| i64::try_from(read_uint(c, header.dtype.little)).map_err(|_| "uint64 value out of range"))
                 .collect::<Result<Vec<_>, _>>()?;
             NpyData::I64(values)
         }
         Kind::Bool => NpyData::Bool(chunks.map(|c| c[0] != 0).collect()),
     };
-    let data = if header.fortran_order && header.shape.len() > 1 {
-        to_c_order(data, &header.shape)
-    } else {
-        data
-    };
-    Ok(NpyArray {
-        shape: header.shape,
-        data,
-    })
+    let data = if header.fortran_order && header.shape.len() > 1 { to_c_order(data, &header.shape) } else { data };
+    Ok(NpyArray { shape: header.shape, data })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -160,25 +142,17 @@ fn parse_dtype(descr: &str) -> Result<Dtype, String> {
 /// tuple of integers.
 fn parse_header(text: &str) -> Result<Header, String> {
     let text = text.trim_end_matches(['\n', ' ', '\0']).trim();
-    let inner = text
-        .strip_prefix('{')
-        .and_then(|t| t.strip_suffix('}'))
-        .ok_or("malformed .npy header")?;
+    let inner = text.strip_prefix('{').and_then(|t| t.strip_suffix('}')).ok_or("malformed .npy header")?;
     let mut descr = None;
     let mut fortran_order = None;
     let mut shape = None;
     let mut rest = inner.trim_start();
     while !rest.is_empty() {
         let (key, after) = quoted(rest)?;
-        let after = after
-            .trim_start()
-            .strip_prefix(':')
-            .ok_or("malformed .npy header")?
-            .trim_start();
+        let after = after.trim_start().strip_prefix(':').ok_or("malformed .npy header")?.trim_start();
         rest = match key {
             "descr" => {
-                let (value, after) =
-                    quoted(after).map_err(|_| "unsupported (structured) .npy dtype".to_string())?;
+                let (value, after) = quoted(after).map_err(|_| "unsupported (structured) .npy dtype".to_string())?;
                 descr = Some(value.to_string());
                 after
             }
@@ -194,9 +168,7 @@ fn parse_header(text: &str) -> Result<Header, String> {
                 }
             }
             "shape" => {
-                let body = after
-                    .strip_prefix('(')
-                    .ok_or("malformed shape in .npy header")?;
+                let body = after.strip_prefix('(').ok_or("malformed shape in .npy header")?;
                 let end = body.find(')').ok_or("malformed shape in .npy header")?;
                 let dims = body[..end]
                     .split(',')
@@ -223,11 +195,7 @@ fn parse_header(text: &str) -> Result<Header, String> {
 
 /// A Python string literal at the start of `s` (no escapes needed for npy headers).
 fn quoted(s: &str) -> Result<(&str, &str), String> {
-    let quote = s
-        .chars()
-        .next()
-        .filter(|c| *c == '\'' || *c == '"')
-        .ok_or("malformed .npy header")?;
+    let quote = s.chars().next().filter(|c| *c == '\'' || *c == '"').ok_or("malformed .npy header")?;
     let body = &s[1..];
     let end = body.find(quote).ok_or("malformed .npy header")?;
     Ok((&body[..end], &body[end + 1..]))
@@ -325,11 +293,8 @@ mod tests {
 
     #[test]
     fn f8_c_order() {
-        let bytes = npy(
-            1,
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }",
-            &f8(&[1., 2., 3., 4., 5., 6.]),
-        );
+        let bytes =
+            npy(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", &f8(&[1., 2., 3., 4., 5., 6.]));
         let a = parse(&bytes).unwrap();
         assert_eq!(a.shape, vec![2, 3]);
         assert_eq!(a.data, NpyData::F64(vec![1., 2., 3., 4., 5., 6.]));
@@ -339,11 +304,8 @@ mod tests {
     #[test]
     fn f8_fortran_order_is_returned_in_c_order() {
         // The 2x3 matrix [[1,2,3],[4,5,6]] stored column by column.
-        let bytes = npy(
-            1,
-            "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }",
-            &f8(&[1., 4., 2., 5., 3., 6.]),
-        );
+        let bytes =
+            npy(1, "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", &f8(&[1., 4., 2., 5., 3., 6.]));
         let a = parse(&bytes).unwrap();
         assert_eq!(a.data, NpyData::F64(vec![1., 2., 3., 4., 5., 6.]));
         // 3-d: element (i, j, k) of shape (2, 2, 2) has value 100i + 10j + k.
@@ -355,73 +317,33 @@ mod tests {
                 }
             }
         }
-        let bytes = npy(
-            1,
-            "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2, 2), }",
-            &f8(&fortran),
-        );
+        let bytes = npy(1, "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2, 2), }", &f8(&fortran));
         let a = parse(&bytes).unwrap();
-        assert_eq!(
-            a.data,
-            NpyData::F64(vec![0., 1., 10., 11., 100., 101., 110., 111.])
-        );
+        assert_eq!(a.data, NpyData::F64(vec![0., 1., 10., 11., 100., 101., 110., 111.]));
     }
 
     #[test]
     fn integers_and_bools() {
         let data: Vec<u8> = [-1i64, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let a = parse(&npy(
-            1,
-            "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }",
-            &data,
-        ))
-        .unwrap();
+        let a = parse(&npy(1, "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", &data)).unwrap();
         assert_eq!(a.data, NpyData::I64(vec![-1, 7]));
         let data: Vec<u8> = [-5i32, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let a = parse(&npy(
-            1,
-            "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }",
-            &data,
-        ))
-        .unwrap();
+        let a = parse(&npy(1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", &data)).unwrap();
         assert_eq!(a.data, NpyData::I64(vec![-5, 3]));
         let data: Vec<u8> = [-5i32, 3].iter().flat_map(|v| v.to_be_bytes()).collect();
-        let a = parse(&npy(
-            1,
-            "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }",
-            &data,
-        ))
-        .unwrap();
+        let a = parse(&npy(1, "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }", &data)).unwrap();
         assert_eq!(a.data, NpyData::I64(vec![-5, 3]));
-        let a = parse(&npy(
-            1,
-            "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }",
-            &[1, 0, 1],
-        ))
-        .unwrap();
+        let a = parse(&npy(1, "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }", &[1, 0, 1])).unwrap();
         assert_eq!(a.data, NpyData::Bool(vec![true, false, true]));
-        assert_eq!(
-            (0..3).map(|i| a.get_f64(i)).collect::<Vec<_>>(),
-            vec![1.0, 0.0, 1.0]
-        );
+        assert_eq!((0..3).map(|i| a.get_f64(i)).collect::<Vec<_>>(), vec![1.0, 0.0, 1.0]);
     }
 
     #[test]
     fn version_2_scalar_and_empty() {
-        let a = parse(&npy(
-            2,
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (), }",
-            &f8(&[2.5]),
-        ))
-        .unwrap();
+        let a = parse(&npy(2, "{'descr': '<f8', 'fortran_order': False, 'shape': (), }", &f8(&[2.5]))).unwrap();
         assert_eq!(a.shape, Vec::<usize>::new());
         assert_eq!(a.data, NpyData::F64(vec![2.5]));
-        let a = parse(&npy(
-            1,
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 3), }",
-            &[],
-        ))
-        .unwrap();
+        let a = parse(&npy(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (0, 3), }", &[])).unwrap();
         assert_eq!(a.shape, vec![0, 3]);
         assert_eq!(a.element_count(), 0);
     }
@@ -429,32 +351,18 @@ mod tests {
     #[test]
     fn errors() {
         assert!(parse(b"not numpy").is_err());
-        let truncated = npy(
-            1,
-            "{'descr': '<f8', 'fortran_order': False, 'shape': (4,), }",
-            &f8(&[1.0]),
-        );
+        let truncated = npy(1, "{'descr': '<f8', 'fortran_order': False, 'shape': (4,), }", &f8(&[1.0]));
         assert!(parse(&truncated).is_err());
-        let structured = npy(
-            1,
-            "{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,), }",
-            &f8(&[1.0]),
-        );
+        let structured = npy(1, "{'descr': [('a', '<f8')], 'fortran_order': False, 'shape': (1,), }", &f8(&[1.0]));
         assert!(parse(&structured).is_err());
-        let complex = npy(
-            1,
-            "{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }",
-            &f8(&[1.0, 0.0]),
-        );
+        let complex = npy(1, "{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }", &f8(&[1.0, 0.0]));
         assert!(parse(&complex).is_err());
     }
 
     #[test]
     fn real_numpy_file() {
         // `np.save(f, np.array([[0.0, 0.5], [0.25, 1.0]]))` as written by numpy 1.x/2.x.
-        let mut bytes =
-            b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }"
-                .to_vec();
+        let mut bytes = b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }".to_vec();
         while bytes.len() < 127 {
             bytes.push(b' ');
         }

@@ -9,27 +9,16 @@ use serde_json::Value;
 use super::array::Py;
 use super::{Export, ExportError, NodeFiles, NodeInfo};
 
-pub fn export_cif(
-    node: &NodeInfo,
-    files: &dyn NodeFiles,
-    format: &str,
-) -> Result<Export, ExportError> {
+pub fn export_cif(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Export, ExportError> {
     if format != "cif" {
         return Err(ExportError::Unsupported(format.to_string()));
     }
     // `_prepare_cif` returns the stored bytes unchanged.
     let filename = stored_filename(node)?;
-    Ok(Export {
-        content: files.read(&filename)?,
-        filename: Some(filename),
-    })
+    Ok(Export { content: files.read(&filename)?, filename: Some(filename) })
 }
 
-pub fn export_upf(
-    node: &NodeInfo,
-    files: &dyn NodeFiles,
-    format: &str,
-) -> Result<Export, ExportError> {
+pub fn export_upf(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Export, ExportError> {
     let filename = stored_filename(node)?;
     let text = read_text(files, &filename)?;
     let content = match format {
@@ -37,10 +26,7 @@ pub fn export_upf(
         "json" => upf_to_json(&text, &filename)?.dumps().into_bytes(),
         _ => return Err(ExportError::Unsupported(format.to_string())),
     };
-    Ok(Export {
-        content,
-        filename: Some(filename),
-    })
+    Ok(Export { content, filename: Some(filename) })
 }
 
 fn stored_filename(node: &NodeInfo) -> Result<String, ExportError> {
@@ -61,11 +47,7 @@ fn read_text(files: &dyn NodeFiles, path: &str) -> Result<String, ExportError> {
             "'utf-8' codec can't decode byte 0x{byte:02x} in position {pos}: invalid start byte"
         ))
     })?;
-    Ok(if text.contains('\r') {
-        text.replace("\r\n", "\n").replace('\r', "\n")
-    } else {
-        text
-    })
+    Ok(if text.contains('\r') { text.replace("\r\n", "\n").replace('\r', "\n") } else { text })
 }
 
 fn err(msg: impl Into<String>) -> ExportError {
@@ -86,11 +68,7 @@ fn py_float(s: &str) -> Result<f64, ExportError> {
     let parsed = if matches!(unsigned, "inf" | "infinity" | "nan") {
         t.parse::<f64>().ok().or_else(|| {
             let negative = t.starts_with('-');
-            let v = if unsigned == "nan" {
-                f64::NAN
-            } else {
-                f64::INFINITY
-            };
+            let v = if unsigned == "nan" { f64::NAN } else { f64::INFINITY };
             Some(if negative { -v } else { v })
         })
     } else if t.contains('_') {
@@ -98,18 +76,10 @@ fn py_float(s: &str) -> Result<f64, ExportError> {
         let ok = !t.contains("__")
             && t.split('_').all(|p| !p.is_empty())
             && t.char_indices().filter(|(_, c)| *c == '_').all(|(i, _)| {
-                t[..i].ends_with(|c: char| c.is_ascii_digit())
-                    && t[i + 1..].starts_with(|c: char| c.is_ascii_digit())
+                t[..i].ends_with(|c: char| c.is_ascii_digit()) && t[i + 1..].starts_with(|c: char| c.is_ascii_digit())
             });
-        if ok {
-            t.replace('_', "").parse::<f64>().ok()
-        } else {
-            None
-        }
-    } else if t
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | 'e' | 'E'))
-    {
+        if ok { t.replace('_', "").parse::<f64>().ok() } else { None }
+    } else if t.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | 'e' | 'E')) {
         t.parse::<f64>().ok()
     } else {
         None
@@ -133,9 +103,7 @@ fn py_int(s: &str) -> Result<i64, ExportError> {
 
 /// `[float(e) for e in text.split()]`, optionally halved (Ry → Ha).
 fn floats(text: &str, scale_half: bool) -> Result<Vec<f64>, ExportError> {
-    text.split_whitespace()
-        .map(|e| py_float(e).map(|x| if scale_half { x / 2.0 } else { x }))
-        .collect()
+    text.split_whitespace().map(|e| py_float(e).map(|x| if scale_half { x / 2.0 } else { x })).collect()
 }
 
 fn float_list(v: &[f64]) -> Py {
@@ -145,11 +113,7 @@ fn float_list(v: &[f64]) -> Py {
 /// `items[0:stop]` with Python's slice rules.
 fn py_prefix<T: Clone>(items: &[T], stop: i64) -> Vec<T> {
     let n = items.len() as i64;
-    let stop = if stop < 0 {
-        (n + stop).max(0)
-    } else {
-        stop.min(n)
-    };
+    let stop = if stop < 0 { (n + stop).max(0) } else { stop.min(n) };
     items[..stop as usize].to_vec()
 }
 
@@ -208,11 +172,7 @@ mod upf2 {
 
     impl Element {
         fn attr(&self, key: &str) -> Result<&str, ExportError> {
-            self.attrib
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.as_str())
-                .ok_or_else(|| key_error(key))
+            self.attrib.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).ok_or_else(|| key_error(key))
         }
 
         fn has_attr(&self, key: &str) -> bool {
@@ -223,19 +183,15 @@ mod upf2 {
         fn find(&self, path: &str) -> Result<&Element, ExportError> {
             let mut current = self;
             for part in path.split('/') {
-                current = current
-                    .children
-                    .iter()
-                    .find(|c| c.tag == part)
-                    .ok_or_else(|| err(INDEX_ERROR))?;
+                current = current.children.iter().find(|c| c.tag == part).ok_or_else(|| err(INDEX_ERROR))?;
             }
             Ok(current)
         }
 
         fn text(&self) -> Result<&str, ExportError> {
-            self.text.as_deref().ok_or_else(|| {
-                err("descriptor 'split' for 'str' objects doesn't apply to a 'NoneType' object")
-            })
+            self.text
+                .as_deref()
+                .ok_or_else(|| err("descriptor 'split' for 'str' objects doesn't apply to a 'NoneType' object"))
         }
 
         fn floats(&self, half: bool) -> Result<Vec<f64>, ExportError> {
@@ -280,10 +236,7 @@ mod upf2 {
                 append_text(&mut stack, &rest[9..end]);
                 i += end + 3;
             } else if rest.starts_with("<?") {
-                i += rest
-                    .find("?>")
-                    .ok_or_else(|| bad("unclosed processing instruction"))?
-                    + 2;
+                i += rest.find("?>").ok_or_else(|| bad("unclosed processing instruction"))? + 2;
             } else if rest.starts_with("<!") {
                 i += rest.find('>').ok_or_else(|| bad("unclosed declaration"))? + 1;
             } else if let Some(close) = rest.strip_prefix("</") {
@@ -328,8 +281,7 @@ mod upf2 {
                         break;
                     }
                     let name_start = j;
-                    while j < b.len() && b[j] != b'=' && !b[j].is_ascii_whitespace() && b[j] != b'>'
-                    {
+                    while j < b.len() && b[j] != b'=' && !b[j].is_ascii_whitespace() && b[j] != b'>' {
                         j += 1;
                     }
                     let name = s[name_start..j].to_string();
@@ -347,23 +299,15 @@ mod upf2 {
                     if quote != b'"' && quote != b'\'' {
                         return Err(bad("unquoted attribute value"));
                     }
-                    let value_end = s[j + 1..]
-                        .find(quote as char)
-                        .ok_or_else(|| bad("unclosed attribute value"))?
-                        + j
-                        + 1;
+                    let value_end =
+                        s[j + 1..].find(quote as char).ok_or_else(|| bad("unclosed attribute value"))? + j + 1;
                     // Attribute-value normalisation: each whitespace character becomes a space.
                     let value = s[j + 1..value_end].replace(['\t', '\n', '\r'], " ");
                     attrib.push((name, value));
                     j = value_end + 1;
                 }
                 i = j;
-                let element = Element {
-                    tag,
-                    attrib,
-                    text: None,
-                    children: Vec::new(),
-                };
+                let element = Element { tag, attrib, text: None, children: Vec::new() };
                 if self_closing {
                     match stack.last_mut() {
                         Some(parent) => parent.children.push(element),
@@ -386,36 +330,15 @@ mod upf2 {
     fn header(root: &Element) -> Result<Vec<(String, Py)>, ExportError> {
         let node = root.find("PP_HEADER")?;
         Ok(vec![
-            (
-                "number_of_proj".into(),
-                Py::Int(py_int(node.attr("number_of_proj")?)?),
-            ),
-            (
-                "core_correction".into(),
-                Py::Bool(str2bool(node.attr("core_correction")?)),
-            ),
+            ("number_of_proj".into(), Py::Int(py_int(node.attr("number_of_proj")?)?)),
+            ("core_correction".into(), Py::Bool(str2bool(node.attr("core_correction")?))),
             ("element".into(), Py::str(node.attr("element")?.trim())),
             ("pseudo_type".into(), Py::str(node.attr("pseudo_type")?)),
-            (
-                "z_valence".into(),
-                Py::Float(py_float(node.attr("z_valence")?)?),
-            ),
-            (
-                "mesh_size".into(),
-                Py::Int(py_int(node.attr("mesh_size")?)?),
-            ),
-            (
-                "is_ultrasoft".into(),
-                Py::Bool(str2bool(node.attr("is_ultrasoft")?)),
-            ),
-            (
-                "number_of_wfc".into(),
-                Py::Int(py_int(node.attr("number_of_wfc")?)?),
-            ),
-            (
-                "spin_orbit".into(),
-                Py::Bool(str2bool(node.attr("has_so")?)),
-            ),
+            ("z_valence".into(), Py::Float(py_float(node.attr("z_valence")?)?)),
+            ("mesh_size".into(), Py::Int(py_int(node.attr("mesh_size")?)?)),
+            ("is_ultrasoft".into(), Py::Bool(str2bool(node.attr("is_ultrasoft")?))),
+            ("number_of_wfc".into(), Py::Int(py_int(node.attr("number_of_wfc")?)?)),
+            ("spin_orbit".into(), Py::Bool(str2bool(node.attr("has_so")?))),
         ])
     }
 
@@ -427,30 +350,18 @@ mod upf2 {
     }
 
     fn bool_of(header: &[(String, Py)], key: &str) -> bool {
-        matches!(
-            header.iter().find(|(k, _)| k == key),
-            Some((_, Py::Bool(true)))
-        )
+        matches!(header.iter().find(|(k, _)| k == key), Some((_, Py::Bool(true))))
     }
 
     pub(super) fn parse(text: &str) -> Result<Py, ExportError> {
         let root = parse_xml(&text.replace('&', ""))?;
         let mut header = header(&root)?;
         let mut out: Vec<(String, Py)> = Vec::new();
-        out.push((
-            "radial_grid".into(),
-            float_list(&root.find("PP_MESH/PP_R")?.floats(false)?),
-        ));
+        out.push(("radial_grid".into(), float_list(&root.find("PP_MESH/PP_R")?.floats(false)?)));
         if bool_of(&header, "core_correction") {
-            out.push((
-                "core_charge_density".into(),
-                float_list(&root.find("PP_NLCC")?.floats(false)?),
-            ));
+            out.push(("core_charge_density".into(), float_list(&root.find("PP_NLCC")?.floats(false)?)));
         }
-        out.push((
-            "local_potential".into(),
-            float_list(&root.find("PP_LOCAL")?.floats(true)?),
-        ));
+        out.push(("local_potential".into(), float_list(&root.find("PP_LOCAL")?.floats(true)?)));
 
         // Non-local part: projectors, D_ion, augmentation.
         let nproj = int_of(&header, "number_of_proj");
@@ -470,10 +381,7 @@ mod upf2 {
                     None => beta.len() as i64,
                 }
             };
-            let mut entry = vec![(
-                "radial_function".to_string(),
-                float_list(&py_prefix(&beta, nr)),
-            )];
+            let mut entry = vec![("radial_function".to_string(), float_list(&py_prefix(&beta, nr)))];
             if node.has_attr("label") {
                 entry.push(("label".into(), Py::str(node.attr("label")?)));
             }
@@ -482,10 +390,7 @@ mod upf2 {
             beta_l.push(l);
             if spin_orbit {
                 let rel = root.find(&format!("PP_SPIN_ORB/PP_RELBETA.{}", i + 1))?;
-                entry.push((
-                    "total_angular_momentum".into(),
-                    Py::Float(py_float(rel.attr("jjj")?)?),
-                ));
+                entry.push(("total_angular_momentum".into(), Py::Float(py_float(rel.attr("jjj")?)?)));
             }
             betas.push(entry);
         }
@@ -505,12 +410,7 @@ mod upf2 {
                         if (li + lj + l) % 2 != 0 {
                             continue;
                         }
-                        let q = root.find(&format!(
-                            "PP_NONLOCAL/PP_AUGMENTATION/PP_QIJL.{}.{}.{}",
-                            i + 1,
-                            j + 1,
-                            l
-                        ))?;
+                        let q = root.find(&format!("PP_NONLOCAL/PP_AUGMENTATION/PP_QIJL.{}.{}.{}", i + 1, j + 1, l))?;
                         let radial = q.floats(false)?;
                         let am = py_int(q.attr("angular_momentum")?)?;
                         if am != l {
@@ -530,29 +430,17 @@ mod upf2 {
 
         // PAW data.
         let mut paw: Option<Vec<(String, Py)>> = None;
-        if matches!(header.iter().find(|(k, _)| k == "pseudo_type"), Some((_, Py::Str(t))) if t == "PAW")
-        {
+        if matches!(header.iter().find(|(k, _)| k == "pseudo_type"), Some((_, Py::Str(t))) if t == "PAW") {
             let aug = root.find("PP_NONLOCAL/PP_AUGMENTATION")?;
-            header.push((
-                "cutoff_radius_index".into(),
-                Py::Int(py_int(aug.attr("cutoff_r_index")?)?),
-            ));
+            header.push(("cutoff_radius_index".into(), Py::Int(py_int(aug.attr("cutoff_r_index")?)?)));
             let mut data = vec![
                 (
                     "aug_integrals".to_string(),
-                    float_list(
-                        &root
-                            .find("PP_NONLOCAL/PP_AUGMENTATION/PP_Q")?
-                            .floats(false)?,
-                    ),
+                    float_list(&root.find("PP_NONLOCAL/PP_AUGMENTATION/PP_Q")?.floats(false)?),
                 ),
                 (
                     "aug_multipoles".to_string(),
-                    float_list(
-                        &root
-                            .find("PP_NONLOCAL/PP_AUGMENTATION/PP_MULTIPOLES")?
-                            .floats(false)?,
-                    ),
+                    float_list(&root.find("PP_NONLOCAL/PP_AUGMENTATION/PP_MULTIPOLES")?.floats(false)?),
                 ),
             ];
             for (key, tag) in [("ae_wfc", "PP_AEWFC"), ("ps_wfc", "PP_PSWFC")] {
@@ -568,10 +456,7 @@ mod upf2 {
             }
             let node = root.find("PP_PAW")?;
             if node.has_attr("core_energy") {
-                header.push((
-                    "paw_core_energy".into(),
-                    Py::Float(py_float(node.attr("core_energy")?)? / 2.0),
-                ));
+                header.push(("paw_core_energy".into(), Py::Float(py_float(node.attr("core_energy")?)? / 2.0)));
             }
             for (key, tag, half) in [
                 ("occupations", "PP_PAW/PP_OCCUPATIONS", false),
@@ -594,25 +479,13 @@ mod upf2 {
         for i in 0..int_of(&header, "number_of_wfc").max(0) {
             let node = root.find(&format!("PP_PSWFC/PP_CHI.{}", i + 1))?;
             let mut wfc = vec![
-                (
-                    "radial_function".to_string(),
-                    float_list(&node.floats(false)?),
-                ),
-                (
-                    "angular_momentum".to_string(),
-                    Py::Int(py_int(node.attr("l")?)?),
-                ),
-                (
-                    "occupation".to_string(),
-                    Py::Float(py_float(node.attr("occupation")?)?),
-                ),
+                ("radial_function".to_string(), float_list(&node.floats(false)?)),
+                ("angular_momentum".to_string(), Py::Int(py_int(node.attr("l")?)?)),
+                ("occupation".to_string(), Py::Float(py_float(node.attr("occupation")?)?)),
             ];
             if spin_orbit {
                 let rel = root.find(&format!("PP_SPIN_ORB/PP_RELWFC.{}", i + 1))?;
-                wfc.push((
-                    "total_angular_momentum".into(),
-                    Py::Float(py_float(rel.attr("jchi")?)?),
-                ));
+                wfc.push(("total_angular_momentum".into(), Py::Float(py_float(rel.attr("jchi")?)?)));
             }
             wfcs.push(Py::Dict(wfc));
         }
@@ -636,10 +509,7 @@ mod upf2 {
 
         let mut pp: Vec<(String, Py)> = vec![("header".into(), Py::Dict(header))];
         pp.extend(out);
-        pp.push((
-            "beta_projectors".into(),
-            Py::List(betas.into_iter().map(Py::Dict).collect()),
-        ));
+        pp.push(("beta_projectors".into(), Py::List(betas.into_iter().map(Py::Dict).collect())));
         pp.push(("D_ion".into(), float_list(&dij)));
         if let Some(list) = augmentation {
             pp.push(("augmentation".into(), Py::List(list)));
@@ -738,14 +608,7 @@ mod upf1 {
             ("element".to_string(), Py::Str(element)),
             ("pseudo_type".to_string(), Py::Str(pseudo_type.clone())),
             // `(c == 'T' or c == 't') or 0`: True, or the integer 0.
-            (
-                "core_correction".to_string(),
-                if core_correction {
-                    Py::Bool(true)
-                } else {
-                    Py::Int(0)
-                },
-            ),
+            ("core_correction".to_string(), if core_correction { Py::Bool(true) } else { Py::Int(0) }),
             ("z_valence".to_string(), Py::Float(z_valence)),
             ("l_max".to_string(), Py::Int(l_max)),
             ("mesh_size".to_string(), Py::Int(mesh_size)),
@@ -759,18 +622,13 @@ mod upf1 {
         let radial_grid = f.mesh(mesh_size)?;
         f.read_until("<PP_RAB>")?;
 
-        let mut pp: Vec<(String, Py)> = vec![
-            ("header".into(), Py::Dict(header)),
-            ("radial_grid".into(), float_list(&radial_grid)),
-        ];
+        let mut pp: Vec<(String, Py)> =
+            vec![("header".into(), Py::Dict(header)), ("radial_grid".into(), float_list(&radial_grid))];
 
         if core_correction {
             let mut f = Lines::new(text);
             f.read_until("<PP_NLCC>")?;
-            pp.push((
-                "core_charge_density".into(),
-                float_list(&f.mesh(mesh_size)?),
-            ));
+            pp.push(("core_charge_density".into(), float_list(&f.mesh(mesh_size)?)));
         }
 
         let mut f = Lines::new(text);
@@ -838,9 +696,7 @@ mod upf1 {
                     if py_int(word(&w, 2)?)? != lj {
                         return Err(err("inconsistent angular momentum"));
                     }
-                    if py_int(word(&w, 0)?)? != i as i64 + 1
-                        || py_int(word(&w, 1)?)? != j as i64 + 1
-                    {
+                    if py_int(word(&w, 0)?)? != i as i64 + 1 || py_int(word(&w, 1)?)? != j as i64 + 1 {
                         return Err(err("inconsistent ij indices"));
                     }
                     f.readline();
@@ -901,10 +757,7 @@ mod upf1 {
 
         let mut f = Lines::new(text);
         f.read_until("<PP_RHOATOM>")?;
-        pp.push((
-            "total_charge_density".into(),
-            float_list(&f.mesh(mesh_size)?),
-        ));
+        pp.push(("total_charge_density".into(), float_list(&f.mesh(mesh_size)?)));
 
         Ok(Py::Dict(vec![("pseudo_potential".into(), Py::Dict(pp))]))
     }
@@ -924,9 +777,7 @@ mod tests {
             let (node, files) = load(uuid);
             let out = export_cif(&node, &files, "cif").unwrap();
             assert_eq!(out.filename.as_deref(), Some(name));
-            let (raw, sha) = golden(&format!(
-                "/api/v4/nodes/{uuid}/download?download_format=cif"
-            ));
+            let (raw, sha) = golden(&format!("/api/v4/nodes/{uuid}/download?download_format=cif"));
             assert_eq!(sha256_hex(&out.content), sha, "{uuid}");
             assert_eq!(Some(out.content), raw);
         }
@@ -940,10 +791,7 @@ mod tests {
         let out = export_upf(&node, &files, "upf").unwrap();
         assert_eq!(out.filename.as_deref(), Some("Si.pbe-nc-fixture.UPF"));
         assert_eq!(out.content.len(), 1408);
-        assert!(
-            out.content
-                .starts_with(b"<UPF version=\"2.0.1\">\n  <PP_INFO>\n")
-        );
+        assert!(out.content.starts_with(b"<UPF version=\"2.0.1\">\n  <PP_INFO>\n"));
         match export_upf(&node, &files, "json") {
             Err(ExportError::Invalid(m)) => assert_eq!(m, "list index out of range"),
             other => panic!("{other:?}"),

@@ -21,10 +21,7 @@ pub fn export(node: &NodeInfo, format: &str) -> Result<Export, ExportError> {
         "cif" => s.cif()?,
         _ => return Err(ExportError::Unsupported(format.to_string())),
     };
-    Ok(Export {
-        content: content.into_bytes(),
-        filename: None,
-    })
+    Ok(Export { content: content.into_bytes(), filename: None })
 }
 
 /// `{"dimensionality": get_dimensionality(), "formula": get_formula()}`.
@@ -50,9 +47,7 @@ pub fn derived_properties(node: &NodeInfo) -> Result<Value, ExportError> {
 /// `get_description()`: the compact Hill formula. On inconsistent data the reference's
 /// `ValueError` makes `/links/tree` fall back to the class name.
 pub fn description(node: &NodeInfo) -> String {
-    Structure::from_node(node)
-        .and_then(|s| s.formula(true))
-        .unwrap_or_else(|_| "StructureData".to_string())
+    Structure::from_node(node).and_then(|s| s.formula(true)).unwrap_or_else(|_| "StructureData".to_string())
 }
 
 fn invalid(msg: impl Into<String>) -> ExportError {
@@ -72,8 +67,7 @@ impl Kind {
 
     fn has_vacancies(&self) -> bool {
         // Written as the reference's `not 1.0 - sum < threshold` (NaN counts as a vacancy).
-        (1.0 - self.weights.iter().sum::<f64>()).partial_cmp(&1e-6)
-            != Some(std::cmp::Ordering::Less)
+        (1.0 - self.weights.iter().sum::<f64>()).partial_cmp(&1e-6) != Some(std::cmp::Ordering::Less)
     }
 
     /// `Kind.get_symbols_string()`: `"Ba"`, or `"{Au0.50Cu0.50}"` for alloys and vacancies.
@@ -81,12 +75,8 @@ impl Kind {
         if self.symbols.len() == 1 && self.weights.first() == Some(&1.0) {
             return self.symbols[0].clone();
         }
-        let mut pieces: Vec<String> = self
-            .symbols
-            .iter()
-            .zip(&self.weights)
-            .map(|(s, w)| format!("{s}{w:4.2}"))
-            .collect();
+        let mut pieces: Vec<String> =
+            self.symbols.iter().zip(&self.weights).map(|(s, w)| format!("{s}{w:4.2}")).collect();
         if self.has_vacancies() {
             pieces.push(format!("X{:4.2}", 1.0 - self.weights.iter().sum::<f64>()));
         }
@@ -110,8 +100,7 @@ struct Structure {
 }
 
 fn f64_of(v: &Value) -> Result<f64, ExportError> {
-    v.as_f64()
-        .ok_or_else(|| invalid(format!("expected a number, found {v}")))
+    v.as_f64().ok_or_else(|| invalid(format!("expected a number, found {v}")))
 }
 
 fn vec3(v: &Value) -> Result<[f64; 3], ExportError> {
@@ -124,20 +113,11 @@ fn vec3(v: &Value) -> Result<[f64; 3], ExportError> {
 impl Structure {
     fn from_node(node: &NodeInfo) -> Result<Structure, ExportError> {
         let attrs = &node.attributes;
-        let cell_value = attrs
-            .get("cell")
-            .ok_or_else(|| invalid("the structure has no cell"))?;
-        let rows = cell_value
-            .as_array()
-            .filter(|r| r.len() == 3)
-            .ok_or_else(|| invalid("invalid cell"))?;
+        let cell_value = attrs.get("cell").ok_or_else(|| invalid("the structure has no cell"))?;
+        let rows = cell_value.as_array().filter(|r| r.len() == 3).ok_or_else(|| invalid("invalid cell"))?;
         let cell = [vec3(&rows[0])?, vec3(&rows[1])?, vec3(&rows[2])?];
-        let cell_raw = rows
-            .iter()
-            .map(|r| r.as_array().cloned().unwrap_or_default())
-            .collect();
-        let pbc = ["pbc1", "pbc2", "pbc3"]
-            .map(|k| attrs.get(k).and_then(Value::as_bool).unwrap_or(false));
+        let cell_raw = rows.iter().map(|r| r.as_array().cloned().unwrap_or_default()).collect();
+        let pbc = ["pbc1", "pbc2", "pbc3"].map(|k| attrs.get(k).and_then(Value::as_bool).unwrap_or(false));
         let empty = Vec::new();
         let kinds = attrs
             .get("kinds")
@@ -148,10 +128,7 @@ impl Structure {
                 let strings = |key: &str| -> Vec<String> {
                     match k.get(key) {
                         Some(Value::String(s)) => vec![s.clone()],
-                        Some(Value::Array(a)) => a
-                            .iter()
-                            .filter_map(|s| s.as_str().map(str::to_string))
-                            .collect(),
+                        Some(Value::Array(a)) => a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect(),
                         _ => Vec::new(),
                     }
                 };
@@ -161,11 +138,7 @@ impl Structure {
                     Some(w) => vec![f64_of(w)?],
                 };
                 Ok(Kind {
-                    name: k
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
+                    name: k.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
                     symbols: strings("symbols"),
                     weights,
                 })
@@ -178,29 +151,16 @@ impl Structure {
             .iter()
             .map(|s| {
                 Ok(Site {
-                    kind_name: s
-                        .get("kind_name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
+                    kind_name: s.get("kind_name").and_then(Value::as_str).unwrap_or("").to_string(),
                     position: vec3(s.get("position").unwrap_or(&Value::Null))?,
                 })
             })
             .collect::<Result<Vec<_>, ExportError>>()?;
-        Ok(Structure {
-            cell_raw,
-            cell,
-            pbc,
-            kinds,
-            sites,
-        })
+        Ok(Structure { cell_raw, cell, pbc, kinds, sites })
     }
 
     fn kind(&self, name: &str) -> Result<&Kind, ExportError> {
-        self.kinds
-            .iter()
-            .find(|k| k.name == name)
-            .ok_or_else(|| invalid(format!("Kind name '{name}' unknown")))
+        self.kinds.iter().find(|k| k.name == name).ok_or_else(|| invalid(format!("Kind name '{name}' unknown")))
     }
 
     fn is_alloy_or_vacancy(&self) -> bool {
@@ -226,57 +186,36 @@ impl Structure {
             };
             unique.sort_by_key(key);
         }
-        let mut counts: Vec<(usize, &String)> = unique
-            .into_iter()
-            .map(|u| (symbols.iter().filter(|s| *s == u).count(), u))
-            .collect();
+        let mut counts: Vec<(usize, &String)> =
+            unique.into_iter().map(|u| (symbols.iter().filter(|s| *s == u).count(), u)).collect();
         if compact {
             let g = counts.iter().fold(0, |g, (n, _)| gcd(g, *n));
             if g > 0 {
                 counts.iter_mut().for_each(|(n, _)| *n /= g);
             }
         }
-        Ok(counts
-            .iter()
-            .map(|(n, s)| {
-                if *n == 1 {
-                    s.to_string()
-                } else {
-                    format!("{s}{n}")
-                }
-            })
-            .collect())
+        Ok(counts.iter().map(|(n, s)| if *n == 1 { s.to_string() } else { format!("{s}{n}") }).collect())
     }
 
     /// `(dim, value)`; the value is `None` for dimension 0 (the reference's integer 0).
     fn dimensionality(&self) -> Result<(usize, Option<f64>), ExportError> {
-        let periodic: Vec<[f64; 3]> = (0..3)
-            .filter(|&i| self.pbc[i])
-            .map(|i| self.cell[i])
-            .collect();
+        let periodic: Vec<[f64; 3]> = (0..3).filter(|&i| self.pbc[i]).map(|i| self.cell[i]).collect();
         let value = match periodic.as_slice() {
             [] => None,
             [a] => Some(linalg::norm(a)),
             [a, b] => Some(linalg::norm(&linalg::cross(a, b))),
-            _ => {
-                Some(linalg::dot(&self.cell[0], &linalg::cross(&self.cell[1], &self.cell[2])).abs())
-            }
+            _ => Some(linalg::dot(&self.cell[0], &linalg::cross(&self.cell[1], &self.cell[2])).abs()),
         };
         Ok((periodic.len(), value))
     }
 
     fn xsf(&self) -> Result<String, ExportError> {
         if self.is_alloy_or_vacancy() {
-            return Err(invalid(
-                "XSF for alloys or systems with vacancies not implemented.",
-            ));
+            return Err(invalid("XSF for alloys or systems with vacancies not implemented."));
         }
         let mut out = String::from("CRYSTAL\nPRIMVEC 1\n");
         for row in &self.cell {
-            out.push_str(&format!(
-                "{:18.10} {:18.10} {:18.10}\n",
-                row[0], row[1], row[2]
-            ));
+            out.push_str(&format!("{:18.10} {:18.10} {:18.10}\n", row[0], row[1], row[2]));
         }
         out.push_str(&format!("PRIMCOORD 1\n{} 1\n", self.sites.len()));
         for site in &self.sites {
@@ -290,21 +229,13 @@ impl Structure {
 
     fn xyz(&self) -> Result<String, ExportError> {
         if self.is_alloy_or_vacancy() {
-            return Err(invalid(
-                "XYZ for alloys or systems with vacancies not implemented.",
-            ));
+            return Err(invalid("XYZ for alloys or systems with vacancies not implemented."));
         }
         let cell: Vec<String> = self.cell_raw.iter().flatten().map(py_str_number).collect();
         let pbc = self.pbc.map(|b| if b { "True" } else { "False" });
         let mut lines = vec![
             self.sites.len().to_string(),
-            format!(
-                "Lattice=\"{}\" pbc=\"{} {} {}\"",
-                cell.join(" "),
-                pbc[0],
-                pbc[1],
-                pbc[2]
-            ),
+            format!("Lattice=\"{}\" pbc=\"{} {} {}\"", cell.join(" "), pbc[0], pbc[1], pbc[2]),
         ];
         for site in &self.sites {
             let symbol = &self.kind(&site.kind_name)?.symbols[0];
@@ -333,10 +264,7 @@ impl Structure {
                 ("x".into(), Py::Float(p[0] + shift[0])),
                 ("y".into(), Py::Float(p[1] + shift[1])),
                 ("z".into(), Py::Float(p[2] + shift[2])),
-                (
-                    "atomic_elements_html".into(),
-                    Py::Str(atom_kinds_to_html(&label)),
-                ),
+                ("atomic_elements_html".into(), Py::Str(atom_kinds_to_html(&label))),
             ]));
         }
         let neg_center = center.map(|x| -x);
@@ -354,10 +282,7 @@ impl Structure {
         ]);
         let doc = Py::Dict(vec![
             ("s".into(), Py::List(vec![cell])),
-            (
-                "m".into(),
-                Py::List(vec![Py::Dict(vec![("a".into(), Py::List(atoms))])]),
-            ),
+            ("m".into(), Py::List(vec![Py::Dict(vec![("a".into(), Py::List(atoms))])])),
             ("units".into(), Py::str("&Aring;")),
         ]);
         Ok(doc.dumps())
@@ -366,28 +291,16 @@ impl Structure {
     /// The CIF the reference writes via ASE (`cif_from_ase`) and PyCifRW.
     fn cif(&self) -> Result<String, ExportError> {
         for site in &self.sites {
-            let kind = self
-                .kinds
-                .iter()
-                .find(|k| k.name == site.kind_name)
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "No kind '{}' has been found in the list of kinds",
-                        site.kind_name
-                    ))
+            let kind =
+                self.kinds.iter().find(|k| k.name == site.kind_name).ok_or_else(|| {
+                    invalid(format!("No kind '{}' has been found in the list of kinds", site.kind_name))
                 })?;
             if kind.is_alloy() || kind.has_vacancies() {
-                return Err(invalid(
-                    "Cannot convert to ASE if the kind represents an alloy or it has vacancies.",
-                ));
+                return Err(invalid("Cannot convert to ASE if the kind represents an alloy or it has vacancies."));
             }
         }
         let cell = &self.cell;
-        let (a, b, c) = (
-            linalg::norm(&cell[0]),
-            linalg::norm(&cell[1]),
-            linalg::norm(&cell[2]),
-        );
+        let (a, b, c) = (linalg::norm(&cell[0]), linalg::norm(&cell[1]), linalg::norm(&cell[2]));
         // libm's acos: numpy's agrees with it except on AVX-512 machines (SVML), where the last
         // digit can differ (see the `cif_angles_use_libm_acos` test).
         let angle = |u: &[f64; 3], v: &[f64; 3], lu: f64, lv: f64| {
@@ -397,35 +310,20 @@ impl Structure {
             ("_cell_length_a", CifValue::One(python_float_repr(a))),
             ("_cell_length_b", CifValue::One(python_float_repr(b))),
             ("_cell_length_c", CifValue::One(python_float_repr(c))),
-            (
-                "_cell_angle_alpha",
-                CifValue::One(python_float_repr(angle(&cell[1], &cell[2], b, c))),
-            ),
-            (
-                "_cell_angle_beta",
-                CifValue::One(python_float_repr(angle(&cell[0], &cell[2], a, c))),
-            ),
-            (
-                "_cell_angle_gamma",
-                CifValue::One(python_float_repr(angle(&cell[0], &cell[1], a, b))),
-            ),
+            ("_cell_angle_alpha", CifValue::One(python_float_repr(angle(&cell[1], &cell[2], b, c)))),
+            ("_cell_angle_beta", CifValue::One(python_float_repr(angle(&cell[0], &cell[2], a, c)))),
+            ("_cell_angle_gamma", CifValue::One(python_float_repr(angle(&cell[0], &cell[1], a, b)))),
         ];
         if self.pbc.iter().all(|&p| p) {
-            scalars.push((
-                "_symmetry_space_group_name_H-M",
-                CifValue::One("P 1".into()),
-            ));
+            scalars.push(("_symmetry_space_group_name_H-M", CifValue::One("P 1".into())));
             scalars.push(("_symmetry_int_tables_number", CifValue::One("1".into())));
-            scalars.push((
-                "_symmetry_equiv_pos_as_xyz",
-                CifValue::List(vec!["x, y, z".into()]),
-            ));
+            scalars.push(("_symmetry_equiv_pos_as_xyz", CifValue::List(vec!["x, y, z".into()])));
         }
         scalars.sort_by_key(|(tag, _)| *tag);
 
         let positions: Vec<[f64; 3]> = self.sites.iter().map(|s| s.position).collect();
-        let mut scaled = linalg::solve_transposed(&ase_complete_cell(cell), &positions)
-            .ok_or_else(|| invalid("Singular matrix"))?;
+        let mut scaled =
+            linalg::solve_transposed(&ase_complete_cell(cell), &positions).ok_or_else(|| invalid("Singular matrix"))?;
         for p in &mut scaled {
             for (x, periodic) in p.iter_mut().zip(self.pbc) {
                 if periodic {
@@ -509,12 +407,7 @@ const CIF_WIDTH: usize = 80;
 
 impl CifBlockWriter {
     fn new() -> Self {
-        CifBlockWriter {
-            out: String::new(),
-            pos: 0,
-            tab: 0,
-            last: None,
-        }
+        CifBlockWriter { out: String::new(), pos: 0, tab: 0, last: None }
     }
 
     fn finish(self) -> String {
@@ -626,9 +519,7 @@ fn cif_quote(s: &str) -> String {
 
 /// ASE's `complete_cell`: zero cell vectors are replaced by orthogonal unit vectors.
 fn ase_complete_cell(cell: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
-    let missing: Vec<usize> = (0..3)
-        .filter(|&i| cell[i].iter().all(|&x| x == 0.0))
-        .collect();
+    let missing: Vec<usize> = (0..3).filter(|&i| cell[i].iter().all(|&x| x == 0.0)).collect();
     let mut out = *cell;
     match missing.len() {
         0 => {}
@@ -644,9 +535,7 @@ fn ase_complete_cell(cell: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
             let present = (0..3).find(|i| !missing.contains(i)).unwrap_or(0);
             let v = cell[present];
             // A unit vector not parallel to `v`, then two orthogonal completions.
-            let axis = (0..3)
-                .min_by(|&a, &b| v[a].abs().total_cmp(&v[b].abs()))
-                .unwrap_or(0);
+            let axis = (0..3).min_by(|&a, &b| v[a].abs().total_cmp(&v[b].abs())).unwrap_or(0);
             let mut e = [0.0; 3];
             e[axis] = 1.0;
             let u = linalg::cross(&v, &e);
@@ -702,9 +591,7 @@ fn atom_kinds_to_html(kind: &str) -> String {
         if i < chars.len() && (chars[i] == '0' || chars[i] == '1') {
             let wstart = i;
             i += 1;
-            while i < chars.len()
-                && (chars[i] == '.' || chars[i] == '[' || chars[i].is_ascii_digit())
-            {
+            while i < chars.len() && (chars[i] == '.' || chars[i] == '[' || chars[i].is_ascii_digit()) {
                 i += 1;
             }
             if i < chars.len() && chars[i] == ']' {
@@ -712,16 +599,8 @@ fn atom_kinds_to_html(kind: &str) -> String {
             }
             weight = chars[wstart..i].iter().collect();
         }
-        let species = if species == "X" {
-            "vacancy".to_string()
-        } else {
-            species
-        };
-        pieces.push(if weight.is_empty() {
-            species
-        } else {
-            format!("{species}<sub>{weight}</sub>")
-        });
+        let species = if species == "X" { "vacancy".to_string() } else { species };
+        pieces.push(if weight.is_empty() { species } else { format!("{species}<sub>{weight}</sub>") });
     }
     pieces.join(" + ")
 }
@@ -733,12 +612,11 @@ fn gcd(a: usize, b: usize) -> usize {
 /// Element symbols by atomic number as aiida-core lists them (`X` is 0; 113, 115 and above 116
 /// are missing there).
 const ELEMENTS: &[&str] = &[
-    "X", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S",
-    "Cl", "Ar", "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge",
-    "As", "Se", "Br", "Kr", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd",
-    "In", "Sn", "Sb", "Te", "I", "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd",
-    "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg",
-    "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np", "Pu", "Am", "Cm",
+    "X", "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "Ar", "K", "Ca",
+    "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br", "Kr", "Rb", "Sr", "Y",
+    "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te", "I", "Xe", "Cs", "Ba", "La", "Ce",
+    "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os", "Ir",
+    "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np", "Pu", "Am", "Cm",
     "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn",
 ];
 
@@ -770,11 +648,7 @@ pub(super) mod linalg {
 
     /// `numpy.cross` (plain products and differences, no fusing).
     pub fn cross(a: &[f64; 3], b: &[f64; 3]) -> [f64; 3] {
-        [
-            a[1] * b[2] - a[2] * b[1],
-            a[2] * b[0] - a[0] * b[2],
-            a[0] * b[1] - a[1] * b[0],
-        ]
+        [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
     }
 
     /// `numpy.dot(points, m)` for an N×3 array and a 3×3 matrix.
@@ -922,11 +796,7 @@ mod tests {
     }
 
     fn golden_download(uuid: &str, format: &str) -> Vec<u8> {
-        golden(&format!(
-            "/api/v4/nodes/{uuid}/download?download_format={format}"
-        ))
-        .0
-        .unwrap()
+        golden(&format!("/api/v4/nodes/{uuid}/download?download_format={format}")).0.unwrap()
     }
 
     #[test]
@@ -964,23 +834,16 @@ mod tests {
         // agreed with libm (60.00000000000001). This writer uses libm, so it reproduces that
         // stored file byte for byte.
         let ours = download("eea1aadd-8645-4c87-8fe8-8cdcfffa7a00", "cif");
-        let stored = golden(
-            "/api/v4/nodes/831b781b-148e-46c7-97c4-4750dee93f8c/download?download_format=cif",
-        )
-        .0
-        .unwrap();
-        assert_eq!(
-            String::from_utf8(ours).unwrap(),
-            String::from_utf8(stored).unwrap()
-        );
+        let stored =
+            golden("/api/v4/nodes/831b781b-148e-46c7-97c4-4750dee93f8c/download?download_format=cif").0.unwrap();
+        assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(stored).unwrap());
     }
 
     #[test]
     fn derived_properties_match_reference() {
         for uuid in [BATIO3, WATER] {
             let (node, _) = load(uuid);
-            let expected =
-                golden_json(&format!("/api/v4/nodes/{uuid}/contents/derived_properties"));
+            let expected = golden_json(&format!("/api/v4/nodes/{uuid}/contents/derived_properties"));
             let ours = derived_properties(&node).unwrap();
             assert_eq!(
                 crate::json::to_string(&ours),
@@ -1039,18 +902,9 @@ mod tests {
             "{\"s\": [{\"t\": \"UnitCell\", \"i\": \"s0\", \"o\": [-1.875, -1.875, -1.875], \"x\": [1.875, -1.875, -1.875], \"y\": [-1.875, 1.875, -1.875], \"z\": [-1.875, -1.875, 1.875], \"xy\": [1.875, 1.875, -1.875], \"xz\": [1.875, -1.875, 1.875], \"yz\": [-1.875, 1.875, 1.875], \"xyz\": [1.875, 1.875, 1.875]}], \"m\": [{\"a\": [{\"l\": \"{Au0.50Cu0.50}\", \"x\": -1.875, \"y\": -1.875, \"z\": -1.875, \"atomic_elements_html\": \"Au<sub>0.50</sub> + Cu<sub>0.50</sub>\"}, {\"l\": \"{Cu0.90X0.10}\", \"x\": 0.0, \"y\": 0.0, \"z\": -1.875, \"atomic_elements_html\": \"Cu<sub>0.90</sub> + vacancy<sub>0.10</sub>\"}, {\"l\": \"Au\", \"x\": 0.0, \"y\": -1.875, \"z\": 0.0, \"atomic_elements_html\": \"Au\"}, {\"l\": \"Au\", \"x\": -1.875, \"y\": 0.0, \"z\": 0.0, \"atomic_elements_html\": \"Au\"}]}], \"units\": \"&Aring;\"}"
         );
         for (format, msg) in [
-            (
-                "xsf",
-                "XSF for alloys or systems with vacancies not implemented.",
-            ),
-            (
-                "xyz",
-                "XYZ for alloys or systems with vacancies not implemented.",
-            ),
-            (
-                "cif",
-                "Cannot convert to ASE if the kind represents an alloy or it has vacancies.",
-            ),
+            ("xsf", "XSF for alloys or systems with vacancies not implemented."),
+            ("xyz", "XYZ for alloys or systems with vacancies not implemented."),
+            ("cif", "Cannot convert to ASE if the kind represents an alloy or it has vacancies."),
         ] {
             match export(&node, format) {
                 Err(ExportError::Invalid(m)) => assert_eq!(m, msg),
@@ -1063,38 +917,23 @@ mod tests {
     fn formulas() {
         let kinds = |syms: &[&str]| -> Value {
             Value::Array(
-                syms.iter()
-                    .map(|s| serde_json::json!({"name": s, "symbols": [s], "weights": [1.0]}))
-                    .collect(),
+                syms.iter().map(|s| serde_json::json!({"name": s, "symbols": [s], "weights": [1.0]})).collect(),
             )
         };
         let sites = |syms: &[&str]| -> Value {
             Value::Array(
-                syms.iter()
-                    .map(|s| serde_json::json!({"kind_name": s, "position": [0.0, 0.0, 0.0]}))
-                    .collect(),
+                syms.iter().map(|s| serde_json::json!({"kind_name": s, "position": [0.0, 0.0, 0.0]})).collect(),
             )
         };
         let cell = serde_json::json!([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
         let s = |syms: &[&str]| {
-            let node = node_with(
-                serde_json::json!({"cell": cell, "kinds": kinds(syms), "sites": sites(syms)}),
-            );
+            let node = node_with(serde_json::json!({"cell": cell, "kinds": kinds(syms), "sites": sites(syms)}));
             let st = Structure::from_node(&node).unwrap();
             (st.formula(false).unwrap(), st.formula(true).unwrap())
         };
-        assert_eq!(
-            s(&["C", "H", "H", "H", "O", "C", "H", "H", "H"]),
-            ("C2H6O".into(), "C2H6O".into())
-        );
-        assert_eq!(
-            s(&["S", "O", "O", "H", "O", "H", "O"]),
-            ("H2O4S".into(), "H2O4S".into())
-        );
-        assert_eq!(
-            s(&["C", "H", "H", "H", "O", "C", "H", "H", "H", "O", "O", "O"]),
-            ("C2H6O4".into(), "CH3O2".into())
-        );
+        assert_eq!(s(&["C", "H", "H", "H", "O", "C", "H", "H", "H"]), ("C2H6O".into(), "C2H6O".into()));
+        assert_eq!(s(&["S", "O", "O", "H", "O", "H", "O"]), ("H2O4S".into(), "H2O4S".into()));
+        assert_eq!(s(&["C", "H", "H", "H", "O", "C", "H", "H", "H", "O", "O", "O"]), ("C2H6O4".into(), "CH3O2".into()));
         assert_eq!(s(&["Mg", "O", "Mg", "O"]), ("Mg2O2".into(), "MgO".into()));
     }
 
@@ -1110,28 +949,10 @@ mod tests {
     #[test]
     fn numpy_linear_algebra() {
         // Values printed by numpy 2.4 on the reference machine.
-        let cell = [
-            [0.0, 2.7155, 2.7155],
-            [2.7155, 0.0, 2.7155],
-            [2.7155, 2.7155, 0.0],
-        ];
+        let cell = [[0.0, 2.7155, 2.7155], [2.7155, 0.0, 2.7155], [2.7155, 2.7155, 0.0]];
         let inv = linalg::inv(&cell).unwrap();
-        assert_eq!(
-            inv[0],
-            [
-                -0.18412815319462342,
-                0.18412815319462345,
-                0.18412815319462345
-            ]
-        );
-        assert_eq!(
-            inv[2],
-            [
-                0.18412815319462345,
-                0.18412815319462345,
-                -0.18412815319462347
-            ]
-        );
+        assert_eq!(inv[0], [-0.18412815319462342, 0.18412815319462345, 0.18412815319462345]);
+        assert_eq!(inv[2], [0.18412815319462345, 0.18412815319462345, -0.18412815319462347]);
         assert_eq!(linalg::norm(&[1.0, 2.0, 2.0]), 3.0);
         assert_eq!(numpy_mod1(-1e-17), 1.0);
         assert_eq!(numpy_mod1(numpy_mod1(-1e-17)), 0.0);

@@ -42,22 +42,13 @@ pub async fn post(db: &Db, ctx: &Ctx, body: &[u8], max_rows: i64) -> ApiResult<R
     let qb = parse::parse_body(body)?;
     let requested = qb.limit.filter(|l| *l >= 0);
     let cap = requested.unwrap_or(i64::MAX).min(max_rows.max(0));
-    let rows = db
-        .fetch_all(sql::rows_query(&qb, db.dialect(), cap)?)
-        .await?;
+    let rows = db.fetch_all(sql::rows_query(&qb, db.dialect(), cap)?).await?;
     // The count honours the query's own limit and offset. Only when the server's bound cut
     // the rows short is a second statement needed to know it.
     let truncated = rows.len() as i64 >= cap && requested.is_none_or(|l| l > cap);
-    let count = if truncated {
-        db.fetch_count(sql::count_query(&qb, db.dialect())?).await?
-    } else {
-        rows.len() as i64
-    };
-    let data = if count == 0 || rows.is_empty() {
-        Value::Object(Map::new())
-    } else {
-        respond::data(&qb, rows, db.dialect())
-    };
+    let count = if truncated { db.fetch_count(sql::count_query(&qb, db.dialect())?).await? } else { rows.len() as i64 };
+    let data =
+        if count == 0 || rows.is_empty() { Value::Object(Map::new()) } else { respond::data(&qb, rows, db.dialect()) };
     let body = envelope(ctx, data);
     Ok(json_response(StatusCode::OK, &body, Some(count), None))
 }

@@ -66,23 +66,16 @@ impl OValue {
             OValue::Number(n) => Value::Number(n.clone()),
             OValue::String(s) => Value::String(s.clone()),
             OValue::Array(items) => Value::Array(items.iter().map(OValue::to_value).collect()),
-            OValue::Object(entries) => Value::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_value()))
-                    .collect::<Map<_, _>>(),
-            ),
+            OValue::Object(entries) => {
+                Value::Object(entries.iter().map(|(k, v)| (k.clone(), v.to_value())).collect::<Map<_, _>>())
+            }
         }
     }
 
     /// Short text of the value for error messages.
     pub fn show(&self) -> String {
         let text = self.to_value().to_string();
-        if text.chars().count() > 80 {
-            format!("{}...", text.chars().take(77).collect::<String>())
-        } else {
-            text
-        }
+        if text.chars().count() > 80 { format!("{}...", text.chars().take(77).collect::<String>()) } else { text }
     }
 }
 
@@ -111,9 +104,7 @@ impl<'de> Visitor<'de> for OValueVisitor {
         Ok(OValue::Number(v.into()))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<OValue, E> {
-        Number::from_f64(v)
-            .map(OValue::Number)
-            .ok_or_else(|| E::custom("not a finite number"))
+        Number::from_f64(v).map(OValue::Number).ok_or_else(|| E::custom("not a finite number"))
     }
     fn visit_str<E>(self, v: &str) -> Result<OValue, E> {
         Ok(OValue::String(v.to_string()))
@@ -162,18 +153,11 @@ mod tests {
 
     #[test]
     fn keeps_key_order_and_numbers() {
-        let v =
-            OValue::parse(br#"{"b": 1, "a": [1.5, 100000000000000000000, null, true], "b": "x"}"#)
-                .unwrap();
-        let OValue::Object(entries) = &v else {
-            panic!()
-        };
+        let v = OValue::parse(br#"{"b": 1, "a": [1.5, 100000000000000000000, null, true], "b": "x"}"#).unwrap();
+        let OValue::Object(entries) = &v else { panic!() };
         assert_eq!(entries[0], ("b".into(), OValue::String("x".into())));
         assert_eq!(entries[1].0, "a");
-        assert_eq!(
-            v.to_value().to_string(),
-            r#"{"a":[1.5,100000000000000000000,null,true],"b":"x"}"#
-        );
+        assert_eq!(v.to_value().to_string(), r#"{"a":[1.5,100000000000000000000,null,true],"b":"x"}"#);
     }
 
     #[test]

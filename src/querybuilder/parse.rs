@@ -97,11 +97,7 @@ fn relationships(entity: Entity) -> &'static [(JoinKind, Entity)] {
         ],
         E::Group => &[(J::WithNode, E::Node), (J::WithUser, E::User)],
         E::Computer => &[(J::WithNode, E::Node)],
-        E::User => &[
-            (J::WithNode, E::Node),
-            (J::WithGroup, E::Group),
-            (J::WithComment, E::Comment),
-        ],
+        E::User => &[(J::WithNode, E::Node), (J::WithGroup, E::Group), (J::WithComment, E::Comment)],
         E::Comment => &[(J::WithNode, E::Node), (J::WithUser, E::User)],
         E::Log => &[(J::WithNode, E::Node)],
         E::Link => &[],
@@ -134,9 +130,7 @@ pub struct Field {
 
 impl PartialEq for Field {
     fn eq(&self, other: &Self) -> bool {
-        self.target == other.target
-            && self.column.name == other.column.name
-            && self.path == other.path
+        self.target == other.target && self.column.name == other.column.name && self.path == other.path
     }
 }
 
@@ -230,20 +224,14 @@ pub struct QbQuery {
 
 impl QbQuery {
     pub fn conditions_of(&self, target: Target) -> Option<&Cond> {
-        self.filters
-            .iter()
-            .find(|(t, _)| *t == target)
-            .map(|(_, c)| c)
+        self.filters.iter().find(|(t, _)| *t == target).map(|(_, c)| c)
     }
 
     /// The table behind a target; `None` for edges that have no table (e.g. `with_user`).
     pub fn table(&self, target: Target) -> Option<&'static Table> {
         match target {
             Target::Vertex(i) => Some(self.vertices[i].entity.table()),
-            Target::Edge(i) => edge_table(
-                self.vertices[i].join.as_ref()?.kind,
-                self.vertices[i].entity,
-            ),
+            Target::Edge(i) => edge_table(self.vertices[i].join.as_ref()?.kind, self.vertices[i].entity),
         }
     }
 }
@@ -251,9 +239,7 @@ impl QbQuery {
 pub fn edge_table(kind: JoinKind, entity: Entity) -> Option<&'static Table> {
     match (kind, entity) {
         (JoinKind::WithIncoming | JoinKind::WithOutgoing, _) => Some(&tables::LINK),
-        (JoinKind::WithGroup, Entity::Node) | (JoinKind::WithNode, Entity::Group) => {
-            Some(&tables::GROUP_NODE)
-        }
+        (JoinKind::WithGroup, Entity::Node) | (JoinKind::WithNode, Entity::Group) => Some(&tables::GROUP_NODE),
         (JoinKind::WithAncestors | JoinKind::WithDescendants, _) => Some(&tables::WALK),
         _ => None,
     }
@@ -264,20 +250,13 @@ struct Tags(Vec<(String, Target)>);
 
 impl Tags {
     fn get(&self, tag: &str) -> Option<Target> {
-        self.0
-            .iter()
-            .find(|(t, _)| t == tag)
-            .map(|(_, target)| *target)
+        self.0.iter().find(|(t, _)| t == tag).map(|(_, target)| *target)
     }
     fn require(&self, tag: &str, context: &str) -> ApiResult<Target> {
         self.get(tag).ok_or_else(|| {
             bad(format!(
                 "{context}: tag '{tag}' is not among the known tags: {}",
-                self.0
-                    .iter()
-                    .map(|(t, _)| format!("'{t}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                self.0.iter().map(|(t, _)| format!("'{t}'")).collect::<Vec<_>>().join(", ")
             ))
         })
     }
@@ -324,17 +303,8 @@ struct RawProjection {
     func: Option<Func>,
 }
 
-const TOP_KEYS: [&str; 9] = [
-    "path",
-    "filters",
-    "project",
-    "project_map",
-    "order_by",
-    "limit",
-    "offset",
-    "distinct",
-    "debug",
-];
+const TOP_KEYS: [&str; 9] =
+    ["path", "filters", "project", "project_map", "order_by", "limit", "offset", "distinct", "debug"];
 const ITEM_KEYS: [&str; 13] = [
     "entity_type",
     "orm_base",
@@ -354,7 +324,9 @@ const ITEM_KEYS: [&str; 13] = [
 /// Reads a POSTed body.
 pub fn parse_body(body: &[u8]) -> ApiResult<QbQuery> {
     let dict = OValue::parse(body).map_err(|e| {
-        bad(format!("The POSTed data is not valid JSON ({e}). POST a QueryBuilder.as_dict() dictionary as a JSON object."))
+        bad(format!(
+            "The POSTed data is not valid JSON ({e}). POST a QueryBuilder.as_dict() dictionary as a JSON object."
+        ))
     })?;
     parse(&dict)
 }
@@ -375,13 +347,7 @@ pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
             )));
         }
     }
-    let get = |key: &str| {
-        entries
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-            .filter(|v| !v.is_null())
-    };
+    let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v).filter(|v| !v.is_null());
 
     let path = match get("path") {
         Some(OValue::Array(items)) if !items.is_empty() => items,
@@ -391,17 +357,11 @@ pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
             ));
         }
         Some(other) => {
-            return Err(bad(format!(
-                "'path' must be a list, not {}",
-                other.type_name()
-            )));
+            return Err(bad(format!("'path' must be a list, not {}", other.type_name())));
         }
     };
     if path.len() > MAX_PATH {
-        return Err(bad(format!(
-            "'path' has {} items; at most {MAX_PATH} are accepted",
-            path.len()
-        )));
+        return Err(bad(format!("'path' has {} items; at most {MAX_PATH} are accepted", path.len())));
     }
 
     let mut specs = Specs::default();
@@ -460,10 +420,7 @@ pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
             }
         }
         Some(other) => {
-            return Err(bad(format!(
-                "'filters' must be an object mapping tags to filters, not {}",
-                other.type_name()
-            )));
+            return Err(bad(format!("'filters' must be an object mapping tags to filters, not {}", other.type_name())));
         }
     }
 
@@ -472,15 +429,11 @@ pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
     match get("project_map") {
         None => {}
         Some(OValue::Object(map)) => {
-            let valid = map.iter().all(|(_, renames)| {
-                renames
-                    .as_object()
-                    .is_some_and(|r| r.iter().all(|(_, to)| to.as_str().is_some()))
-            });
+            let valid = map
+                .iter()
+                .all(|(_, renames)| renames.as_object().is_some_and(|r| r.iter().all(|(_, to)| to.as_str().is_some())));
             if !valid {
-                return Err(bad(
-                    "'project_map' values must be objects mapping projected names to answer keys",
-                ));
+                return Err(bad("'project_map' values must be objects mapping projected names to answer keys"));
             }
         }
         Some(_) => return Err(bad("'project_map' must be an object")),
@@ -492,10 +445,7 @@ pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
         None => false,
         Some(OValue::Bool(b)) => *b,
         Some(other) => {
-            return Err(bad(format!(
-                "'distinct' must be true or false, not {}",
-                other.show()
-            )));
+            return Err(bad(format!("'distinct' must be true or false, not {}", other.show())));
         }
     };
 
@@ -535,20 +485,10 @@ pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
         let target = tags.get(tag).expect("projection tags are checked");
         let table = table_or_error(&query, target, tag, "project")?;
         let items = resolve_projections(target, table, tag, raw)?;
-        query.projections.push(TagProjection {
-            tag: tag.clone(),
-            target,
-            items,
-        });
+        query.projections.push(TagProjection { tag: tag.clone(), target, items });
     }
-    if query
-        .projections
-        .iter()
-        .any(|p| p.items.iter().any(|i| i.func.is_some()))
-        && query
-            .projections
-            .iter()
-            .any(|p| p.items.iter().any(|i| i.func.is_none()))
+    if query.projections.iter().any(|p| p.items.iter().any(|i| i.func.is_some()))
+        && query.projections.iter().any(|p| p.items.iter().any(|i| i.func.is_none()))
     {
         return Err(bad(
             "projections with 'func' (count, max, min) cannot be mixed with plain projections: the query has no grouping",
@@ -562,30 +502,18 @@ pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
 }
 
 fn all_columns() -> RawProjection {
-    RawProjection {
-        name: "**".into(),
-        cast: None,
-        func: None,
-    }
+    RawProjection { name: "**".into(), cast: None, func: None }
 }
 
 fn parse_int(value: Option<&OValue>, key: &str) -> ApiResult<Option<i64>> {
     match value {
         None => Ok(None),
         Some(OValue::Number(n)) if n.as_i64().is_some() => Ok(n.as_i64()),
-        Some(other) => Err(bad(format!(
-            "'{key}' must be an integer or null, not {}",
-            other.show()
-        ))),
+        Some(other) => Err(bad(format!("'{key}' must be an integer or null, not {}", other.show()))),
     }
 }
 
-fn table_or_error(
-    query: &QbQuery,
-    target: Target,
-    tag: &str,
-    what: &str,
-) -> ApiResult<&'static Table> {
+fn table_or_error(query: &QbQuery, target: Target, tag: &str, what: &str) -> ApiResult<&'static Table> {
     query.table(target).ok_or_else(|| {
         let Target::Edge(i) = target else { unreachable!("vertices always have a table") };
         let join = query.vertices[i].join.as_ref().expect("edges belong to joined vertices");
@@ -620,13 +548,7 @@ fn parse_path_item(
             )));
         }
     };
-    let get = |key: &str| {
-        entries
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-            .filter(|v| !v.is_null())
-    };
+    let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v).filter(|v| !v.is_null());
     let mut join_kwargs: Vec<(&str, &OValue)> = Vec::new();
     for (key, value) in entries {
         if key.starts_with("with_") || key == "direction" {
@@ -641,27 +563,20 @@ fn parse_path_item(
         }
     }
     if get("cls").is_some() {
-        return Err(bad(format!(
-            "path item {index}: 'cls' cannot be sent as JSON; give 'entity_type' instead"
-        )));
+        return Err(bad(format!("path item {index}: 'cls' cannot be sent as JSON; give 'entity_type' instead")));
     }
     let types: Vec<String> = match get("entity_type") {
         Some(OValue::String(s)) => vec![s.clone()],
         Some(OValue::Array(list)) if !list.is_empty() => list
             .iter()
             .map(|t| {
-                t.as_str().map(str::to_string).ok_or_else(|| {
-                    bad(format!(
-                        "path item {index}: {} in 'entity_type' is not a string",
-                        t.show()
-                    ))
-                })
+                t.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad(format!("path item {index}: {} in 'entity_type' is not a string", t.show())))
             })
             .collect::<ApiResult<_>>()?,
         None => {
-            return Err(bad(format!(
-                "path item {index} needs an 'entity_type' (\"\" for any node)"
-            )));
+            return Err(bad(format!("path item {index} needs an 'entity_type' (\"\" for any node)")));
         }
         Some(other) => {
             return Err(bad(format!(
@@ -673,18 +588,13 @@ fn parse_path_item(
     if let Some(orm_base) = get("orm_base")
         && orm_base.as_str().is_none()
     {
-        return Err(bad(format!(
-            "path item {index}: 'orm_base' must be a string"
-        )));
+        return Err(bad(format!("path item {index}: 'orm_base' must be a string")));
     }
     let subclassing = match get("subclassing") {
         None => true,
         Some(OValue::Bool(b)) => *b,
         Some(other) => {
-            return Err(bad(format!(
-                "path item {index}: 'subclassing' must be true or false, not {}",
-                other.show()
-            )));
+            return Err(bad(format!("path item {index}: 'subclassing' must be true or false, not {}", other.show())));
         }
     };
     let (entity, type_filter) = classify(&types, subclassing, index)?;
@@ -692,9 +602,7 @@ fn parse_path_item(
     let tag = match get("tag") {
         Some(OValue::String(tag)) => {
             if tag.contains("--") {
-                return Err(bad(format!(
-                    "tag '{tag}' cannot contain '--', which joins the tags of edges"
-                )));
+                return Err(bad(format!("tag '{tag}' cannot contain '--', which joins the tags of edges")));
             }
             if tags.get(tag).is_some() {
                 return Err(bad(format!("the tag '{tag}' is already in use")));
@@ -703,10 +611,7 @@ fn parse_path_item(
         }
         None => unique_tag(&types, entity, tags),
         Some(other) => {
-            return Err(bad(format!(
-                "path item {index}: 'tag' must be a string, not {}",
-                other.show()
-            )));
+            return Err(bad(format!("path item {index}: 'tag' must be a string, not {}", other.show())));
         }
     };
     tags.0.push((tag.clone(), Target::Vertex(index)));
@@ -715,9 +620,7 @@ fn parse_path_item(
     }
     if let Some(filters) = get("filters") {
         let Some(filters) = filters.as_object() else {
-            return Err(bad(format!(
-                "path item {index}: 'filters' must be an object"
-            )));
+            return Err(bad(format!("path item {index}: 'filters' must be an object")));
         };
         specs.add_filters(&tag, filters);
     }
@@ -728,10 +631,7 @@ fn parse_path_item(
         None => false,
         Some(OValue::Bool(b)) => *b,
         Some(other) => {
-            return Err(bad(format!(
-                "path item {index}: 'outerjoin' must be true or false, not {}",
-                other.show()
-            )));
+            return Err(bad(format!("path item {index}: 'outerjoin' must be true or false, not {}", other.show())));
         }
     };
 
@@ -739,10 +639,7 @@ fn parse_path_item(
         None => None,
         Some(OValue::String(s)) => Some(s.as_str()),
         Some(other) => {
-            return Err(bad(format!(
-                "path item {index}: 'joining_keyword' must be a string, not {}",
-                other.show()
-            )));
+            return Err(bad(format!("path item {index}: 'joining_keyword' must be a string, not {}", other.show())));
         }
     };
     let explicit_value = match get("joining_value") {
@@ -757,22 +654,14 @@ fn parse_path_item(
     };
     if index == 0 {
         if !join_kwargs.is_empty() || explicit_keyword.is_some() || explicit_value.is_some() {
-            return Err(bad(
-                "the first path item cannot be joined to anything: remove its joining keyword",
-            ));
+            return Err(bad("the first path item cannot be joined to anything: remove its joining keyword"));
         }
         for key in ["edge_tag", "edge_filters", "edge_project"] {
             if get(key).is_some() {
-                return Err(bad(format!(
-                    "the first path item has no edge: remove '{key}'"
-                )));
+                return Err(bad(format!("the first path item has no edge: remove '{key}'")));
             }
         }
-        return Ok(Vertex {
-            tag,
-            entity,
-            join: None,
-        });
+        return Ok(Vertex { tag, entity, join: None });
     }
 
     let valid = relationships(entity);
@@ -784,9 +673,7 @@ fn parse_path_item(
         names.join(", ")
     };
     if join_kwargs.len() > 1 || (join_kwargs.len() == 1 && explicit_keyword.is_some()) {
-        return Err(bad(format!(
-            "path item {index} ('{tag}') gives more than one joining specification"
-        )));
+        return Err(bad(format!("path item {index} ('{tag}') gives more than one joining specification")));
     }
     let (keyword, with_tag): (String, String) = if let Some((key, value)) = join_kwargs.first() {
         if *key == "direction" {
@@ -803,25 +690,13 @@ fn parse_path_item(
             }
             .ok_or_else(|| bad("direction=n expects n to be an integer"))?;
             if n == 0 || n.unsigned_abs() as usize > index {
-                return Err(bad(format!(
-                    "direction={n} does not point to an earlier path item"
-                )));
+                return Err(bad(format!("direction={n} does not point to an earlier path item")));
             }
-            let keyword = if n > 0 {
-                "with_incoming"
-            } else {
-                "with_outgoing"
-            };
-            (
-                keyword.to_string(),
-                earlier[index - n.unsigned_abs() as usize].tag.clone(),
-            )
+            let keyword = if n > 0 { "with_incoming" } else { "with_outgoing" };
+            (keyword.to_string(), earlier[index - n.unsigned_abs() as usize].tag.clone())
         } else {
             let Some(with_tag) = value.as_str() else {
-                return Err(bad(format!(
-                    "path item {index}: '{key}' must name a tag, not {}",
-                    value.show()
-                )));
+                return Err(bad(format!("path item {index}: '{key}' must name a tag, not {}", value.show())));
             };
             (key.to_string(), with_tag.to_string())
         }
@@ -833,11 +708,7 @@ fn parse_path_item(
         };
         (keyword.to_string(), with_tag.to_string())
     } else {
-        let keyword = if entity == Entity::Node {
-            "with_incoming"
-        } else {
-            "with_node"
-        };
+        let keyword = if entity == Entity::Node { "with_incoming" } else { "with_node" };
         (keyword.to_string(), earlier[index - 1].tag.clone())
     };
     let Some(kind) = JoinKind::parse(&keyword) else {
@@ -849,9 +720,7 @@ fn parse_path_item(
     };
     let Some(&(_, expected)) = valid.iter().find(|(k, _)| *k == kind) else {
         if entity == Entity::Link {
-            return Err(bad(
-                "links cannot be joined to other entities: query them as the only path item",
-            ));
+            return Err(bad("links cannot be joined to other entities: query them as the only path item"));
         }
         return Err(bad(format!(
             "'{keyword}' is not a valid keyword for joining a {}; valid keywords are: {}",
@@ -876,10 +745,7 @@ fn parse_path_item(
         None => format!("{with_tag}--{tag}"),
         Some(OValue::String(s)) => s.clone(),
         Some(other) => {
-            return Err(bad(format!(
-                "path item {index}: 'edge_tag' must be a string, not {}",
-                other.show()
-            )));
+            return Err(bad(format!("path item {index}: 'edge_tag' must be a string, not {}", other.show())));
         }
     };
     if tags.get(&edge_tag).is_some() {
@@ -888,34 +754,19 @@ fn parse_path_item(
     tags.0.push((edge_tag.clone(), Target::Edge(index)));
     if let Some(filters) = get("edge_filters") {
         let Some(filters) = filters.as_object() else {
-            return Err(bad(format!(
-                "path item {index}: 'edge_filters' must be an object"
-            )));
+            return Err(bad(format!("path item {index}: 'edge_filters' must be an object")));
         };
         specs.add_filters(&edge_tag, filters);
     }
     if let Some(project) = get("edge_project") {
         specs.set_projection(&edge_tag, parse_projection_spec(project, &edge_tag)?);
     }
-    Ok(Vertex {
-        tag,
-        entity,
-        join: Some(Join {
-            kind,
-            with,
-            edge_tag,
-            outer,
-        }),
-    })
+    Ok(Vertex { tag, entity, join: Some(Join { kind, with, edge_tag, outer }) })
 }
 
 /// Entity and type filter for an `entity_type` (or several), as aiida-core's
 /// `_get_ormclass_from_str` and the node/group type filters decide them.
-fn classify(
-    types: &[String],
-    subclassing: bool,
-    index: usize,
-) -> ApiResult<(Entity, Option<(&'static str, OValue)>)> {
+fn classify(types: &[String], subclassing: bool, index: usize) -> ApiResult<(Entity, Option<(&'static str, OValue)>)> {
     let mut entity = None;
     let mut filters = Vec::new();
     for type_string in types {
@@ -923,11 +774,7 @@ fn classify(
         let (this, filter) = if lower.starts_with("group.") {
             // AiiDA maps every `group.*` string to the base Group class, whose subclass filter
             // matches every group.
-            let filter = if subclassing {
-                op("like", "%")
-            } else {
-                op("==", "core")
-            };
+            let filter = if subclassing { op("like", "%") } else { op("==", "core") };
             (Entity::Group, Some(filter))
         } else if lower == "computer" {
             (Entity::Computer, None)
@@ -945,15 +792,10 @@ fn classify(
                     "path item {index}: the type string '{type_string}' is invalid: give a node type ending with a dot (e.g. data.core.structure.StructureData.), \"\" for any node, or one of group.core, computer, user, link, comment, log"
                 )));
             }
-            (
-                Entity::Node,
-                Some(node_type_filter(type_string, subclassing)),
-            )
+            (Entity::Node, Some(node_type_filter(type_string, subclassing)))
         };
         if entity.is_some_and(|e| e != this) {
-            return Err(bad(format!(
-                "path item {index}: the entity types in one list must all be of the same kind"
-            )));
+            return Err(bad(format!("path item {index}: the entity types in one list must all be of the same kind")));
         }
         entity = Some(this);
         if let Some(filter) = filter {
@@ -975,10 +817,7 @@ fn classify(
 }
 
 fn op(operator: &str, value: &str) -> OValue {
-    OValue::Object(vec![(
-        operator.to_string(),
-        OValue::String(value.to_string()),
-    )])
+    OValue::Object(vec![(operator.to_string(), OValue::String(value.to_string()))])
 }
 
 fn valid_node_type(type_string: &str) -> bool {
@@ -988,23 +827,13 @@ fn valid_node_type(type_string: &str) -> bool {
 fn node_type_filter(type_string: &str, subclassing: bool) -> OValue {
     // AbstractCode's entry point is younger than the legacy Code's: AiiDA widens the filter so
     // that all codes match.
-    let value = if type_string == "data.core.code.abstract.AbstractCode." {
-        "data.core.code."
-    } else {
-        type_string
-    };
+    let value = if type_string == "data.core.code.abstract.AbstractCode." { "data.core.code." } else { type_string };
     if !subclassing {
         return op("==", value);
     }
-    let query_type = if value.is_empty() {
-        String::new()
-    } else {
-        format!("{}.", value.rsplitn(3, '.').last().unwrap_or(value))
-    };
-    op(
-        "like",
-        &format!("{}%", crate::db::sql::escape_like(&query_type)),
-    )
+    let query_type =
+        if value.is_empty() { String::new() } else { format!("{}.", value.rsplitn(3, '.').last().unwrap_or(value)) };
+    op("like", &format!("{}%", crate::db::sql::escape_like(&query_type)))
 }
 
 fn unique_tag(types: &[String], entity: Entity, tags: &Tags) -> String {
@@ -1016,24 +845,12 @@ fn unique_tag(types: &[String], entity: Entity, tags: &Tags) -> String {
                 Entity::Node => t.clone(),
                 other => other.name().to_string(),
             };
-            let last = classifier
-                .trim_end_matches('.')
-                .rsplit('.')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            if last.is_empty() {
-                "node".to_string()
-            } else {
-                last
-            }
+            let last = classifier.trim_end_matches('.').rsplit('.').next().unwrap_or("").to_string();
+            if last.is_empty() { "node".to_string() } else { last }
         })
         .collect();
     let base = base.join("-");
-    (1..)
-        .map(|i| format!("{base}_{i}"))
-        .find(|tag| tags.get(tag).is_none())
-        .expect("some suffix is free")
+    (1..).map(|i| format!("{base}_{i}")).find(|tag| tags.get(tag).is_none()).expect("some suffix is free")
 }
 
 fn parse_projection_spec(spec: &OValue, tag: &str) -> ApiResult<Vec<RawProjection>> {
@@ -1045,11 +862,7 @@ fn parse_projection_spec(spec: &OValue, tag: &str) -> ApiResult<Vec<RawProjectio
     let mut out = Vec::new();
     for item in items {
         match item {
-            OValue::String(name) => out.push(RawProjection {
-                name: name.clone(),
-                cast: None,
-                func: None,
-            }),
+            OValue::String(name) => out.push(RawProjection { name: name.clone(), cast: None, func: None }),
             OValue::Object(entries) => {
                 for (name, extra) in entries {
                     let Some(extra) = extra.as_object() else {
@@ -1058,11 +871,7 @@ fn parse_projection_spec(spec: &OValue, tag: &str) -> ApiResult<Vec<RawProjectio
                             extra.show()
                         )));
                     };
-                    let mut projection = RawProjection {
-                        name: name.clone(),
-                        cast: None,
-                        func: None,
-                    };
+                    let mut projection = RawProjection { name: name.clone(), cast: None, func: None };
                     for (key, value) in extra {
                         let text = value.as_str().ok_or_else(|| {
                             bad(format!(
@@ -1078,9 +887,7 @@ fn parse_projection_spec(spec: &OValue, tag: &str) -> ApiResult<Vec<RawProjectio
                                     "max" => Func::Max,
                                     "min" => Func::Min,
                                     other => {
-                                        return Err(bad(format!(
-                                            "invalid function '{other}'; valid: count, max, min"
-                                        )));
+                                        return Err(bad(format!("invalid function '{other}'; valid: count, max, min")));
                                     }
                                 })
                             }
@@ -1095,10 +902,7 @@ fn parse_projection_spec(spec: &OValue, tag: &str) -> ApiResult<Vec<RawProjectio
                 }
             }
             other => {
-                return Err(bad(format!(
-                    "cannot project {} for '{tag}'; give column names",
-                    other.show()
-                )));
+                return Err(bad(format!("cannot project {} for '{tag}'; give column names", other.show())));
             }
         }
     }
@@ -1139,19 +943,10 @@ fn resolve_field(target: Target, table: &Table, name: &str, tag: &str) -> ApiRes
             table.label
         )));
     }
-    Ok(Field {
-        target,
-        column,
-        path,
-    })
+    Ok(Field { target, column, path })
 }
 
-fn resolve_projections(
-    target: Target,
-    table: &Table,
-    tag: &str,
-    raw: &[RawProjection],
-) -> ApiResult<Vec<Projected>> {
+fn resolve_projections(target: Target, table: &Table, tag: &str, raw: &[RawProjection]) -> ApiResult<Vec<Projected>> {
     let mut items: Vec<Projected> = Vec::new();
     let mut push = |item: Projected| {
         if !items.iter().any(|i| i.key == item.key) {
@@ -1170,17 +965,8 @@ fn resolve_projections(
                 if table.is_hidden(column.name) {
                     continue;
                 }
-                let field = Field {
-                    target,
-                    column: *column,
-                    path: Vec::new(),
-                };
-                push(Projected {
-                    key: column.name.to_string(),
-                    field,
-                    cast: None,
-                    func: None,
-                });
+                let field = Field { target, column: *column, path: Vec::new() };
+                push(Projected { key: column.name.to_string(), field, cast: None, func: None });
             }
             continue;
         }
@@ -1189,23 +975,11 @@ fn resolve_projections(
             continue;
         }
         // Like AiiDA, a cast applies only to JSON values.
-        let cast = if field.is_json() {
-            projection.cast
-        } else {
-            None
-        };
+        let cast = if field.is_json() { projection.cast } else { None };
         if projection.func.is_some() && field.is_json() && projection.func != Some(Func::Count) {
-            return Err(bad(format!(
-                "'{}': max and min apply to plain columns, not JSON values",
-                projection.name
-            )));
+            return Err(bad(format!("'{}': max and min apply to plain columns, not JSON values", projection.name)));
         }
-        push(Projected {
-            key: projection.name.clone(),
-            field,
-            cast,
-            func: projection.func,
-        });
+        push(Projected { key: projection.name.clone(), field, cast, func: projection.func });
     }
     Ok(items)
 }
@@ -1235,10 +1009,7 @@ fn parse_order_by(spec: &OValue, tags: &Tags, query: &QbQuery) -> ApiResult<Vec<
                     OValue::String(name) => vec![(name.clone(), OValue::Object(Vec::new()))],
                     OValue::Object(entries) => entries.clone(),
                     other => {
-                        return Err(bad(format!(
-                            "cannot order by {}; give a column name",
-                            other.show()
-                        )));
+                        return Err(bad(format!("cannot order by {}; give a column name", other.show())));
                     }
                 };
                 for (name, order_spec) in pairs {
@@ -1249,10 +1020,7 @@ fn parse_order_by(spec: &OValue, tags: &Tags, query: &QbQuery) -> ApiResult<Vec<
                         OValue::Object(keys) => {
                             for (key, value) in keys {
                                 let text = value.as_str().ok_or_else(|| {
-                                    bad(format!(
-                                        "order_by '{name}': '{key}' must be a string, not {}",
-                                        value.show()
-                                    ))
+                                    bad(format!("order_by '{name}': '{key}' must be a string, not {}", value.show()))
                                 })?;
                                 match key.as_str() {
                                     "order" => desc = parse_direction(text)?,
@@ -1291,9 +1059,7 @@ fn parse_direction(text: &str) -> ApiResult<bool> {
     match text {
         "asc" => Ok(false),
         "desc" => Ok(true),
-        other => Err(bad(format!(
-            "'{other}' is not a valid order; valid orders are: asc, desc"
-        ))),
+        other => Err(bad(format!("'{other}' is not a valid order; valid orders are: asc, desc"))),
     }
 }
 
@@ -1306,47 +1072,29 @@ fn parse_filter_entries(
     depth: usize,
 ) -> ApiResult<Option<Cond>> {
     if depth > MAX_DEPTH {
-        return Err(bad(format!(
-            "filters are nested more than {MAX_DEPTH} levels deep"
-        )));
+        return Err(bad(format!("filters are nested more than {MAX_DEPTH} levels deep")));
     }
     let mut conds = Vec::new();
     for (key, spec) in entries {
         match key.as_str() {
             "and" | "or" | "~and" | "~or" | "!and" | "!or" => {
                 let OValue::Array(list) = spec else {
-                    return Err(bad(format!(
-                        "'{key}' takes a list of filter objects, not {}",
-                        spec.show()
-                    )));
+                    return Err(bad(format!("'{key}' takes a list of filter objects, not {}", spec.show())));
                 };
                 let mut subs = Vec::new();
                 for sub in list {
                     let Some(sub_entries) = sub.as_object() else {
-                        return Err(bad(format!(
-                            "'{key}' takes a list of filter objects; {} is not one",
-                            sub.show()
-                        )));
+                        return Err(bad(format!("'{key}' takes a list of filter objects; {} is not one", sub.show())));
                     };
-                    if let Some(cond) =
-                        parse_filter_entries(target, table, tag, sub_entries, depth + 1)?
-                    {
+                    if let Some(cond) = parse_filter_entries(target, table, tag, sub_entries, depth + 1)? {
                         subs.push(cond);
                     }
                 }
                 if subs.is_empty() {
                     continue;
                 }
-                let combined = if key.ends_with("and") {
-                    Cond::And(subs)
-                } else {
-                    Cond::Or(subs)
-                };
-                conds.push(if key.starts_with(['~', '!']) {
-                    Cond::Not(Box::new(combined))
-                } else {
-                    combined
-                });
+                let combined = if key.ends_with("and") { Cond::And(subs) } else { Cond::Or(subs) };
+                conds.push(if key.starts_with(['~', '!']) { Cond::Not(Box::new(combined)) } else { combined });
             }
             _ => {
                 let field = resolve_field(target, table, key, tag)?;
@@ -1372,9 +1120,7 @@ const JSON_OPS: &str = "==, >, <, >=, <=, like, ilike, in, contains, has_key, of
 
 fn parse_operation(field: &Field, operator: &str, value: &OValue, depth: usize) -> ApiResult<Cond> {
     if depth > MAX_DEPTH {
-        return Err(bad(format!(
-            "filters are nested more than {MAX_DEPTH} levels deep"
-        )));
+        return Err(bad(format!("filters are nested more than {MAX_DEPTH} levels deep")));
     }
     let (negated, name) = if operator == "!=" {
         (true, "==")
@@ -1386,11 +1132,7 @@ fn parse_operation(field: &Field, operator: &str, value: &OValue, depth: usize) 
         (false, operator)
     };
     let wrap = |cond: Cond| {
-        if negated {
-            Cond::Not(Box::new(cond))
-        } else {
-            cond
-        }
+        if negated { Cond::Not(Box::new(cond)) } else { cond }
     };
     let describe = || field_name(field);
     if name == "and" || name == "or" {
@@ -1417,11 +1159,7 @@ fn parse_operation(field: &Field, operator: &str, value: &OValue, depth: usize) 
         if subs.is_empty() {
             return Ok(wrap(Cond::And(Vec::new())));
         }
-        return Ok(wrap(if name == "and" {
-            Cond::And(subs)
-        } else {
-            Cond::Or(subs)
-        }));
+        return Ok(wrap(if name == "and" { Cond::And(subs) } else { Cond::Or(subs) }));
     }
     let op = match name {
         "==" => Op::Eq,
@@ -1442,19 +1180,12 @@ fn parse_operation(field: &Field, operator: &str, value: &OValue, depth: usize) 
             return Err(bad(format!(
                 "unknown operator '{operator}' in the filter on {}; valid operators are: {}",
                 describe(),
-                if field.is_json() {
-                    JSON_OPS
-                } else {
-                    COLUMN_OPS
-                }
+                if field.is_json() { JSON_OPS } else { COLUMN_OPS }
             )));
         }
     };
     if !field.is_json()
-        && matches!(
-            op,
-            Op::Contains | Op::HasKey | Op::OfType | Op::OfLength | Op::Longer | Op::Shorter
-        )
+        && matches!(op, Op::Contains | Op::HasKey | Op::OfType | Op::OfLength | Op::Longer | Op::Shorter)
     {
         return Err(bad(format!(
             "the operator '{name}' applies to JSON values (attributes, extras, ...), and {} is a plain column; valid operators here are: {COLUMN_OPS}",
@@ -1465,16 +1196,12 @@ fn parse_operation(field: &Field, operator: &str, value: &OValue, depth: usize) 
     match op {
         Op::Like | Op::ILike => {
             if !value.is_string() {
-                return Err(bad(format!(
-                    "Value for operator {name} has to be a string (you gave {value})"
-                )));
+                return Err(bad(format!("Value for operator {name} has to be a string (you gave {value})")));
             }
         }
         Op::In => {
             let Some(items) = value.as_array() else {
-                return Err(bad(format!(
-                    "Value for operator `in` must be a list (you gave {value})"
-                )));
+                return Err(bad(format!("Value for operator `in` must be a list (you gave {value})")));
             };
             if items.is_empty() {
                 return Err(bad("Value for operator `in` is an empty list"));
@@ -1504,9 +1231,7 @@ fn parse_operation(field: &Field, operator: &str, value: &OValue, depth: usize) 
         }
         Op::HasKey => {
             if !value.is_string() {
-                return Err(bad(format!(
-                    "Value for operator has_key has to be a string (you gave {value})"
-                )));
+                return Err(bad(format!("Value for operator has_key has to be a string (you gave {value})")));
             }
         }
         Op::Contains => {
@@ -1518,18 +1243,11 @@ fn parse_operation(field: &Field, operator: &str, value: &OValue, depth: usize) 
         }
         Op::Eq | Op::Gt | Op::Lt | Op::Ge | Op::Le => {
             if json_size(&value) > MAX_JSON_NODES {
-                return Err(bad(format!(
-                    "the value compared with {} is too large",
-                    describe()
-                )));
+                return Err(bad(format!("the value compared with {} is too large", describe())));
             }
         }
     }
-    Ok(wrap(Cond::Test {
-        field: field.clone(),
-        op,
-        value,
-    }))
+    Ok(wrap(Cond::Test { field: field.clone(), op, value }))
 }
 
 pub fn field_name(field: &Field) -> String {
@@ -1571,45 +1289,24 @@ mod tests {
         assert_eq!(q.vertices.len(), 2);
         assert_eq!(q.vertices[1].entity, Entity::Group);
         let join = q.vertices[1].join.as_ref().unwrap();
-        assert_eq!(
-            (join.kind, join.with, join.edge_tag.as_str()),
-            (JoinKind::WithNode, 0, "node--core_1")
-        );
+        assert_eq!((join.kind, join.with, join.edge_tag.as_str()), (JoinKind::WithNode, 0, "node--core_1"));
         assert_eq!(q.answer_tags, vec!["node".to_string()]);
         assert_eq!((q.limit, q.offset, q.distinct), (Some(5000), Some(0), true));
         // The node type filter stays; the group's is replaced by the user's `type_string`.
         assert_eq!(q.filters.len(), 2);
-        let (_, group_cond) = q
-            .filters
-            .iter()
-            .find(|(t, _)| *t == Target::Vertex(1))
-            .unwrap();
-        let Cond::And(parts) = group_cond else {
-            panic!("{group_cond:?}")
-        };
+        let (_, group_cond) = q.filters.iter().find(|(t, _)| *t == Target::Vertex(1)).unwrap();
+        let Cond::And(parts) = group_cond else { panic!("{group_cond:?}") };
         assert_eq!(parts.len(), 2);
     }
 
     #[test]
     fn type_filters_follow_aiida() {
         let filter = |t: &str, sub: bool| node_type_filter(t, sub).to_value().to_string();
-        assert_eq!(
-            filter("data.core.int.Int.", true),
-            r#"{"like":"data.core.int.%"}"#
-        );
+        assert_eq!(filter("data.core.int.Int.", true), r#"{"like":"data.core.int.%"}"#);
         assert_eq!(filter("", true), r#"{"like":"%"}"#);
-        assert_eq!(
-            filter("data.core.int.Int.", false),
-            r#"{"==":"data.core.int.Int."}"#
-        );
-        assert_eq!(
-            filter("data.core.code.abstract.AbstractCode.", true),
-            r#"{"like":"data.core.%"}"#
-        );
-        assert_eq!(
-            filter("data.my_plugin.X.", true),
-            r#"{"like":"data.my\\_plugin.%"}"#
-        );
+        assert_eq!(filter("data.core.int.Int.", false), r#"{"==":"data.core.int.Int."}"#);
+        assert_eq!(filter("data.core.code.abstract.AbstractCode.", true), r#"{"like":"data.core.%"}"#);
+        assert_eq!(filter("data.my_plugin.X.", true), r#"{"like":"data.my\\_plugin.%"}"#);
         assert!(!valid_node_type("data.core.int"));
         assert!(!valid_node_type("comment."));
         assert!(valid_node_type("data.core.Int."));
@@ -1620,17 +1317,10 @@ mod tests {
         let q = parse_str(r#"{"path":["data.core.int.Int.", {"entity_type": "user"}]}"#).unwrap();
         assert_eq!(q.vertices[0].tag, "Int_1");
         assert_eq!(q.vertices[1].tag, "user_1");
-        assert_eq!(
-            q.vertices[1].join.as_ref().unwrap().kind,
-            JoinKind::WithNode
-        );
+        assert_eq!(q.vertices[1].join.as_ref().unwrap().kind, JoinKind::WithNode);
         // No projection: the last item, every column but the email.
         assert_eq!(q.answer_tags, vec!["user_1".to_string()]);
-        let keys: Vec<&str> = q.projections[0]
-            .items
-            .iter()
-            .map(|p| p.key.as_str())
-            .collect();
+        let keys: Vec<&str> = q.projections[0].items.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["id", "first_name", "last_name", "institution"]);
         let q = parse_str(
             r#"{"path":[{"entity_type":"","tag":"n","project":["id"]}],"project":{"n":[{"*":{}}]},"project_map":{"n":{"uuid":"u"}}}"#,
@@ -1646,18 +1336,9 @@ mod tests {
             r#"{"path":[{"entity_type":"","tag":"n"}],"filters":{"n":{"id":{"!in":[1,2],"~==":3,"!=":4},"attributes.x":{"of_length":2}}},"project":{"n":["id"]}}"#,
         )
         .unwrap();
-        let (_, Cond::And(parts)) = q
-            .filters
-            .iter()
-            .find(|(t, _)| *t == Target::Vertex(0))
-            .unwrap()
-        else {
-            panic!()
-        };
+        let (_, Cond::And(parts)) = q.filters.iter().find(|(t, _)| *t == Target::Vertex(0)).unwrap() else { panic!() };
         assert_eq!(parts.len(), 5);
-        assert!(
-            matches!(&parts[1], Cond::Not(inner) if matches!(**inner, Cond::Test { op: Op::In, .. }))
-        );
+        assert!(matches!(&parts[1], Cond::Not(inner) if matches!(**inner, Cond::Test { op: Op::In, .. })));
     }
 
     #[test]
@@ -1666,42 +1347,40 @@ mod tests {
         assert!(err("not-json").contains("not valid JSON"));
         assert!(err(r#"{"path":[]}"#).contains("'path' is missing"));
         assert!(err(r#"{"path":[{"entity_type":""}],"bogus":1}"#).contains("'bogus' is not a key"));
-        assert!(
-            err(r#"{"path":[{"entity_type":"","tag":"n"}],"filters":{"x":{}}}"#)
-                .contains("tag 'x'")
-        );
-        assert!(
-            err(r#"{"path":[{"entity_type":"","tag":"n"}],"filters":{"n":{"nope":1}}}"#)
-                .contains("valid columns")
-        );
+        assert!(err(r#"{"path":[{"entity_type":"","tag":"n"}],"filters":{"x":{}}}"#).contains("tag 'x'"));
+        assert!(err(r#"{"path":[{"entity_type":"","tag":"n"}],"filters":{"n":{"nope":1}}}"#).contains("valid columns"));
         assert!(
             err(r#"{"path":[{"entity_type":"","tag":"n"}],"filters":{"n":{"id":{"=":1}}}}"#)
                 .contains("unknown operator")
         );
         assert!(
-            err(
-                r#"{"path":[{"entity_type":"","tag":"n"}],"filters":{"n":{"id":{"has_key":"a"}}}}"#
-            )
-            .contains("JSON")
+            err(r#"{"path":[{"entity_type":"","tag":"n"}],"filters":{"n":{"id":{"has_key":"a"}}}}"#).contains("JSON")
         );
         assert!(
-            err(r#"{"path":[{"entity_type":"","tag":"n"}],"filters":{"n":{"label":{"like":3}}}}"#)
-                .contains("string")
+            err(r#"{"path":[{"entity_type":"","tag":"n"}],"filters":{"n":{"label":{"like":3}}}}"#).contains("string")
         );
-        assert!(
-            err(r#"{"path":[{"entity_type":"","tag":"n"}],"filters":{"n":{"id":{"in":[]}}}}"#)
-                .contains("empty")
-        );
+        assert!(err(r#"{"path":[{"entity_type":"","tag":"n"}],"filters":{"n":{"id":{"in":[]}}}}"#).contains("empty"));
         assert!(err(r#"{"path":[{"entity_type":"data.core.int","tag":"n"}]}"#).contains("invalid"));
         assert!(err(r#"{"path":[{"entity_type":"","tag":"a--b"}]}"#).contains("--"));
-        assert!(err(r#"{"path":[{"entity_type":"","tag":"n"},{"entity_type":"computer","tag":"c","with_user":"n"}]}"#).contains("valid keywords"));
-        assert!(err(r#"{"path":[{"entity_type":"","tag":"n"},{"entity_type":"","tag":"m","with_group":"n"}]}"#).contains("needs a group"));
-        assert!(err(r#"{"path":[{"entity_type":"","tag":"n"},{"entity_type":"user","tag":"u"}],"project":{"n--u":["id"]}}"#).contains("no edge table"));
         assert!(
-            err(r#"{"path":[{"entity_type":"","tag":"n"}],"order_by":{"n":["attributes.x"]}}"#)
-                .contains("cast")
+            err(r#"{"path":[{"entity_type":"","tag":"n"},{"entity_type":"computer","tag":"c","with_user":"n"}]}"#)
+                .contains("valid keywords")
         );
+        assert!(
+            err(r#"{"path":[{"entity_type":"","tag":"n"},{"entity_type":"","tag":"m","with_group":"n"}]}"#)
+                .contains("needs a group")
+        );
+        assert!(
+            err(
+                r#"{"path":[{"entity_type":"","tag":"n"},{"entity_type":"user","tag":"u"}],"project":{"n--u":["id"]}}"#
+            )
+            .contains("no edge table")
+        );
+        assert!(err(r#"{"path":[{"entity_type":"","tag":"n"}],"order_by":{"n":["attributes.x"]}}"#).contains("cast"));
         assert!(err(r#"{"path":[{"entity_type":"","tag":"n"}],"limit":"5"}"#).contains("integer"));
-        assert!(err(r#"{"path":[{"entity_type":"","tag":"n"}],"project":{"n":[{"id":{"func":"count"}},"uuid"]}}"#).contains("mixed"));
+        assert!(
+            err(r#"{"path":[{"entity_type":"","tag":"n"}],"project":{"n":[{"id":{"func":"count"}},"uuid"]}}"#)
+                .contains("mixed")
+        );
     }
 }

@@ -13,16 +13,8 @@ use super::sql::parse_time;
 
 /// The `data` of the answer for `rows` (cells in the order of `sql::select_items`).
 pub fn data(qb: &QbQuery, rows: Vec<Row>, dialect: Dialect) -> Value {
-    let answered: Vec<bool> = qb
-        .projections
-        .iter()
-        .map(|p| qb.answer_tags.contains(&p.tag))
-        .collect();
-    let mut lists: Vec<Vec<Value>> = qb
-        .projections
-        .iter()
-        .map(|_| Vec::with_capacity(rows.len()))
-        .collect();
+    let answered: Vec<bool> = qb.projections.iter().map(|p| qb.answer_tags.contains(&p.tag)).collect();
+    let mut lists: Vec<Vec<Value>> = qb.projections.iter().map(|_| Vec::with_capacity(rows.len())).collect();
     for row in rows {
         let mut cells = row.into_iter();
         for (n, projection) in qb.projections.iter().enumerate() {
@@ -40,10 +32,7 @@ pub fn data(qb: &QbQuery, rows: Vec<Row>, dialect: Dialect) -> Value {
     let mut data = Map::new();
     for (n, projection) in qb.projections.iter().enumerate() {
         if answered[n] {
-            data.insert(
-                projection.tag.clone(),
-                Value::Array(std::mem::take(&mut lists[n])),
-            );
+            data.insert(projection.tag.clone(), Value::Array(std::mem::take(&mut lists[n])));
         }
     }
     Value::Object(data)
@@ -51,19 +40,10 @@ pub fn data(qb: &QbQuery, rows: Vec<Row>, dialect: Dialect) -> Value {
 
 /// `node_type|process_type` when either is set; rows without either have no `full_type`.
 fn add_full_type(object: &mut Map<String, Value>) {
-    let part = |key: &str| {
-        object
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    let part = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or("").to_string();
     let (node_type, process_type) = (part("node_type"), part("process_type"));
     if !node_type.is_empty() || !process_type.is_empty() {
-        object.insert(
-            "full_type".into(),
-            Value::String(format!("{node_type}|{process_type}")),
-        );
+        object.insert("full_type".into(), Value::String(format!("{node_type}|{process_type}")));
     } else {
         object.remove("full_type");
     }
@@ -106,21 +86,13 @@ fn apply_cast(value: Value, cast: Cast) -> Value {
         Cast::Float => match &value {
             Value::Number(n) => n.as_f64().map(crate::json::float).unwrap_or(Value::Null),
             Value::Bool(b) => crate::json::float(if *b { 1.0 } else { 0.0 }),
-            Value::String(s) => s
-                .trim()
-                .parse::<f64>()
-                .map(crate::json::float)
-                .unwrap_or(Value::Null),
+            Value::String(s) => s.trim().parse::<f64>().map(crate::json::float).unwrap_or(Value::Null),
             _ => Value::Null,
         },
         Cast::Int => {
             let from_float = |f: f64| {
                 let t = f.trunc();
-                if t.is_finite() && t.abs() < 9.2e18 {
-                    Value::from(t as i64)
-                } else {
-                    Value::Null
-                }
+                if t.is_finite() && t.abs() < 9.2e18 { Value::from(t as i64) } else { Value::Null }
             };
             match &value {
                 Value::Number(n) => match n.as_i64() {
@@ -152,9 +124,7 @@ fn apply_cast(value: Value, cast: Cast) -> Value {
             other => Value::String(crate::json::to_string(&other).trim_end().to_string()),
         },
         Cast::Date => match &value {
-            Value::String(s) => parse_time(s)
-                .map(|t| Value::String(timefmt::http_date(t)))
-                .unwrap_or(Value::Null),
+            Value::String(s) => parse_time(s).map(|t| Value::String(timefmt::http_date(t))).unwrap_or(Value::Null),
             _ => Value::Null,
         },
     }
@@ -167,19 +137,13 @@ mod tests {
 
     #[test]
     fn full_type_rules() {
-        let mut row = json!({"node_type": "data.core.int.Int.", "process_type": null})
-            .as_object()
-            .unwrap()
-            .clone();
+        let mut row = json!({"node_type": "data.core.int.Int.", "process_type": null}).as_object().unwrap().clone();
         add_full_type(&mut row);
         assert_eq!(row["full_type"], "data.core.int.Int.|");
         let mut row = json!({"node_type": "x."}).as_object().unwrap().clone();
         add_full_type(&mut row);
         assert_eq!(row["full_type"], "x.|");
-        let mut row = json!({"id": 1, "process_type": null})
-            .as_object()
-            .unwrap()
-            .clone();
+        let mut row = json!({"id": 1, "process_type": null}).as_object().unwrap().clone();
         add_full_type(&mut row);
         assert!(!row.contains_key("full_type"));
     }
@@ -192,9 +156,6 @@ mod tests {
         assert_eq!(apply_cast(json!("x"), Cast::Int), Value::Null);
         assert_eq!(apply_cast(json!(true), Cast::Bool), json!(true));
         assert_eq!(apply_cast(json!([1, "a"]), Cast::Text), json!("[1,\"a\"]"));
-        assert_eq!(
-            apply_cast(json!("2024-05-01T10:00:00+02:00"), Cast::Date),
-            json!("Wed, 01 May 2024 08:00:00 GMT")
-        );
+        assert_eq!(apply_cast(json!("2024-05-01T10:00:00+02:00"), Cast::Date), json!("Wed, 01 May 2024 08:00:00 GMT"));
     }
 }

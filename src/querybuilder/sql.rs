@@ -15,9 +15,7 @@ use crate::db::sql::{Dialect, Param, Query};
 use crate::error::{ApiError, ApiResult};
 use crate::schema::{Column, Kind};
 
-use super::parse::{
-    Cast, Cond, Field, Func, JoinKind, Op, OrderItem, Projected, QbQuery, Target, field_name,
-};
+use super::parse::{Cast, Cond, Field, Func, JoinKind, Op, OrderItem, Projected, QbQuery, Target, field_name};
 use super::tables::{Entity, GROUP_NODE, LINK, WALK};
 
 /// Link types followed by `with_ancestors`/`with_descendants`, as in AiiDA: data provenance
@@ -44,11 +42,7 @@ pub enum Shape {
 }
 
 pub fn shape(qb: &QbQuery) -> Shape {
-    if qb
-        .projections
-        .iter()
-        .any(|p| p.items.iter().any(|i| i.func.is_some()))
-    {
+    if qb.projections.iter().any(|p| p.items.iter().any(|i| i.func.is_some())) {
         Shape::Aggregate
     } else if qb.distinct && !rows_are_unique(qb) {
         Shape::Grouped
@@ -63,10 +57,7 @@ fn rows_are_unique(qb: &QbQuery) -> bool {
     let projects_id = |target: Target| {
         qb.projections.iter().any(|p| {
             p.items.iter().any(|i| {
-                i.field.target == target
-                    && i.field.column.name == "id"
-                    && i.field.path.is_empty()
-                    && i.func.is_none()
+                i.field.target == target && i.field.column.name == "id" && i.field.path.is_empty() && i.func.is_none()
             })
         })
     };
@@ -126,11 +117,7 @@ pub fn count_query(qb: &QbQuery, dialect: Dialect) -> ApiResult<Query> {
             b.bind_int(offset);
         }
         None if offset > 0 => {
-            b.q.push(if dialect == Dialect::Sqlite {
-                " LIMIT -1 OFFSET "
-            } else {
-                " OFFSET "
-            });
+            b.q.push(if dialect == Dialect::Sqlite { " LIMIT -1 OFFSET " } else { " OFFSET " });
             b.bind_int(offset);
         }
         None => {}
@@ -155,18 +142,10 @@ impl SqliteJson {
         for key in keys {
             push_key(&mut suffix, key);
         }
-        Self {
-            root,
-            base: None,
-            suffix,
-        }
+        Self { root, base: None, suffix }
     }
     fn element(root: &str, each_alias: &str) -> Self {
-        Self {
-            root: root.to_string(),
-            base: Some(format!("{each_alias}.fullkey")),
-            suffix: String::new(),
-        }
+        Self { root: root.to_string(), base: Some(format!("{each_alias}.fullkey")), suffix: String::new() }
     }
     fn key(&self, key: &str) -> Self {
         let mut child = self.clone();
@@ -199,13 +178,7 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     fn new(qb: &'a QbQuery, dialect: Dialect) -> Self {
-        Self {
-            qb,
-            q: Query::new(dialect),
-            shape: shape(qb),
-            vertex_alias_override: None,
-            next_alias: 0,
-        }
+        Self { qb, q: Query::new(dialect), shape: shape(qb), vertex_alias_override: None, next_alias: 0 }
     }
 
     fn finish(self) -> ApiResult<Query> {
@@ -245,10 +218,7 @@ impl<'a> Builder<'a> {
 
     fn bind_int(&mut self, value: i64) {
         if self.pg() {
-            self.q
-                .push("CAST(")
-                .bind(Param::Int(value))
-                .push(" AS bigint)");
+            self.q.push("CAST(").bind(Param::Int(value)).push(" AS bigint)");
         } else {
             self.q.bind(Param::Int(value));
         }
@@ -256,10 +226,7 @@ impl<'a> Builder<'a> {
 
     fn bind_float(&mut self, value: f64) {
         if self.pg() {
-            self.q
-                .push("CAST(")
-                .bind(Param::Float(value))
-                .push(" AS double precision)");
+            self.q.push("CAST(").bind(Param::Float(value)).push(" AS double precision)");
         } else {
             self.q.bind(Param::Float(value));
         }
@@ -276,27 +243,19 @@ impl<'a> Builder<'a> {
     /// A JSON number: exact `numeric` on PostgreSQL, an integer or real on SQLite.
     fn bind_number(&mut self, n: &Number) -> ApiResult<()> {
         if self.pg() {
-            self.q
-                .push("CAST(CAST(")
-                .bind_text(n.to_string())
-                .push(" AS text) AS numeric)");
+            self.q.push("CAST(CAST(").bind_text(n.to_string()).push(" AS text) AS numeric)");
         } else if let Some(i) = n.as_i64() {
             self.q.bind(Param::Int(i));
         } else {
-            let f = n
-                .as_f64()
-                .filter(|f| f.is_finite())
-                .ok_or_else(|| bad(format!("the number {n} is out of range")))?;
+            let f =
+                n.as_f64().filter(|f| f.is_finite()).ok_or_else(|| bad(format!("the number {n} is out of range")))?;
             self.q.bind(Param::Float(f));
         }
         Ok(())
     }
 
     fn bind_jsonb(&mut self, value: &Value) {
-        self.q
-            .push("CAST(CAST(")
-            .bind_text(value.to_string())
-            .push(" AS text) AS jsonb)");
+        self.q.push("CAST(CAST(").bind_text(value.to_string()).push(" AS text) AS jsonb)");
     }
 
     // --- statement parts -----------------------------------------------------------------
@@ -310,11 +269,8 @@ impl<'a> Builder<'a> {
             .enumerate()
             .filter_map(|(i, v)| {
                 let join = v.join.as_ref()?;
-                matches!(
-                    join.kind,
-                    JoinKind::WithAncestors | JoinKind::WithDescendants
-                )
-                .then_some((i, join.with, join.kind))
+                matches!(join.kind, JoinKind::WithAncestors | JoinKind::WithDescendants)
+                    .then_some((i, join.with, join.kind))
             })
             .collect();
         if walks.is_empty() {
@@ -343,16 +299,9 @@ impl<'a> Builder<'a> {
                 self.vertex_alias_override = None;
                 result?;
             }
-            let (ancestor, descendant) = if down {
-                ("w.ancestor_id", "m.output_id")
-            } else {
-                ("m.input_id", "w.descendant_id")
-            };
-            let link_end = if down {
-                "w.descendant_id"
-            } else {
-                "w.ancestor_id"
-            };
+            let (ancestor, descendant) =
+                if down { ("w.ancestor_id", "m.output_id") } else { ("m.input_id", "w.descendant_id") };
+            let link_end = if down { "w.descendant_id" } else { "w.ancestor_id" };
             self.q.push(&format!(
                 " UNION ALL SELECT {ancestor}, {descendant}, w.depth + 1 FROM w{i} w \
                  JOIN db_dblink m ON m.{near} = {link_end} WHERE m.type IN {WALK_LINK_TYPES} AND w.depth < "
@@ -430,28 +379,19 @@ impl<'a> Builder<'a> {
     fn push_from_where(&mut self) -> ApiResult<()> {
         let qb = self.qb;
         let first = &qb.vertices[0];
-        self.q
-            .push(" FROM ")
-            .push(first.entity.table().sql_name)
-            .push(" t0");
+        self.q.push(" FROM ").push(first.entity.table().sql_name).push(" t0");
         for (i, vertex) in qb.vertices.iter().enumerate().skip(1) {
             let join = vertex.join.as_ref().expect("later vertices are joined");
             let table = vertex.entity.table().sql_name;
             let (j, x) = (format!("t{i}"), format!("t{}", join.with));
             let e = format!("e{i}");
-            let outer = if join.outer {
-                " LEFT OUTER JOIN "
-            } else {
-                " JOIN "
-            };
+            let outer = if join.outer { " LEFT OUTER JOIN " } else { " JOIN " };
             let sql = match (join.kind, vertex.entity) {
-                (JoinKind::WithIncoming, _) => format!(
-                    "{outer}db_dblink {e} ON {e}.input_id = {x}.id{outer}{table} {j} ON {e}.output_id = {j}.id"
-                ),
+                (JoinKind::WithIncoming, _) => {
+                    format!("{outer}db_dblink {e} ON {e}.input_id = {x}.id{outer}{table} {j} ON {e}.output_id = {j}.id")
+                }
                 (JoinKind::WithOutgoing, _) => {
-                    format!(
-                        " JOIN db_dblink {e} ON {e}.output_id = {x}.id{outer}{table} {j} ON {e}.input_id = {j}.id"
-                    )
+                    format!(" JOIN db_dblink {e} ON {e}.output_id = {x}.id{outer}{table} {j} ON {e}.input_id = {j}.id")
                 }
                 (JoinKind::WithAncestors, _) => {
                     format!(
@@ -483,10 +423,7 @@ impl<'a> Builder<'a> {
                 (JoinKind::WithNode, Entity::Computer) => {
                     format!("{outer}{table} {j} ON {j}.id = {x}.dbcomputer_id")
                 }
-                (
-                    JoinKind::WithNode | JoinKind::WithGroup | JoinKind::WithComment,
-                    Entity::User,
-                ) => {
+                (JoinKind::WithNode | JoinKind::WithGroup | JoinKind::WithComment, Entity::User) => {
                     format!("{outer}{table} {j} ON {j}.id = {x}.user_id")
                 }
                 (JoinKind::WithNode, Entity::Comment | Entity::Log) => {
@@ -542,9 +479,8 @@ impl<'a> Builder<'a> {
                 (true, true) => " DESC NULLS LAST",
             };
             if self.shape == Shape::Grouped {
-                let same = items.iter().position(|p| {
-                    p.field == order.field && p.cast == order.cast && p.func.is_none()
-                });
+                let same =
+                    items.iter().position(|p| p.field == order.field && p.cast == order.cast && p.func.is_none());
                 match same {
                     // The projected value itself: order by its position.
                     Some(pos) => {
@@ -573,11 +509,9 @@ impl<'a> Builder<'a> {
             }
         } else {
             let ordered_by_id = |target: Target| {
-                qb.order.iter().any(|o| {
-                    o.field.target == target
-                        && o.field.column.name == "id"
-                        && o.field.path.is_empty()
-                })
+                qb.order
+                    .iter()
+                    .any(|o| o.field.target == target && o.field.column.name == "id" && o.field.path.is_empty())
             };
             for (i, _) in qb.vertices.iter().enumerate() {
                 if !ordered_by_id(Target::Vertex(i)) {
@@ -587,10 +521,7 @@ impl<'a> Builder<'a> {
                         self.q.push(" NULLS FIRST");
                     }
                 }
-                if i > 0
-                    && qb.table(Target::Edge(i)).is_some_and(|t| t.has_id())
-                    && !ordered_by_id(Target::Edge(i))
-                {
+                if i > 0 && qb.table(Target::Edge(i)).is_some_and(|t| t.has_id()) && !ordered_by_id(Target::Edge(i)) {
                     sep(self);
                     self.q.push(&format!("e{i}.id"));
                     if self.pg() {
@@ -701,12 +632,7 @@ impl<'a> Builder<'a> {
                 self.q.push(base);
             }
             Some(base) => {
-                self.q
-                    .push("(")
-                    .push(base)
-                    .push(" || ")
-                    .bind_text(value.suffix.clone())
-                    .push(")");
+                self.q.push("(").push(base).push(" || ").bind_text(value.suffix.clone()).push(")");
             }
         }
     }
@@ -726,11 +652,7 @@ impl<'a> Builder<'a> {
                 self.q.push("TRUE");
             }
             Cond::And(parts) | Cond::Or(parts) => {
-                let sep = if matches!(cond, Cond::And(_)) {
-                    " AND "
-                } else {
-                    " OR "
-                };
+                let sep = if matches!(cond, Cond::And(_)) { " AND " } else { " OR " };
                 self.q.push("(");
                 for (n, part) in parts.iter().enumerate() {
                     if n > 0 {
@@ -790,11 +712,7 @@ impl<'a> Builder<'a> {
                     }
                     (pg, insensitive) => {
                         text(self);
-                        self.q.push(if pg && insensitive {
-                            " ILIKE "
-                        } else {
-                            " LIKE "
-                        });
+                        self.q.push(if pg && insensitive { " ILIKE " } else { " LIKE " });
                         self.bind_text(pattern);
                     }
                 }
@@ -809,9 +727,7 @@ impl<'a> Builder<'a> {
                     .collect::<ApiResult<Vec<_>>>()?
                     .into_iter()
                     // NULL and (for numbers) text match nothing.
-                    .filter(|o| {
-                        !(matches!(o, Operand::Null) || is_int && matches!(o, Operand::Text(_)))
-                    })
+                    .filter(|o| !(matches!(o, Operand::Null) || is_int && matches!(o, Operand::Text(_))))
                     .collect();
                 if operands.is_empty() {
                     self.push_constant_unless_null(&column, false);
@@ -831,9 +747,7 @@ impl<'a> Builder<'a> {
                 let o = operand(field.column, value, &name)?;
                 if matches!(o, Operand::Null) {
                     if op != Op::Eq {
-                        return Err(bad(format!(
-                            "{name} cannot be compared with null except by == (is null)"
-                        )));
+                        return Err(bad(format!("{name} cannot be compared with null except by == (is null)")));
                     }
                     self.q.push(&column).push(" IS NULL");
                     return Ok(());
@@ -855,12 +769,7 @@ impl<'a> Builder<'a> {
     /// `value` for rows where `column` is set, NULL elsewhere, as a comparison would give.
     fn push_constant_unless_null(&mut self, column: &str, value: bool) {
         let otherwise = if value { "TRUE" } else { "FALSE" };
-        self.q
-            .push("CASE WHEN ")
-            .push(column)
-            .push(" IS NULL THEN NULL ELSE ")
-            .push(otherwise)
-            .push(" END");
+        self.q.push("CASE WHEN ").push(column).push(" IS NULL THEN NULL ELSE ").push(otherwise).push(" END");
     }
 
     fn push_compared_column(&mut self, column: Column, sql: &str) {
@@ -877,10 +786,7 @@ impl<'a> Builder<'a> {
             Operand::Text(t) => self.bind_text(t.clone()),
             Operand::Time(t) => {
                 if self.pg() {
-                    self.q
-                        .push("CAST(CAST(")
-                        .bind_text(format!("{t}+00"))
-                        .push(" AS text) AS timestamptz)");
+                    self.q.push("CAST(CAST(").bind_text(format!("{t}+00")).push(" AS text) AS timestamptz)");
                 } else {
                     self.q.bind_text(t.clone());
                 }
@@ -983,8 +889,7 @@ impl<'a> Builder<'a> {
                 self.q.push("EXISTS (SELECT 1 FROM ");
                 self.sqlite_fn("json_each", &target);
                 self.q.push(&format!(" AS {each} WHERE {each}.key = "));
-                self.q
-                    .bind_text(value.as_str().unwrap_or_default().to_string());
+                self.q.bind_text(value.as_str().unwrap_or_default().to_string());
                 self.q.push(")");
             }
             Op::OfType => {
@@ -1052,11 +957,7 @@ impl<'a> Builder<'a> {
             Value::Number(_) | Value::String(_) => {
                 self.q.push("(");
                 self.sqlite_fn("json_type", target);
-                self.q.push(if value.is_number() {
-                    " IN ('integer', 'real') AND "
-                } else {
-                    " = 'text' AND "
-                });
+                self.q.push(if value.is_number() { " IN ('integer', 'real') AND " } else { " = 'text' AND " });
                 self.sqlite_fn("json_extract", target);
                 self.q.push(" = ");
                 self.sqlite_scalar(value)?;
@@ -1080,9 +981,7 @@ impl<'a> Builder<'a> {
                 self.sqlite_fn("json_type", target);
                 self.q.push(" = 'object' AND (SELECT count(*) FROM ");
                 self.sqlite_fn("json_each", target);
-                self.q
-                    .push(&format!(" AS {each}) = "))
-                    .bind(Param::Int(map.len() as i64));
+                self.q.push(&format!(" AS {each}) = ")).bind(Param::Int(map.len() as i64));
                 for (key, item) in map {
                     self.q.push(" AND ");
                     self.sqlite_equals(&target.key(key), item)?;
@@ -1187,8 +1086,7 @@ impl<'a> Builder<'a> {
                 typeof_is(self, "string");
                 self.q.push(" THEN ");
                 text_of(self);
-                self.q
-                    .push(if op == Op::ILike { " ILIKE " } else { " LIKE " });
+                self.q.push(if op == Op::ILike { " ILIKE " } else { " LIKE " });
                 self.bind_text(value.as_str().unwrap_or_default().to_string());
                 self.q.push(" ESCAPE '\\' ELSE FALSE END");
             }
@@ -1196,13 +1094,7 @@ impl<'a> Builder<'a> {
                 self.q.push("COALESCE(");
                 self.push_pg_json(&root, &keys);
                 self.q.push(" IN (");
-                for (n, item) in value
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                    .iter()
-                    .enumerate()
-                {
+                for (n, item) in value.as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
                     if n > 0 {
                         self.q.push(", ");
                     }
@@ -1302,7 +1194,9 @@ fn operand(column: Column, value: &Value, name: &str) -> ApiResult<Operand> {
         (Kind::Uuid, Value::Number(n)) => Operand::Text(n.to_string()),
         (Kind::Time, Value::String(s)) => Operand::Time(
             parse_time(s)
-                .ok_or_else(|| wrong("write a date and time such as 2024-05-01, 2024-05-01T10:00:00 or 2024-05-01T10:00:00+02:00"))?
+                .ok_or_else(|| {
+                    wrong("write a date and time such as 2024-05-01, 2024-05-01T10:00:00 or 2024-05-01T10:00:00+02:00")
+                })?
                 .format("%Y-%m-%d %H:%M:%S%.6f")
                 .to_string(),
         ),
@@ -1318,30 +1212,17 @@ pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Some(dt.with_timezone(&Utc));
     }
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f%:z",
-        "%Y-%m-%dT%H:%M:%S%.f%:z",
-        "%Y-%m-%d %H:%M:%S%.f%#z",
-        "%Y-%m-%dT%H:%M%:z",
-    ] {
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%:z"] {
         if let Ok(dt) = DateTime::parse_from_str(text, fmt) {
             return Some(dt.with_timezone(&Utc));
         }
     }
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ] {
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(text, fmt) {
             return Some(naive.and_utc());
         }
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|n| n.and_utc())
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|n| n.and_utc())
 }
 
 #[cfg(test)]
@@ -1362,22 +1243,17 @@ mod tests {
             "SELECT t0.id, t0.uuid, t0.node_type, t0.label, t0.ctime, t0.mtime FROM db_dbnode t0 \
              WHERE t0.node_type LIKE ?1 ESCAPE '\\' ORDER BY t0.id LIMIT ?2 OFFSET ?3"
         );
-        assert_eq!(
-            q.params,
-            vec![Param::Text("%".into()), Param::Int(100), Param::Int(0)]
-        );
+        assert_eq!(q.params, vec![Param::Text("%".into()), Param::Int(100), Param::Int(0)]);
     }
 
     #[test]
     fn distinct_over_a_join_groups() {
         let body = r#"{"path":[{"entity_type":"","tag":"n"},{"entity_type":"group.core","tag":"g","with_node":"n"}],"project":{"n":["uuid"]},"order_by":{"n":[{"id":"desc"}]},"distinct":true}"#;
         let q = sql(body, Dialect::Sqlite);
-        assert!(
-            q.sql.contains("GROUP BY 1 ORDER BY max(t0.id) DESC, 1"),
-            "{}",
-            q.sql
-        );
-        assert!(q.sql.contains("JOIN db_dbgroup_dbnodes e1 ON e1.dbnode_id = t0.id JOIN db_dbgroup t1 ON t1.id = e1.dbgroup_id"));
+        assert!(q.sql.contains("GROUP BY 1 ORDER BY max(t0.id) DESC, 1"), "{}", q.sql);
+        assert!(q.sql.contains(
+            "JOIN db_dbgroup_dbnodes e1 ON e1.dbnode_id = t0.id JOIN db_dbgroup t1 ON t1.id = e1.dbgroup_id"
+        ));
     }
 
     #[test]
@@ -1385,11 +1261,7 @@ mod tests {
         let body = r#"{"path":[{"entity_type":"","tag":"n"}],"filters":{"n":{"label":"x' OR 1=1 --","attributes.a'b":{"==":"y'"}}},"project":{"n":["id"]}}"#;
         for dialect in [Dialect::Sqlite, Dialect::Postgres] {
             let q = sql(body, dialect);
-            assert!(
-                !q.sql.contains("x'") && !q.sql.contains("y'") && !q.sql.contains("a'b"),
-                "{}",
-                q.sql
-            );
+            assert!(!q.sql.contains("x'") && !q.sql.contains("y'") && !q.sql.contains("a'b"), "{}", q.sql);
         }
     }
 
@@ -1409,30 +1281,16 @@ mod tests {
         let q = sql(body, Dialect::Sqlite);
         assert!(q.sql.starts_with("WITH RECURSIVE w1(ancestor_id, descendant_id, depth) AS (SELECT l1.input_id, l1.output_id, 0 FROM db_dbnode r1 JOIN db_dblink l1 ON l1.input_id = r1.id"), "{}", q.sql);
         assert!(q.sql.contains("r1.id = "), "{}", q.sql);
-        assert!(q.sql.contains(
-            "JOIN w1 e1 ON e1.ancestor_id = t0.id JOIN db_dbnode t1 ON e1.descendant_id = t1.id"
-        ));
+        assert!(q.sql.contains("JOIN w1 e1 ON e1.ancestor_id = t0.id JOIN db_dbnode t1 ON e1.descendant_id = t1.id"));
     }
 
     #[test]
     fn times_parse() {
         let t = |s: &str| parse_time(s).map(|d| d.format("%Y-%m-%d %H:%M:%S%.6f").to_string());
-        assert_eq!(
-            t("2024-05-01").as_deref(),
-            Some("2024-05-01 00:00:00.000000")
-        );
-        assert_eq!(
-            t("2024-05-01T10:00:00+02:00").as_deref(),
-            Some("2024-05-01 08:00:00.000000")
-        );
-        assert_eq!(
-            t("2024-05-01 08:42:30.228257").as_deref(),
-            Some("2024-05-01 08:42:30.228257")
-        );
-        assert_eq!(
-            t("2024-05-01 08:42:30.228257+00:00").as_deref(),
-            Some("2024-05-01 08:42:30.228257")
-        );
+        assert_eq!(t("2024-05-01").as_deref(), Some("2024-05-01 00:00:00.000000"));
+        assert_eq!(t("2024-05-01T10:00:00+02:00").as_deref(), Some("2024-05-01 08:00:00.000000"));
+        assert_eq!(t("2024-05-01 08:42:30.228257").as_deref(), Some("2024-05-01 08:42:30.228257"));
+        assert_eq!(t("2024-05-01 08:42:30.228257+00:00").as_deref(), Some("2024-05-01 08:42:30.228257"));
         assert_eq!(t("yesterday"), None);
     }
 }

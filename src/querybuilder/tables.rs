@@ -21,24 +21,17 @@ pub struct Table {
 
 impl Table {
     pub fn column(&self, name: &str) -> Option<Column> {
-        let name = self
-            .aliases
-            .iter()
-            .find(|(a, _)| *a == name)
-            .map(|(_, c)| *c)
-            .unwrap_or(name);
+        let name = self.aliases.iter().find(|(a, _)| *a == name).map(|(_, c)| *c).unwrap_or(name);
         self.columns.iter().copied().find(|c| c.name == name)
     }
 
     pub fn valid_names(&self) -> String {
         self.columns
             .iter()
-            .map(
-                |c| match self.aliases.iter().find(|(_, target)| *target == c.name) {
-                    Some((alias, _)) => format!("{} (or {alias})", c.name),
-                    None => c.name.to_string(),
-                },
-            )
+            .map(|c| match self.aliases.iter().find(|(_, target)| *target == c.name) {
+                Some((alias, _)) => format!("{} (or {alias})", c.name),
+                None => c.name.to_string(),
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -70,11 +63,7 @@ pub static NODE: Table = Table {
         col("dbcomputer_id", Kind::Int),
         col("user_id", Kind::Int),
     ],
-    aliases: &[
-        ("pk", "id"),
-        ("computer", "dbcomputer_id"),
-        ("user", "user_id"),
-    ],
+    aliases: &[("pk", "id"), ("computer", "dbcomputer_id"), ("user", "user_id")],
     hidden: &[],
 };
 
@@ -178,11 +167,7 @@ pub static LOG: Table = Table {
 pub static GROUP_NODE: Table = Table {
     sql_name: "db_dbgroup_dbnodes",
     label: "group membership",
-    columns: &[
-        col("id", Kind::Int),
-        col("dbnode_id", Kind::Int),
-        col("dbgroup_id", Kind::Int),
-    ],
+    columns: &[col("id", Kind::Int), col("dbnode_id", Kind::Int), col("dbgroup_id", Kind::Int)],
     aliases: &[("pk", "id")],
     hidden: &[],
 };
@@ -192,11 +177,7 @@ pub static GROUP_NODE: Table = Table {
 pub static WALK: Table = Table {
     sql_name: "",
     label: "ancestor/descendant walk",
-    columns: &[
-        col("ancestor_id", Kind::Int),
-        col("descendant_id", Kind::Int),
-        col("depth", Kind::Int),
-    ],
+    columns: &[col("ancestor_id", Kind::Int), col("descendant_id", Kind::Int), col("depth", Kind::Int)],
     aliases: &[],
     hidden: &[],
 };

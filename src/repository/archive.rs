@@ -52,11 +52,7 @@ impl ArchiveRepo {
         let file = Arc::new(File::open(&path)?);
         let reader = PosFile::new(file.clone())?;
         let zip = ZipArchive::new(reader).map_err(|e| zip_error(&path, e))?;
-        Ok(ArchiveRepo {
-            zip,
-            file,
-            path: Arc::new(path),
-        })
+        Ok(ArchiveRepo { zip, file, path: Arc::new(path) })
     }
 
     pub fn path(&self) -> &Path {
@@ -100,17 +96,12 @@ impl ArchiveRepo {
         };
         // Cloning is cheap (Arc'd metadata); the data offset is cached after the first lookup.
         let mut zip = self.zip.clone();
-        let entry = zip
-            .by_index_raw(index)
-            .map_err(|e| zip_error(&self.path, e))?;
+        let entry = zip.by_index_raw(index).map_err(|e| zip_error(&self.path, e))?;
         if entry.is_dir() {
             return Ok(None);
         }
         if entry.encrypted() {
-            return Err(RepoError::Corrupt(format!(
-                "{}: entry {name} is encrypted",
-                self.path.display()
-            )));
+            return Err(RepoError::Corrupt(format!("{}: entry {name} is encrypted", self.path.display())));
         }
         Ok(Some(EntryInfo {
             data_start: entry.data_start(),
@@ -145,10 +136,7 @@ impl ArchiveRepo {
                 )));
             }
         };
-        Ok(EntryReader {
-            size: info.size,
-            inner: CheckedReader::new(inner, info.size, Some(info.crc32)),
-        })
+        Ok(EntryReader { size: info.size, inner: CheckedReader::new(inner, info.size, Some(info.crc32)) })
     }
 }
 
@@ -194,9 +182,7 @@ impl Read for EntryReader {
 
 impl fmt::Debug for EntryReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EntryReader")
-            .field("size", &self.size)
-            .finish_non_exhaustive()
+        f.debug_struct("EntryReader").field("size", &self.size).finish_non_exhaustive()
     }
 }
 
@@ -214,34 +200,19 @@ pub struct PosFile {
 impl PosFile {
     pub fn new(file: Arc<File>) -> io::Result<Self> {
         let len = file.metadata()?.len();
-        Ok(PosFile {
-            file,
-            len,
-            pos: 0,
-            buf: Vec::new(),
-            buf_start: 0,
-        })
+        Ok(PosFile { file, len, pos: 0, buf: Vec::new(), buf_start: 0 })
     }
 }
 
 impl Clone for PosFile {
     fn clone(&self) -> Self {
-        PosFile {
-            file: self.file.clone(),
-            len: self.len,
-            pos: self.pos,
-            buf: Vec::new(),
-            buf_start: 0,
-        }
+        PosFile { file: self.file.clone(), len: self.len, pos: self.pos, buf: Vec::new(), buf_start: 0 }
     }
 }
 
 impl fmt::Debug for PosFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PosFile")
-            .field("len", &self.len)
-            .field("pos", &self.pos)
-            .finish_non_exhaustive()
+        f.debug_struct("PosFile").field("len", &self.len).field("pos", &self.pos).finish_non_exhaustive()
     }
 }
 
@@ -250,10 +221,7 @@ impl Read for PosFile {
         if out.is_empty() {
             return Ok(0);
         }
-        let buffered = self
-            .pos
-            .checked_sub(self.buf_start)
-            .filter(|&skip| skip < self.buf.len() as u64);
+        let buffered = self.pos.checked_sub(self.buf_start).filter(|&skip| skip < self.buf.len() as u64);
         let skip = match buffered {
             Some(skip) => skip as usize,
             None if out.len() >= POS_BUF_SIZE => {
@@ -287,9 +255,7 @@ impl Seek for PosFile {
             SeekFrom::End(d) => self.len.checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        self.pos = target.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "seek to a negative position")
-        })?;
+        self.pos = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek to a negative position"))?;
         Ok(self.pos)
     }
 }
@@ -345,10 +311,7 @@ mod tests {
         assert_eq!(value["export_version"], "main_0001");
         let db = repo.open_entry("db.sqlite3").unwrap();
         assert!(db.size() > 100_000);
-        assert!(matches!(
-            repo.open_entry("nope"),
-            Err(RepoError::NotFound(_))
-        ));
+        assert!(matches!(repo.open_entry("nope"), Err(RepoError::NotFound(_))));
         let mut zip = repo.zip_archive();
         assert!(zip.by_name("metadata.json").is_ok());
     }
@@ -361,19 +324,10 @@ mod tests {
             repo.open_object(&missing),
             Err(RepoError::MissingObject(k)) if k == missing
         ));
-        assert!(matches!(
-            repo.object_size(&missing),
-            Err(RepoError::MissingObject(_))
-        ));
+        assert!(matches!(repo.object_size(&missing), Err(RepoError::MissingObject(_))));
         for bad in ["", "../db.sqlite3", &"A".repeat(64), &"a".repeat(40)] {
-            assert!(matches!(
-                repo.open_object(bad),
-                Err(RepoError::InvalidKey(_))
-            ));
-            assert!(matches!(
-                repo.object_size(bad),
-                Err(RepoError::InvalidKey(_))
-            ));
+            assert!(matches!(repo.open_object(bad), Err(RepoError::InvalidKey(_))));
+            assert!(matches!(repo.object_size(bad), Err(RepoError::InvalidKey(_))));
         }
     }
 
@@ -382,28 +336,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.aiida");
         std::fs::write(&path, b"definitely not a zip file").unwrap();
-        assert!(matches!(
-            ArchiveRepo::open(&path),
-            Err(RepoError::Corrupt(_))
-        ));
-        assert!(matches!(
-            ArchiveRepo::open(dir.path().join("missing.aiida")),
-            Err(RepoError::Io(_))
-        ));
+        assert!(matches!(ArchiveRepo::open(&path), Err(RepoError::Corrupt(_))));
+        assert!(matches!(ArchiveRepo::open(dir.path().join("missing.aiida")), Err(RepoError::Io(_))));
     }
 
     /// Writes a zip with a stored and a deflated object plus a directory entry.
     fn write_zip(path: &Path, stored: &[u8], deflated: &[u8]) -> (String, String) {
         let (k1, k2) = ("1".repeat(64), "2".repeat(64));
         let mut zip = zip::ZipWriter::new(File::create(path).unwrap());
-        zip.add_directory("repo/", SimpleFileOptions::default())
-            .unwrap();
+        zip.add_directory("repo/", SimpleFileOptions::default()).unwrap();
         let opts = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
         zip.start_file(format!("repo/{k1}"), opts).unwrap();
         zip.write_all(stored).unwrap();
-        let opts = SimpleFileOptions::default()
-            .compression_method(CompressionMethod::Deflated)
-            .compression_level(Some(1));
+        let opts =
+            SimpleFileOptions::default().compression_method(CompressionMethod::Deflated).compression_level(Some(1));
         zip.start_file(format!("repo/{k2}"), opts).unwrap();
         zip.write_all(deflated).unwrap();
         zip.finish().unwrap();
@@ -418,25 +364,13 @@ mod tests {
         let deflated: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let (k1, k2) = write_zip(&path, &stored, &deflated);
         let repo = ArchiveRepo::open(&path).unwrap();
-        assert_eq!(
-            read_entry(&mut repo.open_object(&k1).unwrap()).unwrap(),
-            stored
-        );
-        assert_eq!(
-            read_entry(&mut repo.open_object(&k2).unwrap()).unwrap(),
-            deflated
-        );
-        assert!(matches!(
-            repo.open_entry("repo/"),
-            Err(RepoError::NotFound(_))
-        ));
+        assert_eq!(read_entry(&mut repo.open_object(&k1).unwrap()).unwrap(), stored);
+        assert_eq!(read_entry(&mut repo.open_object(&k2).unwrap()).unwrap(), deflated);
+        assert!(matches!(repo.open_entry("repo/"), Err(RepoError::NotFound(_))));
 
         // Flip a byte of the stored payload: the CRC check must catch it.
         let mut bytes = std::fs::read(&path).unwrap();
-        let at = bytes
-            .windows(stored.len())
-            .position(|w| w == stored)
-            .unwrap();
+        let at = bytes.windows(stored.len()).position(|w| w == stored).unwrap();
         bytes[at] ^= 0x20;
         std::fs::write(&path, &bytes).unwrap();
         let repo = ArchiveRepo::open(&path).unwrap();

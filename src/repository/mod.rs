@@ -138,21 +138,14 @@ impl Repository {
         let reader = self.open_object(key)?;
         let size = reader.size();
         if size > max_bytes {
-            return Err(RepoError::TooLarge {
-                key: key.to_owned(),
-                size,
-                max: max_bytes,
-            });
+            return Err(RepoError::TooLarge { key: key.to_owned(), size, max: max_bytes });
         }
         let mut out = Vec::with_capacity(size as usize);
         // The reader fails on a length mismatch itself; the limit is a second guard.
-        reader
-            .take(max_bytes.saturating_add(1))
-            .read_to_end(&mut out)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::InvalidData => RepoError::Corrupt(format!("object {key}: {e}")),
-                _ => RepoError::Io(e),
-            })?;
+        reader.take(max_bytes.saturating_add(1)).read_to_end(&mut out).map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidData => RepoError::Corrupt(format!("object {key}: {e}")),
+            _ => RepoError::Io(e),
+        })?;
         Ok(out)
     }
 }
@@ -179,9 +172,7 @@ enum StreamState<R> {
 
 impl<R: Read + Send + 'static> ReaderStream<R> {
     pub fn new(reader: R) -> Self {
-        ReaderStream {
-            state: StreamState::Idle(reader),
-        }
+        ReaderStream { state: StreamState::Idle(reader) }
     }
 }
 
@@ -250,21 +241,17 @@ mod tests {
     /// Minimal SHA-256 (FIPS 180-4) to check `sha256(content) == key`.
     fn sha256_hex(data: &[u8]) -> String {
         const K: [u32; 64] = [
-            0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-            0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-            0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-            0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-            0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-            0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-            0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-            0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-            0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+            0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+            0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+            0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+            0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+            0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+            0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+            0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
             0xc67178f2,
         ];
-        let mut h: [u32; 8] = [
-            0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-            0x5be0cd19,
-        ];
+        let mut h: [u32; 8] =
+            [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
         let mut msg = data.to_vec();
         msg.push(0x80);
         while msg.len() % 64 != 56 {
@@ -279,20 +266,13 @@ mod tests {
             for i in 16..64 {
                 let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
                 let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-                w[i] = w[i - 16]
-                    .wrapping_add(s0)
-                    .wrapping_add(w[i - 7])
-                    .wrapping_add(s1);
+                w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
             }
             let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
             for i in 0..64 {
                 let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
                 let ch = (e & f) ^ (!e & g);
-                let t1 = hh
-                    .wrapping_add(s1)
-                    .wrapping_add(ch)
-                    .wrapping_add(K[i])
-                    .wrapping_add(w[i]);
+                let t1 = hh.wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
                 let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
                 let maj = (a & b) ^ (a & c) ^ (b & c);
                 let t2 = s0.wrapping_add(maj);
@@ -323,30 +303,17 @@ mod tests {
 
     #[test]
     fn sha256_known_vectors() {
-        assert_eq!(
-            sha256_hex(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
-        assert_eq!(
-            sha256_hex(b"hello"),
-            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        );
-        assert_eq!(
-            sha256_hex(&[b'a'; 1000]),
-            "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3"
-        );
+        assert_eq!(sha256_hex(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(sha256_hex(b"hello"), "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(sha256_hex(&[b'a'; 1000]), "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3");
     }
 
     #[test]
     fn container_and_archive_agree_and_match_hashes() {
         let store = Repository::open_container(fixture_dir().join("container")).unwrap();
-        let archive = Repository::open_archive(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.aiida"),
-        )
-        .unwrap();
-        let Repository::ObjectStore(container) = &store else {
-            unreachable!()
-        };
+        let archive =
+            Repository::open_archive(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.aiida")).unwrap();
+        let Repository::ObjectStore(container) = &store else { unreachable!() };
         let mut kinds = BTreeSet::new();
         for key in fixture_keys() {
             let from_store = store.read_object_to_vec(&key, 1 << 30).unwrap();
@@ -360,11 +327,7 @@ mod tests {
         // Every storage kind was exercised (and verified) above.
         assert_eq!(
             kinds,
-            BTreeSet::from([
-                ObjectLocation::Loose,
-                ObjectLocation::Packed,
-                ObjectLocation::PackedCompressed
-            ])
+            BTreeSet::from([ObjectLocation::Loose, ObjectLocation::Packed, ObjectLocation::PackedCompressed])
         );
     }
 
@@ -374,26 +337,18 @@ mod tests {
         let key = fixture_keys().into_iter().next().unwrap();
         let size = store.object_size(&key).unwrap();
         assert!(size > 0);
-        assert_eq!(
-            store.read_object_to_vec(&key, size).unwrap().len() as u64,
-            size
-        );
+        assert_eq!(store.read_object_to_vec(&key, size).unwrap().len() as u64, size);
         assert!(matches!(
             store.read_object_to_vec(&key, size - 1),
             Err(RepoError::TooLarge { size: s, max, .. }) if s == size && max == size - 1
         ));
-        assert!(matches!(
-            store.read_object_to_vec(&"0".repeat(64), 10),
-            Err(RepoError::MissingObject(_))
-        ));
+        assert!(matches!(store.read_object_to_vec(&"0".repeat(64), 10), Err(RepoError::MissingObject(_))));
     }
 
     #[tokio::test]
     async fn stream_fixture_objects() {
-        let archive = Repository::open_archive(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.aiida"),
-        )
-        .unwrap();
+        let archive =
+            Repository::open_archive(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.aiida")).unwrap();
         for key in fixture_keys() {
             let (size, stream) = archive.stream_object(&key).unwrap();
             let chunks: Vec<Bytes> = stream.map(|c| c.unwrap()).collect().await;
@@ -401,14 +356,8 @@ mod tests {
             assert_eq!(content.len() as u64, size);
             assert_eq!(sha256_hex(&content), key);
         }
-        assert!(matches!(
-            archive.stream_object(&"f".repeat(64)),
-            Err(RepoError::MissingObject(_))
-        ));
-        assert!(matches!(
-            archive.stream_object("../x"),
-            Err(RepoError::InvalidKey(_))
-        ));
+        assert!(matches!(archive.stream_object(&"f".repeat(64)), Err(RepoError::MissingObject(_))));
+        assert!(matches!(archive.stream_object("../x"), Err(RepoError::InvalidKey(_))));
     }
 
     const BIG: u64 = 50 * 1024 * 1024 + 12_345;
@@ -482,10 +431,7 @@ mod tests {
         assert!(end - 6 < BIG / 4, "test data should compress");
         check_stream(&repo, &loose_key, ObjectLocation::Loose).await;
         check_stream(&repo, &packed_key, ObjectLocation::PackedCompressed).await;
-        assert_eq!(
-            repo.read_object_to_vec(&"3c".repeat(32), 6).unwrap(),
-            b"prefix"
-        );
+        assert_eq!(repo.read_object_to_vec(&"3c".repeat(32), 6).unwrap(), b"prefix");
 
         // The stream does not borrow the repository.
         let (_, mut stream) = repo.stream_object(&loose_key).unwrap();
@@ -509,17 +455,8 @@ mod tests {
         assert_eq!(size, 200_000);
         let items: Vec<io::Result<Bytes>> = stream.collect().await;
         let (last, ok) = items.split_last().unwrap();
-        assert_eq!(
-            ok.iter().map(|c| c.as_ref().unwrap().len()).sum::<usize>(),
-            65_536
-        );
-        assert_eq!(
-            last.as_ref().unwrap_err().kind(),
-            io::ErrorKind::InvalidData
-        );
-        assert!(matches!(
-            repo.read_object_to_vec(&key, 1 << 20),
-            Err(RepoError::Corrupt(_))
-        ));
+        assert_eq!(ok.iter().map(|c| c.as_ref().unwrap().len()).sum::<usize>(), 65_536);
+        assert_eq!(last.as_ref().unwrap_err().kind(), io::ErrorKind::InvalidData);
+        assert!(matches!(repo.read_object_to_vec(&key, 1 << 20), Err(RepoError::Corrupt(_))));
     }
 }

@@ -86,22 +86,15 @@ impl Container {
         let config_path = root.join("config.json");
         let text = fs::read(&config_path).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
-                RepoError::Corrupt(format!(
-                    "{} is not a disk-objectstore container (no config.json)",
-                    root.display()
-                ))
+                RepoError::Corrupt(format!("{} is not a disk-objectstore container (no config.json)", root.display()))
             } else {
                 RepoError::Io(e)
             }
         })?;
         let bad = |msg: String| RepoError::Corrupt(format!("{}: {msg}", config_path.display()));
-        let config: Config =
-            serde_json::from_slice(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let config: Config = serde_json::from_slice(&text).map_err(|e| bad(format!("invalid JSON: {e}")))?;
         if config.container_version != 1 {
-            return Err(bad(format!(
-                "unsupported container_version {}",
-                config.container_version
-            )));
+            return Err(bad(format!("unsupported container_version {}", config.container_version)));
         }
         let key_len = match config.hash_type.as_str() {
             "sha256" => 64,
@@ -111,30 +104,19 @@ impl Container {
         let loose_prefix_len = usize::try_from(config.loose_prefix_len)
             .ok()
             .filter(|&p| p < key_len)
-            .ok_or_else(|| {
-                bad(format!(
-                    "invalid loose_prefix_len {}",
-                    config.loose_prefix_len
-                ))
-            })?;
+            .ok_or_else(|| bad(format!("invalid loose_prefix_len {}", config.loose_prefix_len)))?;
         let level_ok = config
             .compression_algorithm
             .strip_prefix("zlib+")
             .and_then(|level| level.parse::<u8>().ok())
             .is_some_and(|level| level <= 9);
         if !level_ok {
-            return Err(bad(format!(
-                "unsupported compression_algorithm {:?}",
-                config.compression_algorithm
-            )));
+            return Err(bad(format!("unsupported compression_algorithm {:?}", config.compression_algorithm)));
         }
         // sandbox/ and duplicates/ are only needed by writers, so they are not required here.
         for sub in ["loose", "packs"] {
             if !root.join(sub).is_dir() {
-                return Err(RepoError::Corrupt(format!(
-                    "{}: missing {sub}/ folder",
-                    root.display()
-                )));
+                return Err(RepoError::Corrupt(format!("{}: missing {sub}/ folder", root.display())));
             }
         }
         let container = Container {
@@ -237,11 +219,7 @@ impl Container {
     fn lookup_packed(&self, key: &str, fresh: bool) -> Result<Option<PackedLoc>, RepoError> {
         let pooled = if fresh {
             // Drop everything pooled: the caller wants the newest index state.
-            self.inner
-                .pool
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
+            self.inner.pool.lock().unwrap_or_else(|e| e.into_inner()).clear();
             None
         } else {
             self.acquire()?
@@ -263,8 +241,8 @@ impl Container {
                 drop(conn);
                 match self.open_index()? {
                     Some(conn) => {
-                        let found = query_packed(&conn.conn, key)
-                            .map_err(|e| index_error(&self.inner.index_path, e))?;
+                        let found =
+                            query_packed(&conn.conn, key).map_err(|e| index_error(&self.inner.index_path, e))?;
                         self.release(conn);
                         found
                     }
@@ -278,13 +256,7 @@ impl Container {
     /// Takes a pooled connection that is still valid for the current state of packs.idx.
     fn acquire(&self) -> Result<Option<IndexConn>, RepoError> {
         loop {
-            let Some(conn) = self
-                .inner
-                .pool
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop()
-            else {
+            let Some(conn) = self.inner.pool.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
                 return Ok(None);
             };
             match conn.immutable_stamp {
@@ -292,9 +264,7 @@ impl Container {
                 // immutable=1 never notices changes: only reuse it while packs.idx is unchanged
                 // and no writer is active.
                 Some(stamp) => {
-                    if !self.inner.wal_path.exists()
-                        && file_stamp(&self.inner.index_path)?.as_ref() == Some(&stamp)
-                    {
+                    if !self.inner.wal_path.exists() && file_stamp(&self.inner.index_path)?.as_ref() == Some(&stamp) {
                         return Ok(Some(conn));
                     }
                 }
@@ -331,14 +301,9 @@ impl Container {
             percent_encode(path.as_os_str().as_bytes(), URI_ESCAPES),
             if immutable { "&immutable=1" } else { "" }
         );
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&uri, flags).map_err(|e| index_error(path, e))?;
-        Ok(Some(IndexConn {
-            conn,
-            immutable_stamp: immutable.then_some(stamp),
-        }))
+        Ok(Some(IndexConn { conn, immutable_stamp: immutable.then_some(stamp) }))
     }
 }
 
@@ -355,14 +320,9 @@ fn index_error(path: &Path, e: rusqlite::Error) -> RepoError {
 }
 
 /// Outer error: SQLite failure; inner error: a row with impossible values.
-fn query_packed(
-    conn: &Connection,
-    key: &str,
-) -> rusqlite::Result<Result<Option<PackedLoc>, RepoError>> {
+fn query_packed(conn: &Connection, key: &str) -> rusqlite::Result<Result<Option<PackedLoc>, RepoError>> {
     let row = conn
-        .prepare_cached(
-            r#"SELECT pack_id, "offset", length, compressed, size FROM db_object WHERE hashkey = ?1"#,
-        )?
+        .prepare_cached(r#"SELECT pack_id, "offset", length, compressed, size FROM db_object WHERE hashkey = ?1"#)?
         .query_row([key], |row| {
             Ok((
                 row.get::<_, i64>(0)?,
@@ -376,22 +336,10 @@ fn query_packed(
     let Some((pack_id, offset, length, compressed, size)) = row else {
         return Ok(Ok(None));
     };
-    let (Ok(offset), Ok(length), Ok(size)) = (
-        u64::try_from(offset),
-        u64::try_from(length),
-        u64::try_from(size),
-    ) else {
-        return Ok(Err(RepoError::Corrupt(format!(
-            "packs.idx: negative offset/length/size for object {key}"
-        ))));
+    let (Ok(offset), Ok(length), Ok(size)) = (u64::try_from(offset), u64::try_from(length), u64::try_from(size)) else {
+        return Ok(Err(RepoError::Corrupt(format!("packs.idx: negative offset/length/size for object {key}"))));
     };
-    Ok(Ok(Some(PackedLoc {
-        pack_id,
-        offset,
-        length,
-        compressed,
-        size,
-    })))
+    Ok(Ok(Some(PackedLoc { pack_id, offset, length, compressed, size })))
 }
 
 /// Blocking streaming reader of one object's content. Reads of packed objects are bounded to the
@@ -413,10 +361,7 @@ impl ObjectReader {
         let range = RangeReader::new(pack, loc.offset, loc.length)?;
         let (location, inner) = if loc.compressed {
             let decoder = ZlibDecoder::new(range);
-            (
-                ObjectLocation::PackedCompressed,
-                ReaderInner::Compressed(CheckedReader::new(decoder, loc.size, None)),
-            )
+            (ObjectLocation::PackedCompressed, ReaderInner::Compressed(CheckedReader::new(decoder, loc.size, None)))
         } else {
             if loc.length != loc.size {
                 return Err(RepoError::Corrupt(format!(
@@ -424,16 +369,9 @@ impl ObjectReader {
                     loc.length, loc.size
                 )));
             }
-            (
-                ObjectLocation::Packed,
-                ReaderInner::Packed(CheckedReader::new(range, loc.size, None)),
-            )
+            (ObjectLocation::Packed, ReaderInner::Packed(CheckedReader::new(range, loc.size, None)))
         };
-        Ok(ObjectReader {
-            size: loc.size,
-            location,
-            inner,
-        })
+        Ok(ObjectReader { size: loc.size, location, inner })
     }
 
     /// Uncompressed size of the object.
@@ -478,21 +416,11 @@ pub(crate) mod tests {
 
     /// Every object key referenced by a node of the fixture database.
     pub(crate) fn fixture_keys() -> BTreeSet<String> {
-        let uri = format!(
-            "file:{}?mode=ro&immutable=1",
-            fixture_dir().join("database.sqlite").display()
-        );
-        let conn = Connection::open_with_flags(
-            uri,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
-        )
-        .unwrap();
-        let mut stmt = conn
-            .prepare("SELECT repository_metadata FROM db_dbnode")
-            .unwrap();
-        let rows = stmt
-            .query_map([], |row| row.get::<_, Option<String>>(0))
-            .unwrap();
+        let uri = format!("file:{}?mode=ro&immutable=1", fixture_dir().join("database.sqlite").display());
+        let conn =
+            Connection::open_with_flags(uri, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI).unwrap();
+        let mut stmt = conn.prepare("SELECT repository_metadata FROM db_dbnode").unwrap();
+        let rows = stmt.query_map([], |row| row.get::<_, Option<String>>(0)).unwrap();
         let mut keys = BTreeSet::new();
         for row in rows {
             let tree = match row.unwrap() {
@@ -519,15 +447,9 @@ pub(crate) mod tests {
     #[test]
     fn fixture_has_all_kinds_and_reads_them() {
         let index = fixture_dir().join("container/packs.idx");
-        let side_files_before = [
-            index.with_extension("idx-wal").exists(),
-            index.with_extension("idx-shm").exists(),
-        ];
+        let side_files_before = [index.with_extension("idx-wal").exists(), index.with_extension("idx-shm").exists()];
         let container = fixture_container();
-        assert_eq!(
-            container.container_id(),
-            Some("033224ffd2184514ad071d5c4cb0d14b")
-        );
+        assert_eq!(container.container_id(), Some("033224ffd2184514ad071d5c4cb0d14b"));
         let keys = fixture_keys();
         assert!(keys.len() > 50, "only {} keys", keys.len());
         let mut kinds = BTreeSet::new();
@@ -558,12 +480,7 @@ pub(crate) mod tests {
         let mut compared = 0;
         for key in &keys {
             let loose = container.loose_path(key);
-            if loose.exists()
-                && matches!(
-                    read_all(&container, key).0,
-                    ObjectLocation::PackedCompressed
-                )
-            {
+            if loose.exists() && matches!(read_all(&container, key).0, ObjectLocation::PackedCompressed) {
                 assert_eq!(fs::read(&loose).unwrap(), read_all(&container, key).1);
                 compared += 1;
             }
@@ -579,25 +496,10 @@ pub(crate) mod tests {
             container.open_object(&missing),
             Err(RepoError::MissingObject(k)) if k == missing
         ));
-        assert!(matches!(
-            container.object_size(&missing),
-            Err(RepoError::MissingObject(_))
-        ));
-        for bad in [
-            "../config.json",
-            "",
-            "ABC",
-            &"A".repeat(64),
-            &"a".repeat(40),
-        ] {
-            assert!(matches!(
-                container.open_object(bad),
-                Err(RepoError::InvalidKey(_))
-            ));
-            assert!(matches!(
-                container.object_size(bad),
-                Err(RepoError::InvalidKey(_))
-            ));
+        assert!(matches!(container.object_size(&missing), Err(RepoError::MissingObject(_))));
+        for bad in ["../config.json", "", "ABC", &"A".repeat(64), &"a".repeat(40)] {
+            assert!(matches!(container.open_object(bad), Err(RepoError::InvalidKey(_))));
+            assert!(matches!(container.object_size(bad), Err(RepoError::InvalidKey(_))));
         }
     }
 
@@ -610,10 +512,7 @@ pub(crate) mod tests {
         // A valid key now fails on the filesystem; invalid keys never get there.
         assert!(container.open_object(&"a".repeat(64)).is_err());
         let bad = format!("../../{}", "a".repeat(58));
-        assert!(matches!(
-            container.open_object(&bad),
-            Err(RepoError::InvalidKey(_))
-        ));
+        assert!(matches!(container.open_object(&bad), Err(RepoError::InvalidKey(_))));
     }
 
     /// Creates an empty container (with an empty packs.idx in WAL mode) under `parent`.
@@ -654,14 +553,7 @@ pub(crate) mod tests {
         conn.execute(
             r#"INSERT INTO db_object (hashkey, compressed, size, "offset", length, pack_id)
                VALUES (?1, ?2, ?3, ?4, ?5, ?6)"#,
-            rusqlite::params![
-                key,
-                compressed,
-                size as i64,
-                offset as i64,
-                length as i64,
-                pack_id
-            ],
+            rusqlite::params![key, compressed, size as i64, offset as i64, length as i64, pack_id],
         )
         .unwrap();
     }
@@ -687,10 +579,7 @@ pub(crate) mod tests {
             (r#""hash_type": "sha256","#, ""),
         ] {
             fs::write(root.join("config.json"), good.replace(from, to)).unwrap();
-            assert!(
-                matches!(Container::open(&root), Err(RepoError::Corrupt(_))),
-                "{to} accepted"
-            );
+            assert!(matches!(Container::open(&root), Err(RepoError::Corrupt(_))), "{to} accepted");
         }
         fs::write(root.join("config.json"), "{").unwrap();
         assert!(matches!(Container::open(&root), Err(RepoError::Corrupt(_))));
@@ -701,11 +590,7 @@ pub(crate) mod tests {
         assert!(matches!(Container::open(&root), Err(RepoError::Corrupt(_))));
         fs::create_dir(root.join("packs")).unwrap();
         assert!(Container::open(&root).is_ok());
-        fs::write(
-            root.join("packs.idx"),
-            b"not a database at all, not even close",
-        )
-        .unwrap();
+        fs::write(root.join("packs.idx"), b"not a database at all, not even close").unwrap();
         assert!(Container::open(&root).is_err());
     }
 
@@ -718,14 +603,8 @@ pub(crate) mod tests {
         fs::write(root.join("loose").join(&key), b"flat").unwrap();
         let container = Container::open(&root).unwrap();
         let (location, content) = read_all(&container, &key);
-        assert_eq!(
-            (location, content.as_slice()),
-            (ObjectLocation::Loose, &b"flat"[..])
-        );
-        assert!(matches!(
-            container.open_object(&"a".repeat(64)),
-            Err(RepoError::InvalidKey(_))
-        ));
+        assert_eq!((location, content.as_slice()), (ObjectLocation::Loose, &b"flat"[..]));
+        assert!(matches!(container.open_object(&"a".repeat(64)), Err(RepoError::InvalidKey(_))));
     }
 
     #[test]
@@ -739,12 +618,7 @@ pub(crate) mod tests {
         pack.extend_from_slice(&z);
         fs::write(root.join("packs/0"), &pack).unwrap();
         let conn = Connection::open(root.join("packs.idx")).unwrap();
-        let (k_plain, k_short, k_size, k_bad) = (
-            "1".repeat(64),
-            "2".repeat(64),
-            "3".repeat(64),
-            "4".repeat(64),
-        );
+        let (k_plain, k_short, k_size, k_bad) = ("1".repeat(64), "2".repeat(64), "3".repeat(64), "4".repeat(64));
         index_object(&conn, &k_plain, false, 5, 0, 5, 0);
         // Range past the end of the pack.
         index_object(&conn, &k_short, false, 10_000, 0, 10_000, 0);
@@ -757,18 +631,8 @@ pub(crate) mod tests {
         assert_eq!(read_all(&container, &k_plain).1, b"plain");
         for key in [&k_short, &k_size, &k_bad] {
             let mut out = Vec::new();
-            let err = container
-                .open_object(key)
-                .unwrap()
-                .read_to_end(&mut out)
-                .unwrap_err();
-            assert!(
-                matches!(
-                    err.kind(),
-                    io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput
-                ),
-                "{err:?}"
-            );
+            let err = container.open_object(key).unwrap().read_to_end(&mut out).unwrap_err();
+            assert!(matches!(err.kind(), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput), "{err:?}");
         }
     }
 
@@ -780,10 +644,7 @@ pub(crate) mod tests {
         assert!(!wal.exists(), "writer closed: WAL checkpointed and removed");
         let container = Container::open(&root).unwrap();
         let key = "ab".repeat(32);
-        assert!(matches!(
-            container.open_object(&key),
-            Err(RepoError::MissingObject(_))
-        ));
+        assert!(matches!(container.open_object(&key), Err(RepoError::MissingObject(_))));
 
         // A writer packs the object and stays connected, so its commit lives in the WAL only.
         let data = b"packed later".to_vec();
@@ -808,10 +669,7 @@ pub(crate) mod tests {
         index_object(&writer, &key2, false, 11, offset, 11, 0);
         fs::remove_file(root.join("loose/cd").join(&key2[2..])).unwrap();
         let (location, content) = read_all(&container, &key2);
-        assert_eq!(
-            (location, content.as_slice()),
-            (ObjectLocation::Packed, &b"loose first"[..])
-        );
+        assert_eq!((location, content.as_slice()), (ObjectLocation::Packed, &b"loose first"[..]));
     }
 
     #[test]

@@ -18,14 +18,9 @@ pub(crate) struct RangeReader {
 
 impl RangeReader {
     pub(crate) fn new(file: Arc<File>, start: u64, len: u64) -> Result<Self, RepoError> {
-        let end = start
-            .checked_add(len)
-            .ok_or_else(|| RepoError::Corrupt(format!("byte range {start}+{len} overflows")))?;
-        Ok(RangeReader {
-            file,
-            pos: start,
-            end,
-        })
+        let end =
+            start.checked_add(len).ok_or_else(|| RepoError::Corrupt(format!("byte range {start}+{len} overflows")))?;
+        Ok(RangeReader { file, pos: start, end })
     }
 }
 
@@ -54,13 +49,7 @@ pub(crate) struct CheckedReader<R> {
 
 impl<R: Read> CheckedReader<R> {
     pub(crate) fn new(inner: R, expected: u64, crc32: Option<u32>) -> Self {
-        CheckedReader {
-            inner,
-            expected,
-            done: 0,
-            crc: crc32.map(|c| (flate2::Crc::new(), c)),
-            finished: false,
-        }
+        CheckedReader { inner, expected, done: 0, crc: crc32.map(|c| (flate2::Crc::new(), c)), finished: false }
     }
 }
 
@@ -76,28 +65,19 @@ impl<R: Read> Read for CheckedReader<R> {
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             if self.done != self.expected {
-                return Err(invalid_data(format!(
-                    "object data ends after {} of {} bytes",
-                    self.done, self.expected
-                )));
+                return Err(invalid_data(format!("object data ends after {} of {} bytes", self.done, self.expected)));
             }
             if let Some((crc, wanted)) = &self.crc
                 && crc.sum() != *wanted
             {
-                return Err(invalid_data(format!(
-                    "CRC-32 mismatch: {:08x} != {wanted:08x}",
-                    crc.sum()
-                )));
+                return Err(invalid_data(format!("CRC-32 mismatch: {:08x} != {wanted:08x}", crc.sum())));
             }
             self.finished = true;
             return Ok(0);
         }
         self.done += n as u64;
         if self.done > self.expected {
-            return Err(invalid_data(format!(
-                "object data is longer than the expected {} bytes",
-                self.expected
-            )));
+            return Err(invalid_data(format!("object data is longer than the expected {} bytes", self.expected)));
         }
         if let Some((crc, _)) = &mut self.crc {
             crc.update(&buf[..n]);
@@ -135,17 +115,12 @@ mod tests {
     fn range_reader_reads_range() {
         let f = temp_file(b"0123456789");
         let mut out = String::new();
-        RangeReader::new(f.clone(), 2, 5)
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        RangeReader::new(f.clone(), 2, 5).unwrap().read_to_string(&mut out).unwrap();
         assert_eq!(out, "23456");
         // Past the end of the file: short, the checked wrapper turns it into an error.
         let r = RangeReader::new(f, 8, 5).unwrap();
         let mut out = Vec::new();
-        let err = CheckedReader::new(r, 5, None)
-            .read_to_end(&mut out)
-            .unwrap_err();
+        let err = CheckedReader::new(r, 5, None).read_to_end(&mut out).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
@@ -155,15 +130,11 @@ mod tests {
         let mut crc = flate2::Crc::new();
         crc.update(data);
         let mut out = Vec::new();
-        CheckedReader::new(&data[..], 11, Some(crc.sum()))
-            .read_to_end(&mut out)
-            .unwrap();
+        CheckedReader::new(&data[..], 11, Some(crc.sum())).read_to_end(&mut out).unwrap();
         assert_eq!(out, data);
         for (len, sum) in [(10, None), (12, None), (11, Some(crc.sum() ^ 1))] {
             let mut out = Vec::new();
-            let err = CheckedReader::new(&data[..], len, sum)
-                .read_to_end(&mut out)
-                .unwrap_err();
+            let err = CheckedReader::new(&data[..], len, sum).read_to_end(&mut out).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         }
     }
@@ -180,10 +151,7 @@ mod tests {
             format!("{}g", "a".repeat(63)),
             String::new(),
         ] {
-            assert!(matches!(
-                validate_hex_key(&bad, 64),
-                Err(RepoError::InvalidKey(_))
-            ));
+            assert!(matches!(validate_hex_key(&bad, 64), Err(RepoError::InvalidKey(_))));
         }
     }
 }

@@ -39,11 +39,7 @@ pub struct RepoTree {
 
 impl Default for RepoTree {
     fn default() -> Self {
-        RepoTree {
-            root: Entry::Directory {
-                children: BTreeMap::new(),
-            },
-        }
+        RepoTree { root: Entry::Directory { children: BTreeMap::new() } }
     }
 }
 
@@ -55,9 +51,7 @@ impl RepoTree {
         }
         match parse_entry(metadata)? {
             root @ Entry::Directory { .. } => Ok(RepoTree { root }),
-            Entry::File { .. } => Err(RepoError::Corrupt(
-                "repository_metadata root is a file, not a directory".into(),
-            )),
+            Entry::File { .. } => Err(RepoError::Corrupt("repository_metadata root is a file, not a directory".into())),
         }
     }
 
@@ -84,9 +78,7 @@ impl RepoTree {
         for part in parts {
             match current {
                 Entry::Directory { children } => {
-                    current = children
-                        .get(part)
-                        .ok_or_else(|| RepoError::NotFound(path.to_owned()))?;
+                    current = children.get(part).ok_or_else(|| RepoError::NotFound(path.to_owned()))?;
                 }
                 Entry::File { .. } => return Err(RepoError::NotADirectory(path.to_owned())),
             }
@@ -108,10 +100,9 @@ impl RepoTree {
     /// Direct children of the directory at `dir_path`, sorted by name.
     pub fn list(&self, dir_path: &str) -> Result<Vec<(String, EntryKind)>, RepoError> {
         match self.resolve(dir_path)? {
-            Entry::Directory { children } => Ok(children
-                .iter()
-                .map(|(name, entry)| (name.clone(), entry.kind()))
-                .collect()),
+            Entry::Directory { children } => {
+                Ok(children.iter().map(|(name, entry)| (name.clone(), entry.kind())).collect())
+            }
             Entry::File { .. } => Err(RepoError::NotADirectory(dir_path.to_owned())),
         }
     }
@@ -123,11 +114,7 @@ impl RepoTree {
                 Entry::File { key } => out.push((prefix.to_owned(), key)),
                 Entry::Directory { children } => {
                     for (name, child) in children {
-                        let path = if prefix.is_empty() {
-                            name.clone()
-                        } else {
-                            format!("{prefix}/{name}")
-                        };
+                        let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
                         walk(&path, child, out);
                     }
                 }
@@ -145,10 +132,7 @@ pub fn split_path(path: &str) -> Result<Vec<&str>, RepoError> {
     if path.starts_with('/') || path.contains('\0') {
         return Err(RepoError::InvalidPath(path.to_owned()));
     }
-    let parts: Vec<&str> = path
-        .split('/')
-        .filter(|part| !part.is_empty() && *part != ".")
-        .collect();
+    let parts: Vec<&str> = path.split('/').filter(|part| !part.is_empty() && *part != ".").collect();
     if parts.contains(&"..") {
         return Err(RepoError::InvalidPath(path.to_owned()));
     }
@@ -159,16 +143,12 @@ pub fn split_path(path: &str) -> Result<Vec<&str>, RepoError> {
 // children are in `o` (absent for an empty directory).
 fn parse_entry(value: &Value) -> Result<Entry, RepoError> {
     let Value::Object(map) = value else {
-        return Err(RepoError::Corrupt(format!(
-            "repository_metadata entry is not an object: {value}"
-        )));
+        return Err(RepoError::Corrupt(format!("repository_metadata entry is not an object: {value}")));
     };
     if let Some(key) = map.get("k") {
         return match key {
             Value::String(key) => Ok(Entry::File { key: key.clone() }),
-            other => Err(RepoError::Corrupt(format!(
-                "repository_metadata file key is not a string: {other}"
-            ))),
+            other => Err(RepoError::Corrupt(format!("repository_metadata file key is not a string: {other}"))),
         };
     }
     let mut children = BTreeMap::new();
@@ -177,23 +157,14 @@ fn parse_entry(value: &Value) -> Result<Entry, RepoError> {
         Some(Value::Object(objects)) => {
             for (name, child) in objects {
                 // Such names could never be addressed by a path, so the metadata is broken.
-                if name.is_empty()
-                    || name == "."
-                    || name == ".."
-                    || name.contains('/')
-                    || name.contains('\0')
-                {
-                    return Err(RepoError::Corrupt(format!(
-                        "invalid entry name {name:?} in repository_metadata"
-                    )));
+                if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+                    return Err(RepoError::Corrupt(format!("invalid entry name {name:?} in repository_metadata")));
                 }
                 children.insert(name.clone(), parse_entry(child)?);
             }
         }
         Some(other) => {
-            return Err(RepoError::Corrupt(format!(
-                "repository_metadata directory listing is not an object: {other}"
-            )));
+            return Err(RepoError::Corrupt(format!("repository_metadata directory listing is not an object: {other}")));
         }
     }
     Ok(Entry::Directory { children })
@@ -263,14 +234,8 @@ mod tests {
     #[test]
     fn nested_and_empty_dirs() {
         let tree = sample();
-        assert_eq!(
-            tree.list("sub").unwrap(),
-            vec![("dir".to_owned(), EntryKind::Directory)]
-        );
-        assert_eq!(
-            tree.list("sub/dir/").unwrap(),
-            vec![("a.txt".to_owned(), EntryKind::File)]
-        );
+        assert_eq!(tree.list("sub").unwrap(), vec![("dir".to_owned(), EntryKind::Directory)]);
+        assert_eq!(tree.list("sub/dir/").unwrap(), vec![("a.txt".to_owned(), EntryKind::File)]);
         assert_eq!(tree.list("emptydir").unwrap(), vec![]);
         assert_eq!(tree.list("emptydir/").unwrap(), vec![]);
         assert!(matches!(
@@ -279,10 +244,7 @@ mod tests {
         ));
         assert_eq!(tree.file_key("sub/dir/a.txt").unwrap(), K2);
         assert_eq!(tree.file_key("sub//dir/./a.txt").unwrap(), K2);
-        assert_eq!(
-            tree.resolve("top.txt").unwrap(),
-            &Entry::File { key: K1.to_owned() }
-        );
+        assert_eq!(tree.resolve("top.txt").unwrap(), &Entry::File { key: K1.to_owned() });
     }
 
     #[test]
@@ -292,10 +254,7 @@ mod tests {
         assert_eq!(tree.file_key("ünï cödé.txt").unwrap(), K2);
         assert_eq!(tree.file_key("percent%20name%.txt").unwrap(), K2);
         assert_eq!(tree.file_key("back\\slash").unwrap(), K1);
-        assert!(matches!(
-            tree.file_key("percent name%.txt"),
-            Err(RepoError::NotFound(_))
-        ));
+        assert!(matches!(tree.file_key("percent name%.txt"), Err(RepoError::NotFound(_))));
     }
 
     #[test]
@@ -304,10 +263,7 @@ mod tests {
         assert!(matches!(tree.file_key("sub"), Err(RepoError::NotAFile(p)) if p == "sub"));
         assert!(matches!(tree.file_key(""), Err(RepoError::NotAFile(_))));
         assert!(matches!(tree.list("top.txt"), Err(RepoError::NotADirectory(p)) if p == "top.txt"));
-        assert!(matches!(
-            tree.resolve("top.txt/"),
-            Err(RepoError::NotADirectory(_))
-        ));
+        assert!(matches!(tree.resolve("top.txt/"), Err(RepoError::NotADirectory(_))));
         assert!(matches!(
             tree.resolve("top.txt/x"),
             Err(RepoError::NotADirectory(p)) if p == "top.txt/x"
@@ -316,10 +272,7 @@ mod tests {
             tree.resolve("sub/nope/a.txt"),
             Err(RepoError::NotFound(p)) if p == "sub/nope/a.txt"
         ));
-        assert!(matches!(
-            tree.resolve("Top.txt"),
-            Err(RepoError::NotFound(_))
-        ));
+        assert!(matches!(tree.resolve("Top.txt"), Err(RepoError::NotFound(_))));
     }
 
     #[test]
@@ -338,10 +291,7 @@ mod tests {
             "\0",
             "sub/\0/dir",
         ] {
-            assert!(
-                matches!(tree.resolve(bad), Err(RepoError::InvalidPath(p)) if p == bad),
-                "{bad:?} accepted"
-            );
+            assert!(matches!(tree.resolve(bad), Err(RepoError::InvalidPath(p)) if p == bad), "{bad:?} accepted");
             assert!(matches!(tree.list(bad), Err(RepoError::InvalidPath(_))));
             assert!(matches!(tree.file_key(bad), Err(RepoError::InvalidPath(_))));
         }
@@ -376,23 +326,15 @@ mod tests {
             json!({"o": {"..": {}}}),
             json!({"o": {"": {}}}),
         ] {
-            assert!(
-                matches!(RepoTree::from_json(&bad), Err(RepoError::Corrupt(_))),
-                "{bad} accepted"
-            );
+            assert!(matches!(RepoTree::from_json(&bad), Err(RepoError::Corrupt(_))), "{bad} accepted");
         }
-        assert!(matches!(
-            RepoTree::from_json_str("{"),
-            Err(RepoError::Corrupt(_))
-        ));
+        assert!(matches!(RepoTree::from_json_str("{"), Err(RepoError::Corrupt(_))));
     }
 
     #[test]
     fn python_formatted_text() {
         // ensure_ascii output of Python's json.dumps.
-        let tree =
-            RepoTree::from_json_str(r#"{"o": {"\u00fcn\u00ef.txt": {"k": "abc"}, "d": {}}}"#)
-                .unwrap();
+        let tree = RepoTree::from_json_str(r#"{"o": {"\u00fcn\u00ef.txt": {"k": "abc"}, "d": {}}}"#).unwrap();
         assert_eq!(tree.file_key("ünï.txt").unwrap(), "abc");
         assert_eq!(tree.list("d").unwrap(), vec![]);
     }

@@ -47,15 +47,11 @@ pub async fn app_with(backend: Backend, settings: Settings) -> Router {
         Backend::Profile => storage::open_path(&profile_path(), DbLimits::default()).await,
         Backend::Postgres => {
             let url = pg::shared().expect("PostgreSQL is available");
-            storage::open_postgres(url, &profile_path().join("container"), DbLimits::default())
-                .await
+            storage::open_postgres(url, &profile_path().join("container"), DbLimits::default()).await
         }
     }
     .expect("fixture opens");
-    api::router(AppState {
-        storage: Arc::new(storage),
-        settings: Arc::new(settings),
-    })
+    api::router(AppState { storage: Arc::new(storage), settings: Arc::new(settings) })
 }
 
 pub struct Answer {
@@ -70,42 +66,22 @@ impl Answer {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap_or_default().to_string())
+        self.headers.get(name).map(|v| v.to_str().unwrap_or_default().to_string())
     }
 }
 
 pub async fn request(app: &Router, method: &str, uri: &str, body: Option<&str>) -> Answer {
     let uri = aiida_rest::listener::encode_request_target(uri);
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("host", "127.0.0.1:5000");
+    let mut builder = Request::builder().method(method).uri(uri).header("host", "127.0.0.1:5000");
     if body.is_some() {
         builder = builder.header("content-type", "application/json");
     }
-    let req = builder
-        .body(
-            body.map(|b| Body::from(b.to_string()))
-                .unwrap_or_else(Body::empty),
-        )
-        .unwrap();
+    let req = builder.body(body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty)).unwrap();
     let response: Response<Body> = app.clone().oneshot(req).await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    Answer {
-        status,
-        headers,
-        body,
-    }
+    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
+    Answer { status, headers, body }
 }
 
 pub async fn get(app: &Router, uri: &str) -> Answer {

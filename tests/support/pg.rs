@@ -27,17 +27,11 @@ struct Shared {
 fn make_shared() -> Result<Shared, String> {
     if let Ok(admin) = std::env::var(URL_VAR) {
         let url = load_fixture(&admin, true)?;
-        return Ok(Shared {
-            url,
-            _cluster: None,
-        });
+        return Ok(Shared { url, _cluster: None });
     }
     let cluster = Cluster::start()?;
     let url = load_fixture(&cluster.admin_url(), false)?;
-    Ok(Shared {
-        url,
-        _cluster: Some(cluster),
-    })
+    Ok(Shared { url, _cluster: Some(cluster) })
 }
 
 /// The URL of the shared fixture database, or `None` (after a notice) when PostgreSQL is not
@@ -75,49 +69,23 @@ impl Cluster {
             "no PostgreSQL server binaries (initdb, pg_ctl): install the Debian package `postgresql`, \
              or point AIIDA_REST_TEST_PG_URL at a server",
         )?;
-        let run_as = if running_as_root() {
-            Some(unprivileged_user()?)
-        } else {
-            None
-        };
+        let run_as = if running_as_root() { Some(unprivileged_user()?) } else { None };
         static SERIAL: AtomicUsize = AtomicUsize::new(0);
         // The server's account must reach the folder; $TMPDIR may be private to root.
-        let base = if run_as.is_some() {
-            PathBuf::from("/tmp")
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!(
-            "aiida-rest-pg-{}-{}",
-            std::process::id(),
-            SERIAL.fetch_add(1, Ordering::Relaxed)
-        ));
+        let base = if run_as.is_some() { PathBuf::from("/tmp") } else { std::env::temp_dir() };
+        let dir = base.join(format!("aiida-rest-pg-{}-{}", std::process::id(), SERIAL.fetch_add(1, Ordering::Relaxed)));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         if let Some((uid, gid)) = run_as {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
                 .map_err(|e| format!("chown {}: {e}", dir.display()))?;
         }
-        let mut cluster = Cluster {
-            dir,
-            bin,
-            run_as,
-            port: 0,
-        };
+        let mut cluster = Cluster { dir, bin, run_as, port: 0 };
         register_cleanup(&cluster);
         let data = cluster.data();
         cluster.run(
             "initdb",
-            &[
-                "-D",
-                &data,
-                "--locale=C",
-                "--encoding=UTF8",
-                "--auth=trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-            ],
+            &["-D", &data, "--locale=C", "--encoding=UTF8", "--auth=trust", "-U", "postgres", "--no-sync"],
         )?;
         let socket_dir = cluster.dir.display().to_string();
         let mut last_error = String::new();
@@ -149,40 +117,25 @@ impl Cluster {
 
     /// Stops the server (fast shutdown: open sessions are ended).
     pub fn stop(&self) -> Result<(), String> {
-        self.run(
-            "pg_ctl",
-            &["stop", "-D", &self.data(), "-m", "fast", "-w", "-t", "60"],
-        )
+        self.run("pg_ctl", &["stop", "-D", &self.data(), "-m", "fast", "-w", "-t", "60"])
     }
 
     pub fn start_again(&self) -> Result<(), String> {
         let log = self.dir.join("server.log").display().to_string();
-        self.run(
-            "pg_ctl",
-            &["start", "-D", &self.data(), "-l", &log, "-w", "-t", "60"],
-        )
-        .map_err(|e| {
+        self.run("pg_ctl", &["start", "-D", &self.data(), "-l", &log, "-w", "-t", "60"]).map_err(|e| {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(10).collect();
-            format!(
-                "{e}\nserver log (last lines, newest first):\n{}",
-                tail.join("\n")
-            )
+            format!("{e}\nserver log (last lines, newest first):\n{}", tail.join("\n"))
         })
     }
 
     fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
         let mut cmd = Command::new(self.bin.join(tool));
-        cmd.args(args)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .env("LC_ALL", "C");
+        cmd.args(args).current_dir(&self.dir).stdin(Stdio::null()).env("LC_ALL", "C");
         if let Some((uid, gid)) = self.run_as {
             cmd.uid(uid).gid(gid);
         }
-        let out = cmd
-            .output()
-            .map_err(|e| format!("cannot run {tool}: {e}"))?;
+        let out = cmd.output().map_err(|e| format!("cannot run {tool}: {e}"))?;
         if out.status.success() {
             Ok(())
         } else {
@@ -218,10 +171,7 @@ unsafe extern "C" {
 }
 
 extern "C" fn at_exit() {
-    let dirs: Vec<PathBuf> = CLUSTERS
-        .lock()
-        .map(|c| c.iter().map(|r| r.dir.clone()).collect())
-        .unwrap_or_default();
+    let dirs: Vec<PathBuf> = CLUSTERS.lock().map(|c| c.iter().map(|r| r.dir.clone()).collect()).unwrap_or_default();
     for dir in dirs {
         cleanup(&dir);
     }
@@ -259,15 +209,12 @@ fn register_cleanup(cluster: &Cluster) {
         .stderr(Stdio::null())
         .spawn()
         .ok();
-    CLUSTERS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(Registered {
-            dir: cluster.dir.clone(),
-            bin: cluster.bin.clone(),
-            run_as: cluster.run_as,
-            watchdog,
-        });
+    CLUSTERS.lock().unwrap_or_else(|e| e.into_inner()).push(Registered {
+        dir: cluster.dir.clone(),
+        bin: cluster.bin.clone(),
+        run_as: cluster.run_as,
+        watchdog,
+    });
 }
 
 fn cleanup(dir: &Path) {
@@ -279,18 +226,11 @@ fn cleanup(dir: &Path) {
     let Some(mut r) = registered else { return };
     if r.dir.join("data/postmaster.pid").exists() {
         let mut cmd = Command::new(r.bin.join("pg_ctl"));
-        cmd.args([
-            "stop",
-            "-D",
-            &r.dir.join("data").display().to_string(),
-            "-m",
-            "immediate",
-            "-w",
-        ])
-        .current_dir(&r.dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        cmd.args(["stop", "-D", &r.dir.join("data").display().to_string(), "-m", "immediate", "-w"])
+            .current_dir(&r.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if let Some((uid, gid)) = r.run_as {
             cmd.uid(uid).gid(gid);
         }
@@ -306,11 +246,7 @@ fn cleanup(dir: &Path) {
 
 /// `initdb` and `pg_ctl` of the newest PostgreSQL installed (Debian keeps them off PATH).
 fn find_bin() -> Option<PathBuf> {
-    let complete = |dir: &Path| {
-        ["initdb", "pg_ctl", "postgres"]
-            .iter()
-            .all(|t| dir.join(t).is_file())
-    };
+    let complete = |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|t| dir.join(t).is_file());
     if let Some(dir) = std::env::var_os("AIIDA_REST_TEST_PG_BIN") {
         return Some(PathBuf::from(dir)).filter(|d| complete(d));
     }
@@ -339,9 +275,7 @@ fn unprivileged_user() -> Result<(u32, u32), String> {
     let find = |name: &str| {
         passwd.lines().find_map(|line| {
             let f: Vec<&str> = line.split(':').collect();
-            (f.len() > 3 && f[0] == name)
-                .then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))
-                .flatten()
+            (f.len() > 3 && f[0] == name).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?))).flatten()
         })
     };
     find("postgres")
@@ -350,35 +284,22 @@ fn unprivileged_user() -> Result<(u32, u32), String> {
 }
 
 fn free_port() -> Result<u16, String> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
 fn append(path: &Path, text: &str) -> Result<(), String> {
     use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))
+    let mut file =
+        std::fs::OpenOptions::new().append(true).open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// `url` with its database replaced by `database`.
 pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map(|(b, q)| (b, Some(q)))
-        .unwrap_or((url, None));
+    let (base, query) = url.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((url, None));
     let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let authority_end = base[scheme_end..]
-        .find('/')
-        .map(|i| scheme_end + i)
-        .unwrap_or(base.len());
+    let authority_end = base[scheme_end..].find('/').map(|i| scheme_end + i).unwrap_or(base.len());
     let mut out = format!("{}/{database}", &base[..authority_end]);
     if let Some(q) = query {
         out.push('?');
@@ -392,19 +313,12 @@ pub fn with_database(url: &str, database: &str) -> String {
 /// servers that outlive the tests.
 pub fn load_fixture(admin_url: &str, drop_at_exit: bool) -> Result<String, String> {
     static SERIAL: AtomicUsize = AtomicUsize::new(0);
-    let name = format!(
-        "aiida_rest_test_{}_{}",
-        std::process::id(),
-        SERIAL.fetch_add(1, Ordering::Relaxed)
-    );
+    let name = format!("aiida_rest_test_{}_{}", std::process::id(), SERIAL.fetch_add(1, Ordering::Relaxed));
     let admin_url = admin_url.to_string();
     let url = with_database(&admin_url, &name);
     if drop_at_exit {
         install_exit_hook();
-        DATABASES
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((admin_url.clone(), name.clone()));
+        DATABASES.lock().unwrap_or_else(|e| e.into_inner()).push((admin_url.clone(), name.clone()));
     }
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     // The dump starts with psql meta-commands (`\restrict`), which only psql understands.
@@ -414,8 +328,7 @@ pub fn load_fixture(admin_url: &str, drop_at_exit: bool) -> Result<String, Strin
         .filter(|l| !l.starts_with('\\'))
         .collect::<Vec<_>>()
         .join("\n");
-    let data =
-        std::fs::read_to_string(fixtures.join("ref-profile.pg.sql")).map_err(|e| e.to_string())?;
+    let data = std::fs::read_to_string(fixtures.join("ref-profile.pg.sql")).map_err(|e| e.to_string())?;
     let db_url = url.clone();
     // Tests call this from inside their own runtime, which cannot block on another.
     std::thread::spawn(move || {
@@ -443,26 +356,20 @@ fn drop_databases(databases: Vec<(String, String)>) {
     rt.block_on(async {
         for (admin_url, name) in databases {
             if let Ok(admin) = connect(&admin_url).await {
-                let _ = admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
+                let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
             }
         }
     });
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
+    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())
 }
 
 /// A plain client (not the server's pool) for setting up and inspecting test databases.
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| format!("connecting to {url}: {e}"))?;
+    let (client, connection) =
+        tokio_postgres::connect(url, NoTls).await.map_err(|e| format!("connecting to {url}: {e}"))?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
