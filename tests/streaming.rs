@@ -81,3 +81,23 @@ async fn large_files_stream_in_constant_memory() {
     assert!(largest <= aiida_rest::repository::STREAM_CHUNK_SIZE);
     assert!(growth < 32 << 20, "peak memory grew by {growth} bytes while streaming {SIZE} bytes");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_object_is_a_404_and_paths_stay_inside_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    make_profile(dir.path());
+    // The metadata still names the object, but the container lost it.
+    std::fs::remove_file(dir.path().join("container/loose").join(&KEY[..2]).join(&KEY[2..])).unwrap();
+    let storage = storage::open_path(dir.path(), DbLimits::default()).await.unwrap();
+    let app = api::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
+    let base = "/api/v4/nodes/45abcd9f-342a-4102-8da2-0d9dfc222d4f/repo";
+    let missing = support::get(&app, &format!("{base}/contents?filename=%22big.bin%22")).await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.json()["message"].as_str().unwrap().contains(KEY));
+    for bad in ["%22../big.bin%22", "%22/etc/passwd%22", "%22a/../../b%22", "%22a%00b%22"] {
+        let answer = support::get(&app, &format!("{base}/contents?filename={bad}")).await;
+        assert_eq!(answer.status, 400, "{bad}: {}", String::from_utf8_lossy(&answer.body));
+        let listing = support::get(&app, &format!("{base}/list?filename={bad}")).await;
+        assert_eq!(listing.status, 400, "{bad}");
+    }
+}
