@@ -16,7 +16,7 @@ pub struct Column {
     pub kind: Kind,
 }
 
-const fn col(name: &'static str, kind: Kind) -> Column {
+pub(crate) const fn col(name: &'static str, kind: Kind) -> Column {
     Column { name, kind }
 }
 
@@ -62,24 +62,60 @@ impl Entity {
     }
 }
 
+/// Every column of the node table, in table order (the order of a QueryBuilder `**`).
+pub const NODE_COLUMNS: &[Column] = &[
+    col("id", Kind::Int),
+    col("uuid", Kind::Uuid),
+    col("node_type", Kind::Text),
+    col("process_type", Kind::Text),
+    col("label", Kind::Text),
+    col("description", Kind::Text),
+    col("ctime", Kind::Time),
+    col("mtime", Kind::Time),
+    col("attributes", Kind::Json),
+    col("extras", Kind::Json),
+    col("repository_metadata", Kind::Json),
+    col("dbcomputer_id", Kind::Int),
+    col("user_id", Kind::Int),
+];
+
+/// Every column of the computer table, in table order (the order of a QueryBuilder `**`).
+pub const COMPUTER_COLUMNS: &[Column] = &[
+    col("id", Kind::Int),
+    col("uuid", Kind::Uuid),
+    col("label", Kind::Text),
+    col("hostname", Kind::Text),
+    col("description", Kind::Text),
+    col("scheduler_type", Kind::Text),
+    col("transport_type", Kind::Text),
+    col("metadata", Kind::Json),
+];
+
+/// Every column of the user table, in table order (the order of a QueryBuilder `**`).
+pub const USER_COLUMNS: &[Column] = &[
+    col("id", Kind::Int),
+    col("email", Kind::Text),
+    col("first_name", Kind::Text),
+    col("last_name", Kind::Text),
+    col("institution", Kind::Text),
+];
+
+/// Every column of the group table, in table order (the order of a QueryBuilder `**`).
+pub const GROUP_COLUMNS: &[Column] = &[
+    col("id", Kind::Int),
+    col("uuid", Kind::Uuid),
+    col("label", Kind::Text),
+    col("type_string", Kind::Text),
+    col("time", Kind::Time),
+    col("description", Kind::Text),
+    col("extras", Kind::Json),
+    col("user_id", Kind::Int),
+];
+
 pub static NODE: Entity = Entity {
     table: "db_dbnode",
     alias: "n",
-    columns: &[
-        col("id", Kind::Int),
-        col("uuid", Kind::Uuid),
-        col("node_type", Kind::Text),
-        col("process_type", Kind::Text),
-        col("label", Kind::Text),
-        col("description", Kind::Text),
-        col("ctime", Kind::Time),
-        col("mtime", Kind::Time),
-        col("attributes", Kind::Json),
-        col("extras", Kind::Json),
-        col("repository_metadata", Kind::Json),
-        col("dbcomputer_id", Kind::Int),
-        col("user_id", Kind::Int),
-    ],
+    columns: NODE_COLUMNS,
     aliases: &[("pk", "id"), ("computer", "dbcomputer_id"), ("user", "user_id")],
     projection: &["id", "label", "node_type", "process_type", "ctime", "mtime", "uuid", "user_id"],
     orm_name: "node.Node",
@@ -88,16 +124,7 @@ pub static NODE: Entity = Entity {
 pub static COMPUTER: Entity = Entity {
     table: "db_dbcomputer",
     alias: "c",
-    columns: &[
-        col("id", Kind::Int),
-        col("uuid", Kind::Uuid),
-        col("label", Kind::Text),
-        col("hostname", Kind::Text),
-        col("description", Kind::Text),
-        col("scheduler_type", Kind::Text),
-        col("transport_type", Kind::Text),
-        col("metadata", Kind::Json),
-    ],
+    columns: COMPUTER_COLUMNS,
     aliases: &[("pk", "id")],
     projection: &["id", "uuid", "label", "hostname", "description", "scheduler_type", "transport_type", "metadata"],
     orm_name: "Computer",
@@ -107,13 +134,7 @@ pub static USER: Entity = Entity {
     table: "db_dbuser",
     alias: "u",
     // `email` can be filtered and ordered on, but is never returned.
-    columns: &[
-        col("id", Kind::Int),
-        col("email", Kind::Text),
-        col("first_name", Kind::Text),
-        col("last_name", Kind::Text),
-        col("institution", Kind::Text),
-    ],
+    columns: USER_COLUMNS,
     aliases: &[("pk", "id")],
     projection: &["id", "first_name", "last_name", "institution"],
     orm_name: "User",
@@ -122,16 +143,7 @@ pub static USER: Entity = Entity {
 pub static GROUP: Entity = Entity {
     table: "db_dbgroup",
     alias: "g",
-    columns: &[
-        col("id", Kind::Int),
-        col("uuid", Kind::Uuid),
-        col("label", Kind::Text),
-        col("type_string", Kind::Text),
-        col("time", Kind::Time),
-        col("description", Kind::Text),
-        col("extras", Kind::Json),
-        col("user_id", Kind::Int),
-    ],
+    columns: GROUP_COLUMNS,
     aliases: &[("pk", "id"), ("user", "user_id")],
     projection: &["id", "uuid", "label", "type_string", "time", "description", "extras", "user_id"],
     orm_name: "groups.Group",

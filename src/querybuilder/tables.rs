@@ -1,11 +1,7 @@
 //! The tables a QueryBuilder query can reach, with every column (`**` projects them all), the
 //! aliases AiiDA accepts for some of them, and the edge tables that joins go through.
 
-use crate::schema::{Column, Kind};
-
-const fn col(name: &'static str, kind: Kind) -> Column {
-    Column { name, kind }
-}
+use crate::schema::{self, Column, Kind, col};
 
 #[derive(Debug)]
 pub struct Table {
@@ -48,21 +44,7 @@ impl Table {
 pub static NODE: Table = Table {
     sql_name: "db_dbnode",
     label: "node",
-    columns: &[
-        col("id", Kind::Int),
-        col("uuid", Kind::Uuid),
-        col("node_type", Kind::Text),
-        col("process_type", Kind::Text),
-        col("label", Kind::Text),
-        col("description", Kind::Text),
-        col("ctime", Kind::Time),
-        col("mtime", Kind::Time),
-        col("attributes", Kind::Json),
-        col("extras", Kind::Json),
-        col("repository_metadata", Kind::Json),
-        col("dbcomputer_id", Kind::Int),
-        col("user_id", Kind::Int),
-    ],
+    columns: schema::NODE_COLUMNS,
     aliases: &[("pk", "id"), ("computer", "dbcomputer_id"), ("user", "user_id")],
     hidden: &[],
 };
@@ -70,16 +52,7 @@ pub static NODE: Table = Table {
 pub static GROUP: Table = Table {
     sql_name: "db_dbgroup",
     label: "group",
-    columns: &[
-        col("id", Kind::Int),
-        col("uuid", Kind::Uuid),
-        col("label", Kind::Text),
-        col("type_string", Kind::Text),
-        col("time", Kind::Time),
-        col("description", Kind::Text),
-        col("extras", Kind::Json),
-        col("user_id", Kind::Int),
-    ],
+    columns: schema::GROUP_COLUMNS,
     aliases: &[("pk", "id"), ("user", "user_id")],
     hidden: &[],
 };
@@ -87,16 +60,7 @@ pub static GROUP: Table = Table {
 pub static COMPUTER: Table = Table {
     sql_name: "db_dbcomputer",
     label: "computer",
-    columns: &[
-        col("id", Kind::Int),
-        col("uuid", Kind::Uuid),
-        col("label", Kind::Text),
-        col("hostname", Kind::Text),
-        col("description", Kind::Text),
-        col("scheduler_type", Kind::Text),
-        col("transport_type", Kind::Text),
-        col("metadata", Kind::Json),
-    ],
+    columns: schema::COMPUTER_COLUMNS,
     aliases: &[("pk", "id")],
     hidden: &[],
 };
@@ -104,13 +68,7 @@ pub static COMPUTER: Table = Table {
 pub static USER: Table = Table {
     sql_name: "db_dbuser",
     label: "user",
-    columns: &[
-        col("id", Kind::Int),
-        col("email", Kind::Text),
-        col("first_name", Kind::Text),
-        col("last_name", Kind::Text),
-        col("institution", Kind::Text),
-    ],
+    columns: schema::USER_COLUMNS,
     aliases: &[("pk", "id")],
     // Personal data: the server never hands out addresses (the reference does).
     hidden: &["email"],
