@@ -20,6 +20,13 @@ pub(crate) const fn col(name: &'static str, kind: Kind) -> Column {
     Column { name, kind }
 }
 
+/// Whether a column of an AiiDA table can hold NULL. On PostgreSQL only those need an explicit
+/// `NULLS FIRST/LAST` to sort as SQLite does, and the clause would keep the planner from using
+/// an index for the others.
+pub fn is_nullable(column: &str) -> bool {
+    matches!(column, "process_type" | "dbcomputer_id" | "attributes" | "extras" | "val")
+}
+
 /// A table exposed as a REST resource.
 #[derive(Debug)]
 pub struct Entity {

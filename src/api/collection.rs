@@ -104,7 +104,7 @@ pub fn push_order_with(
         if let Some((name, sql)) = extra.iter().find(|(n, _)| n == name) {
             if !seen.contains(name) {
                 seen.push(name);
-                let dir = direction(q.dialect, *desc);
+                let dir = direction(q.dialect, *desc, false);
                 q.push(sql).push(dir);
             }
             continue;
@@ -129,7 +129,7 @@ pub fn push_order_with(
             (Kind::Uuid, Dialect::Sqlite) => q.uuid_text(&qualified),
             _ => q.push(&qualified),
         };
-        let dir = direction(q.dialect, *desc);
+        let dir = direction(q.dialect, *desc, schema::is_nullable(column.name));
         q.push(dir);
     }
     if !seen.contains(&"id") {
@@ -139,13 +139,13 @@ pub fn push_order_with(
     Ok(())
 }
 
-fn direction(dialect: Dialect, desc: bool) -> &'static str {
-    match (dialect, desc) {
-        (Dialect::Sqlite, false) => " ASC, ",
-        (Dialect::Sqlite, true) => " DESC, ",
+fn direction(dialect: Dialect, desc: bool, nullable: bool) -> &'static str {
+    match (dialect, desc, nullable) {
+        (Dialect::Sqlite, false, _) | (Dialect::Postgres, false, false) => " ASC, ",
+        (Dialect::Sqlite, true, _) | (Dialect::Postgres, true, false) => " DESC, ",
         // SQLite's NULL placement: smallest of all.
-        (Dialect::Postgres, false) => " ASC NULLS FIRST, ",
-        (Dialect::Postgres, true) => " DESC NULLS LAST, ",
+        (Dialect::Postgres, false, true) => " ASC NULLS FIRST, ",
+        (Dialect::Postgres, true, true) => " DESC NULLS LAST, ",
     }
 }
 

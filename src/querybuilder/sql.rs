@@ -471,8 +471,9 @@ impl<'a> Builder<'a> {
         };
         for order in &qb.order {
             sep(self);
-            // NULLs first ascending on both databases, as SQLite (the reference) orders them.
-            let direction = match (order.desc, self.pg()) {
+            // NULLs first ascending on both databases, as SQLite (the reference) orders them; the
+            // clause only where NULL can occur, so that PostgreSQL can still use an index.
+            let direction = match (order.desc, self.pg() && may_be_null(&order.field)) {
                 (false, false) => " ASC",
                 (true, false) => " DESC",
                 (false, true) => " ASC NULLS FIRST",
@@ -500,10 +501,10 @@ impl<'a> Builder<'a> {
         }
         // Ties (and queries without order_by) come out in a stable order.
         if self.shape == Shape::Grouped {
-            for pos in 1..=items.len() {
+            for (pos, item) in items.iter().enumerate() {
                 sep(self);
-                self.q.push(&pos.to_string());
-                if self.pg() {
+                self.q.push(&(pos + 1).to_string());
+                if self.pg() && (item.func.is_some() || may_be_null(&item.field)) {
                     self.q.push(" NULLS FIRST");
                 }
             }
@@ -517,7 +518,8 @@ impl<'a> Builder<'a> {
                 if !ordered_by_id(Target::Vertex(i)) {
                     sep(self);
                     self.q.push(&format!("t{i}.id"));
-                    if self.pg() {
+                    // The first entity is always there; joined ones may be outer-joined.
+                    if self.pg() && i > 0 {
                         self.q.push(" NULLS FIRST");
                     }
                 }
@@ -1140,6 +1142,12 @@ impl<'a> Builder<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether `field` can be NULL in a row: JSON paths, nullable columns, and anything of a
+/// joined entity (which may be outer-joined).
+fn may_be_null(field: &Field) -> bool {
+    !field.path.is_empty() || crate::schema::is_nullable(field.column.name) || field.target != Target::Vertex(0)
 }
 
 fn comparison(op: Op) -> &'static str {
