@@ -40,9 +40,23 @@ pub struct Entity {
     pub projection: &'static [&'static str],
     /// Class name used in "not found" messages, as the reference words them.
     pub orm_name: &'static str,
+    /// Columns that are never returned, filtered or ordered on (personal data).
+    pub private: &'static [&'static str],
 }
 
 impl Entity {
+    /// Resolves a client-given name (column or alias) to a column, or explains why it cannot be
+    /// used.
+    pub fn usable_column(&self, name: &str) -> Result<Column, String> {
+        match self.column(name) {
+            Some(c) if self.private.contains(&c.name) => {
+                Err(format!("{name} is private: it cannot be returned, filtered or ordered on"))
+            }
+            Some(c) => Ok(c),
+            None => Err(format!("{name} is not a column of {}; valid columns are: {}", self.table, self.valid_names())),
+        }
+    }
+
     /// Resolves a client-given name (column or alias) to a column.
     pub fn column(&self, name: &str) -> Option<Column> {
         let name = self.aliases.iter().find(|(a, _)| *a == name).map(|(_, c)| *c).unwrap_or(name);
@@ -54,6 +68,7 @@ impl Entity {
         let mut names: Vec<String> = self
             .columns
             .iter()
+            .filter(|c| !self.private.contains(&c.name))
             .map(|c| match self.aliases.iter().find(|(_, target)| *target == c.name) {
                 Some((alias, _)) => format!("{} (or {alias})", c.name),
                 None => c.name.to_string(),
@@ -126,6 +141,7 @@ pub static NODE: Entity = Entity {
     aliases: &[("pk", "id"), ("computer", "dbcomputer_id"), ("user", "user_id")],
     projection: &["id", "label", "node_type", "process_type", "ctime", "mtime", "uuid", "user_id"],
     orm_name: "node.Node",
+    private: &[],
 };
 
 pub static COMPUTER: Entity = Entity {
@@ -135,16 +151,18 @@ pub static COMPUTER: Entity = Entity {
     aliases: &[("pk", "id")],
     projection: &["id", "uuid", "label", "hostname", "description", "scheduler_type", "transport_type", "metadata"],
     orm_name: "Computer",
+    private: &[],
 };
 
 pub static USER: Entity = Entity {
     table: "db_dbuser",
     alias: "u",
-    // `email` can be filtered and ordered on, but is never returned.
     columns: USER_COLUMNS,
     aliases: &[("pk", "id")],
     projection: &["id", "first_name", "last_name", "institution"],
     orm_name: "User",
+    // Filtering or ordering on an address would reveal it one character at a time.
+    private: &["email"],
 };
 
 pub static GROUP: Entity = Entity {
@@ -154,4 +172,5 @@ pub static GROUP: Entity = Entity {
     aliases: &[("pk", "id"), ("user", "user_id")],
     projection: &["id", "uuid", "label", "type_string", "time", "description", "extras", "user_id"],
     orm_name: "groups.Group",
+    private: &[],
 };

@@ -155,3 +155,34 @@ async fn wal_mode_databases_get_no_side_files() {
     let after: Vec<_> = std::fs::read_dir(profile).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(before, after);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_counts_follow_changes_of_a_live_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path();
+    std::fs::copy(support::profile_path().join("database.sqlite"), profile.join("database.sqlite")).unwrap();
+    std::os::unix::fs::symlink(support::profile_path().join("container"), profile.join("container")).unwrap();
+    let storage = storage::open_path(profile, DbLimits::default()).await.unwrap();
+    let app = aiida_rest::api::router(aiida_rest::api::AppState {
+        storage: std::sync::Arc::new(storage),
+        settings: std::sync::Arc::new(Default::default()),
+    });
+    let count = |answer: support::Answer| answer.header("x-total-count").unwrap().parse::<i64>().unwrap();
+    let before = count(support::get(&app, "/api/v4/nodes?limit=1").await);
+    let stats = support::get(&app, "/api/v4/nodes/statistics").await.json();
+    assert_eq!(count(support::get(&app, "/api/v4/nodes?limit=1").await), before);
+    // Another process (AiiDA) adds a node.
+    let conn = rusqlite::Connection::open(profile.join("database.sqlite")).unwrap();
+    conn.execute(
+        "INSERT INTO db_dbnode (uuid, node_type, process_type, label, description, ctime, mtime, attributes, extras, \
+         repository_metadata, dbcomputer_id, user_id) VALUES ('00000000-0000-4000-8000-000000000001', \
+         'data.core.int.Int.', NULL, '', '', '2024-06-01 00:00:00.000000', '2024-06-01 00:00:00.000000', '{}', '{}', \
+         '{}', NULL, 1)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    assert_eq!(count(support::get(&app, "/api/v4/nodes?limit=1").await), before + 1);
+    let after = support::get(&app, "/api/v4/nodes/statistics").await.json();
+    assert_eq!(after["data"]["total"].as_i64().unwrap(), stats["data"]["total"].as_i64().unwrap() + 1);
+}

@@ -11,14 +11,7 @@ use super::params::{Filter, display};
 
 /// Appends ` AND (<conditions of filter>)` for one query-string key.
 pub fn push_filter(q: &mut Query, entity: &Entity, filter: &Filter) -> ApiResult<()> {
-    let column = entity.column(&filter.key).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "{} is not a column of {}; valid columns are: {}",
-            filter.key,
-            entity.table,
-            entity.valid_names()
-        ))
-    })?;
+    let column = entity.usable_column(&filter.key).map_err(ApiError::BadRequest)?;
     let sql_column = entity.qualified(column.name);
     for (op, value) in &filter.conditions {
         q.push(" AND ");

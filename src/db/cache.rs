@@ -11,6 +11,9 @@ use super::{Query, Row};
 const CAPACITY: usize = 4096;
 /// Results with more cells than this are not worth the memory.
 const MAX_CELLS: usize = 20_000;
+/// Queries whose text and parameters are longer are not cached: clients choose filter values,
+/// and long ones would let them fill the memory.
+const MAX_KEY_BYTES: usize = 2048;
 
 #[derive(Default)]
 pub struct ResultCache {
@@ -38,7 +41,7 @@ impl ResultCache {
     }
 
     pub fn put(&self, key: String, fingerprint: String, rows: &[Row]) {
-        if rows.iter().map(Vec::len).sum::<usize>() > MAX_CELLS {
+        if key.len() > MAX_KEY_BYTES || rows.iter().map(Vec::len).sum::<usize>() > MAX_CELLS {
             return;
         }
         let mut entries = self.inner.lock().expect("cache lock");
@@ -67,6 +70,14 @@ mod tests {
         assert_eq!(cache.get("q", "v1"), Some(rows));
         assert_eq!(cache.get("q", "v2"), None);
         assert_eq!(cache.get("other", "v1"), None);
+    }
+
+    #[test]
+    fn long_keys_are_not_kept() {
+        let cache = ResultCache::default();
+        let key = "x".repeat(MAX_KEY_BYTES + 1);
+        cache.put(key.clone(), "v".into(), &[vec![Cell::Int(1)]]);
+        assert_eq!(cache.get(&key, "v"), None);
     }
 
     #[test]

@@ -90,29 +90,6 @@ impl Query {
             Dialect::Postgres => self.push(column).push("::text"),
         }
     }
-
-    /// The JSON text of top-level key `key` of a JSON object column; NULL when absent.
-    pub fn json_key_text(&mut self, column: &str, key: &str) -> &mut Self {
-        match self.dialect {
-            Dialect::Sqlite => {
-                // `->` keeps JSON types (json_extract would turn true into 1).
-                self.push("(").push(column).push(" -> ");
-                self.bind_text(sqlite_json_path(key)).push(")")
-            }
-            Dialect::Postgres => {
-                self.push("((").push(column).push(" -> ");
-                self.bind_text(key).push("::text)::text)")
-            }
-        }
-    }
-}
-
-/// A SQLite JSON path selecting one object key, quoted so that dots and other punctuation in
-/// the key are taken literally.
-pub fn sqlite_json_path(key: &str) -> String {
-    // SQLite's quoted path labels have no escape for '"'; such keys cannot match anything
-    // through this path, which is the correct answer for "missing".
-    format!("$.\"{}\"", key.replace('"', ""))
 }
 
 /// Escapes `%`, `_` and `\` so the text matches itself under `LIKE ... ESCAPE '\'`.

@@ -97,21 +97,27 @@ impl SqlitePool {
         &self.inner.cache
     }
 
-    /// Size and modification time of the database file (and of its write-ahead log): any
-    /// committed write changes them. An immutable file never changes.
+    /// What changes with every committed write: the database header's change counter (bytes
+    /// 24-27, bumped by each rollback-journal commit), the write-ahead log's header (its salts
+    /// change when the log restarts) and size, plus both files' sizes and modification times.
+    /// An immutable file never changes.
     pub(super) fn fingerprint(&self) -> Option<String> {
         if self.inner.immutable {
             return Some("immutable".into());
         }
-        let stamp = |p: &Path| -> Option<String> {
+        let stamp = |p: &Path, header: usize| -> Option<String> {
+            use std::io::Read;
             let meta = std::fs::metadata(p).ok()?;
             let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
-            Some(format!("{}:{}", meta.len(), modified.as_nanos()))
+            let mut head = vec![0u8; header];
+            let read = std::fs::File::open(p).ok()?.read(&mut head).ok()?;
+            head.truncate(read);
+            Some(format!("{}:{}:{head:02x?}", meta.len(), modified.as_nanos()))
         };
         let mut wal = self.inner.path.as_os_str().to_owned();
         wal.push("-wal");
-        let wal = stamp(Path::new(&wal)).unwrap_or_default();
-        Some(format!("{}/{wal}", stamp(&self.inner.path)?))
+        let wal = stamp(Path::new(&wal), 32).unwrap_or_default();
+        Some(format!("{}/{wal}", stamp(&self.inner.path, 28)?))
     }
 
     pub async fn fetch_all(&self, query: Query) -> Result<Vec<Row>, DbError> {
