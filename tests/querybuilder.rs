@@ -129,9 +129,221 @@ async fn emails_are_never_returned() {
         assert_eq!(answer.status, 200);
         assert!(!String::from_utf8_lossy(&answer.body).contains('@'), "{project}");
     }
-    // Filtering on it is allowed, as on /users.
-    let body = json!({"path": [{"entity_type": "user", "tag": "u"}], "filters": {"u": {"email": {"like": "%@%"}}}, "project": {"u": ["id"]}});
-    assert_eq!(post(&app, &body).await.status, 200);
+    // Nor can it be filtered or ordered on: a client could find an address out one character
+    // at a time.
+    for body in [
+        json!({"path": [{"entity_type": "user", "tag": "u"}], "filters": {"u": {"email": {"like": "%@%"}}}, "project": {"u": ["id"]}}),
+        json!({"path": [{"entity_type": "user", "tag": "u"}], "filters": {"u": {"or": [{"email": {"like": "a%"}}]}}}),
+        json!({"path": [{"entity_type": "user", "tag": "u"}], "filters": {"u": {"id": {">": 0}, "email": {"!==": "x"}}}}),
+        json!({"path": [{"entity_type": "", "tag": "n"}, {"entity_type": "user", "tag": "u", "with_node": "n", "filters": {"email": "a@b.c"}}]}),
+        json!({"path": [{"entity_type": "user", "tag": "u"}], "order_by": {"u": ["email"]}}),
+        json!({"path": [{"entity_type": "user", "tag": "u"}], "order_by": [{"u": [{"email": {"order": "desc"}}]}]}),
+    ] {
+        let answer = post(&app, &body).await;
+        assert_eq!(answer.status, 400, "{body}");
+        assert_eq!(
+            answer.json()["message"],
+            "email addresses are private: they cannot be returned, filtered or ordered on",
+            "{body}"
+        );
+    }
+}
+
+/// Every limit on the size of a query is a 400 that names it, on every database.
+#[tokio::test(flavor = "multi_thread")]
+async fn query_size_limits_are_400() {
+    let mut backends = vec![Backend::Archive];
+    if support::pg::shared().is_some() {
+        backends.push(Backend::Postgres);
+    }
+    let node = json!([{"entity_type": "", "tag": "n"}]);
+    let filters = |f: Value| json!({"path": node, "filters": {"n": f}, "project": {"n": ["id"]}, "limit": 3});
+    let nested = |depth: usize, innermost: Value| (0..depth).fold(innermost, |v, _| json!([v]));
+    let numbers = |n: usize| (0..n).collect::<Vec<_>>();
+    let mixed = |n: usize| (0..n).map(|i| if i % 2 == 0 { json!(i) } else { json!(i.to_string()) }).collect::<Vec<_>>();
+    let path = |n: usize, keyword: &str| {
+        let items: Vec<Value> = (0..n)
+            .map(|i| match i {
+                0 => json!({"entity_type": "", "tag": "t0", "filters": {"id": 42}}),
+                _ => json!({"entity_type": "", "tag": format!("t{i}"), keyword: format!("t{}", i - 1)}),
+            })
+            .collect();
+        json!({"path": items, "project": {"t0": ["id"]}, "limit": 2})
+    };
+    // (body just inside the limit, body just beyond it, words of the message)
+    let cases: Vec<(Value, Value, &str)> = vec![
+        (
+            // The type filter of the path item, the `or` and its conditions.
+            filters(json!({"or": (0..198).map(|i| json!({"id": i})).collect::<Vec<_>>()})),
+            filters(json!({"or": (0..199).map(|i| json!({"id": i})).collect::<Vec<_>>()})),
+            "more than 200 conditions",
+        ),
+        (
+            filters(json!({"id": {"or": (0..198).map(|i| json!({"==": i})).collect::<Vec<_>>()}})),
+            filters(json!({"id": {"or": (0..199).map(|i| json!({"==": i})).collect::<Vec<_>>()}})),
+            "more than 200 conditions",
+        ),
+        (
+            filters(Value::Object(
+                (0..199).map(|i| (format!("attributes.k{i}"), json!({"of_type": "number"}))).collect(),
+            )),
+            filters(Value::Object(
+                (0..201).map(|i| (format!("attributes.k{i}"), json!({"of_type": "number"}))).collect(),
+            )),
+            "more than 200",
+        ),
+        (
+            filters(json!({"attributes.x": {"in": mixed(1000)}})),
+            filters(json!({"attributes.x": {"in": mixed(1001)}})),
+            "more than 1000 values",
+        ),
+        (
+            filters(json!({"attributes.x": {"in": [numbers(1000)]}})),
+            filters(json!({"attributes.x": {"in": [numbers(1001)]}})),
+            "more than 1000 values",
+        ),
+        (
+            filters(json!({"attributes.x": {"==": numbers(600), "!==": numbers(400)}})),
+            filters(json!({"attributes.x": {"==": numbers(600), "!==": numbers(401)}})),
+            "more than 1000 values",
+        ),
+        (
+            filters(
+                json!({"attributes": {"==": Value::Object((0..1000).map(|i| (format!("k{i}"), json!(i))).collect())}}),
+            ),
+            filters(
+                json!({"attributes": {"==": Value::Object((0..1001).map(|i| (format!("k{i}"), json!(i))).collect())}}),
+            ),
+            "more than 1000 values",
+        ),
+        (
+            filters(json!({"attributes.x": {"contains": nested(16, json!(1))}})),
+            filters(json!({"attributes.x": {"contains": nested(17, json!(1))}})),
+            "more than 16 levels",
+        ),
+        (
+            filters(json!({"attributes.x": {"in": [nested(15, json!([])), 1]}})),
+            filters(json!({"attributes.x": {"in": [nested(16, json!([])), 1]}})),
+            "more than 16 levels",
+        ),
+        (
+            json!({"path": node, "project": {"n": (0..500).map(|i| format!("attributes.k{i}")).collect::<Vec<_>>()}, "limit": 1}),
+            json!({"path": node, "project": {"n": (0..501).map(|i| format!("attributes.k{i}")).collect::<Vec<_>>()}, "limit": 1}),
+            "more than 500 values",
+        ),
+        (
+            json!({"path": [{"entity_type": "", "tag": "n"}, {"entity_type": "", "tag": "m"}],
+                   "project": {"n": (0..487).map(|i| format!("attributes.k{i}")).collect::<Vec<_>>(), "m": ["**"]}, "limit": 1}),
+            json!({"path": [{"entity_type": "", "tag": "n"}, {"entity_type": "", "tag": "m"}],
+                   "project": {"n": (0..488).map(|i| format!("attributes.k{i}")).collect::<Vec<_>>(), "m": ["**"]}, "limit": 1}),
+            "more than 500 values",
+        ),
+        (
+            json!({"path": node, "project": {"n": ["id"]}, "order_by": [{"n": (0..100)
+                .map(|i| json!({format!("attributes.k{i}"): {"order": "desc", "cast": "i"}})).collect::<Vec<_>>()}], "limit": 1}),
+            json!({"path": node, "project": {"n": ["id"]}, "order_by": [{"n": (0..101)
+                .map(|i| json!({format!("attributes.k{i}"): {"order": "desc", "cast": "i"}})).collect::<Vec<_>>()}], "limit": 1}),
+            "more than 100 items",
+        ),
+        (
+            filters(json!({"label": {"like": format!("%{}", "x".repeat(9_999))}})),
+            filters(json!({"label": {"ilike": format!("%{}", "x".repeat(10_000))}})),
+            "at most 10000",
+        ),
+        (
+            filters(json!({"attributes.x": {"like": format!("%{}", "x".repeat(9_999))}})),
+            filters(json!({"attributes.x": {"like": format!("%{}", "x".repeat(10_000))}})),
+            "at most 10000",
+        ),
+        (path(8, "with_incoming"), path(9, "with_incoming"), "at most 8 are accepted"),
+        (path(3, "with_ancestors"), path(4, "with_descendants"), "at most 2 are accepted"),
+        (
+            filters(json!({format!("attributes.{}", vec!["a"; 32].join(".")): 1})),
+            filters(json!({format!("attributes.{}", vec!["a"; 33].join(".")): 1})),
+            "at most 32 keys",
+        ),
+        (
+            filters(json!({"ctime": {"<": "9999-12-31"}})),
+            filters(json!({"ctime": {"<": "+99999-01-01"}})),
+            "a year from 1 to 9999",
+        ),
+        (
+            filters(
+                json!({"id": {"in": numbers(10_000)}, "uuid": {"in": numbers(10_000).iter().map(|i| i.to_string()).collect::<Vec<_>>()}}),
+            ),
+            filters(
+                json!({"id": {"in": numbers(10_000)}, "uuid": {"in": numbers(10_000).iter().map(|i| i.to_string()).collect::<Vec<_>>()},
+                           "label": {"!in": numbers(10_000).iter().map(|i| format!("l{i}")).collect::<Vec<_>>()}}),
+            ),
+            "30000 values",
+        ),
+    ];
+    for backend in backends {
+        let app = support::app(backend).await;
+        for (inside, beyond, needle) in &cases {
+            let answer = post(&app, inside).await;
+            assert_eq!(answer.status, 200, "{backend:?}, {needle}: {}", String::from_utf8_lossy(&answer.body));
+            let answer = post(&app, beyond).await;
+            assert_eq!(answer.status, 400, "{backend:?}, {needle}: {}", String::from_utf8_lossy(&answer.body));
+            let message = answer.json()["message"].as_str().unwrap().to_string();
+            assert!(message.contains(needle), "{backend:?}: '{message}' does not say '{needle}'");
+        }
+    }
+}
+
+/// JSON keys with a NUL or a double quote are refused (SQLite's JSON paths cannot hold them);
+/// a backslash is an ordinary character, found alike on every database.
+#[tokio::test(flavor = "multi_thread")]
+async fn json_keys_are_checked() {
+    let mut backends = vec![Backend::Archive];
+    if support::pg::shared().is_some() {
+        backends.push(Backend::Postgres);
+    }
+    for backend in backends {
+        let app = support::app(backend).await;
+        for key in ["\0", "a\0b", "\"", "va\"lue"] {
+            for body in [
+                json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {format!("attributes.{key}"): {">": 1}}}}),
+                json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"attributes": {"contains": {key: 1}}}}}),
+                json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"extras": {"==": {"a": {key: [1]}}}}}}),
+                json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"extras.x": {"in": [{key: 1}]}}}}),
+                json!({"path": [{"entity_type": "", "tag": "n"}], "project": {"n": [format!("extras.{key}.x")]}}),
+                json!({"path": [{"entity_type": "", "tag": "n"}], "order_by": {"n": [{format!("attributes.{key}"): {"cast": "f"}}]}}),
+            ] {
+                let answer = post(&app, &body).await;
+                assert_eq!(answer.status, 400, "{backend:?} {body}: {}", String::from_utf8_lossy(&answer.body));
+                assert!(answer.json()["message"].as_str().unwrap().contains("NUL character or a double quote"));
+            }
+        }
+        // `attributes.value` of Int node 1 is 1 on every storage; with a backslash in the key,
+        // nothing matches (SQLite must not read `\v` as an escape).
+        let body = |key: &str| {
+            json!({"path": [{"entity_type": "data.core.int.Int.", "tag": "n"}],
+            "filters": {"n": {format!("attributes.{key}"): {"of_type": "number"}}}, "project": {"n": ["id", format!("attributes.{key}")]},
+            "order_by": {"n": [{format!("attributes.{key}"): {"cast": "i"}}]}, "limit": 1})
+        };
+        let answer = post(&app, &body("value")).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.json()["data"]["n"].as_array().unwrap().len(), 1, "{backend:?}");
+        for key in ["\\value", "\\", "va\\lue", "\\u0076alue"] {
+            let answer = post(&app, &body(key)).await;
+            assert_eq!(answer.status, 200, "{backend:?} {key}: {}", String::from_utf8_lossy(&answer.body));
+            assert_eq!(answer.json()["data"], json!({}), "{backend:?} {key}");
+        }
+    }
+}
+
+/// More QueryBuilder requests than may run at once all get their answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_queries_wait_their_turn() {
+    let app = support::app(Backend::Archive).await;
+    let body = json!({"path": [{"entity_type": "", "tag": "a"}, {"entity_type": "", "tag": "d", "with_ancestors": "a"}],
+        "project": {"a": ["id"], "d": ["id"]}, "distinct": true, "limit": 5});
+    let answers = futures_util::future::join_all((0..16).map(|_| post(&app, &body))).await;
+    for answer in answers {
+        assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(answer.json()["data"]["d"].as_array().unwrap().len(), 5);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

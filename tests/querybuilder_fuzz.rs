@@ -11,18 +11,22 @@
 //! number and the body is built from it, so a failure shrinks to the smallest size that fails
 //! instead of to a 2000-element list one element at a time. `sizes_at_the_limits` sends each of
 //! those shapes at the sizes around the server's and the databases' limits and reports every
-//! failure at once, where a property test stops at the first.
+//! failure at once, where a property test stops at the first; `every_nasty_string_in_every_position`
+//! does the same for the hostile strings. `QB_FUZZ_STATS=1` prints the status of every answer.
 
 mod support;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use aiida_rest::api::Settings;
+use aiida_rest::api::{self, AppState, Settings};
+use aiida_rest::db::DbLimits;
+use aiida_rest::storage;
 use axum::Router;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value, json};
-use support::{Answer, Backend, request};
+use support::{Answer, request};
 
 const QB: &str = "/api/v4/querybuilder";
 /// The row cap of the app used for the limit/offset property (small, so that it bites).
@@ -34,6 +38,12 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap())
 }
+
+/// The statement time limit of the apps here (the server's default is 30 s). A small body whose
+/// statement runs this long is reported as its own kind of failure ("over the statement time
+/// limit of these tests"): it may pass at the default limit, but it holds a database connection
+/// for seconds. The short limit also keeps a failing run under a minute.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Server {
@@ -57,14 +67,28 @@ impl Server {
         static ARCHIVE: OnceLock<Router> = OnceLock::new();
         static CAPPED: OnceLock<Router> = OnceLock::new();
         static POSTGRES: OnceLock<Router> = OnceLock::new();
-        match self {
-            Server::Archive => ARCHIVE.get_or_init(|| runtime().block_on(support::app(Backend::Archive))),
-            Server::ArchiveCapped => CAPPED.get_or_init(|| {
-                let settings = Settings { max_rows: SMALL_MAX_ROWS, ..Settings::default() };
-                runtime().block_on(support::app_with(Backend::Archive, settings))
-            }),
-            Server::Postgres => POSTGRES.get_or_init(|| runtime().block_on(support::app(Backend::Postgres))),
-        }
+        let cell = match self {
+            Server::Archive => &ARCHIVE,
+            Server::ArchiveCapped => &CAPPED,
+            Server::Postgres => &POSTGRES,
+        };
+        cell.get_or_init(|| {
+            // As `support::app_with`, with the short statement time limit.
+            let limits = DbLimits { statement_timeout: STATEMENT_TIMEOUT, ..DbLimits::default() };
+            let storage = runtime()
+                .block_on(async {
+                    match self {
+                        Server::Postgres => {
+                            let url = support::pg::shared().expect("PostgreSQL is available");
+                            storage::open_postgres(url, &support::profile_path().join("container"), limits).await
+                        }
+                        _ => storage::open_path(&support::archive_path(), limits).await,
+                    }
+                })
+                .expect("fixture opens");
+            let settings = Settings { max_rows: self.max_rows(), ..Settings::default() };
+            api::router(AppState { storage: Arc::new(storage), settings: Arc::new(settings) })
+        })
     }
 }
 
@@ -84,8 +108,20 @@ fn excerpt(text: &str) -> String {
 /// What is wrong with the answer to `body`, if anything.
 fn violation(server: Server, body: &str) -> Option<String> {
     let answer = post(server, body);
+    if std::env::var_os("QB_FUZZ_STATS").is_some() {
+        let message =
+            serde_json::from_slice::<Value>(&answer.body).ok().and_then(|j| j["message"].as_str().map(str::to_string));
+        eprintln!(
+            "STAT {server:?} {} {}",
+            answer.status,
+            message.unwrap_or_default().chars().take(60).collect::<String>()
+        );
+    }
     let text = String::from_utf8_lossy(&answer.body);
     let fail = |why: &str| Some(format!("{server:?}: {why}: status {} {}", answer.status, excerpt(&text)));
+    if answer.status == 503 && text.contains("time limit") {
+        return fail(&format!("over the statement time limit of these tests ({} s)", STATEMENT_TIMEOUT.as_secs()));
+    }
     if answer.status >= 500 {
         return fail("server error");
     }
@@ -111,7 +147,11 @@ fn violation(server: Server, body: &str) -> Option<String> {
             None
         }
         400..=499 => {
-            if json.get("message").is_some_and(Value::is_string) { None } else { fail("a 4xx without a string `message`") }
+            if json.get("message").is_some_and(Value::is_string) {
+                None
+            } else {
+                fail("a 4xx without a string `message`")
+            }
         }
         _ => fail("unexpected status"),
     }
@@ -134,7 +174,7 @@ fn config(cases: u32) -> ProptestConfig {
         failure_persistence: None,
         // Each case is an HTTP request; keep a failing run's shrinking short.
         max_shrink_iters: 512,
-        max_shrink_time: 15_000,
+        max_shrink_time: 10_000,
         ..ProptestConfig::default()
     }
 }
@@ -382,9 +422,38 @@ const COLUMNS: &[&str] = &[
 ];
 
 const OPERATORS: &[&str] = &[
-    "==", "!==", "~==", "!=", "<", "<=", "=<", ">", ">=", "=>", "like", "ilike", "!like", "in", "!in", "~~in",
-    "contains", "!contains", "has_key", "~has_key", "of_type", "of_length", "longer", "shorter", "and", "or", "!and",
-    "~or", "=", "is", "between", "",
+    "==",
+    "!==",
+    "~==",
+    "!=",
+    "<",
+    "<=",
+    "=<",
+    ">",
+    ">=",
+    "=>",
+    "like",
+    "ilike",
+    "!like",
+    "in",
+    "!in",
+    "~~in",
+    "contains",
+    "!contains",
+    "has_key",
+    "~has_key",
+    "of_type",
+    "of_length",
+    "longer",
+    "shorter",
+    "and",
+    "or",
+    "!and",
+    "~or",
+    "=",
+    "is",
+    "between",
+    "",
 ];
 
 const CASTS: &[&str] = &["f", "i", "b", "t", "j", "d", "x", "", "F", "int"];
@@ -447,7 +516,10 @@ fn filter() -> impl Strategy<Value = Value> {
     let leaf = prop::collection::vec((field(), condition), 0..3).prop_map(|kv| Value::Object(kv.into_iter().collect()));
     leaf.prop_recursive(3, 12, 3, |inner| {
         prop_oneof![
-            (prop::sample::select(&["and", "or", "~and", "!or", "and ", "xor"][..]), prop::collection::vec(inner.clone(), 0..3))
+            (
+                prop::sample::select(&["and", "or", "~and", "!or", "and ", "xor"][..]),
+                prop::collection::vec(inner.clone(), 0..3)
+            )
                 .prop_map(|(combinator, parts)| json!({ combinator: parts })),
             (prop::sample::select(&["and", "or", "~or"][..]), inner.clone())
                 .prop_map(|(combinator, part)| json!({ combinator: part })),
@@ -617,6 +689,134 @@ fn hostile_dict() -> impl Strategy<Value = Value> {
         })
 }
 
+/// `valid` most of the time, else `hostile`: a dict built from these keeps most of its slots
+/// valid, so that the few hostile ones reach the SQL builder instead of an early 400.
+fn mostly<T: std::fmt::Debug + Clone + 'static>(
+    valid: impl Strategy<Value = T> + 'static,
+    hostile: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<T> {
+    prop_oneof![5 => valid, 1 => hostile].boxed()
+}
+
+/// Fields that are valid on a node, each with an operator and a value that suit it.
+const NODE_CONDITIONS: &[(&str, &str, &str)] = &[
+    ("id", ">", "3"),
+    ("id", "in", "[1, 2, 3]"),
+    ("uuid", "like", "\"0%\""),
+    ("label", "ilike", "\"%a%\""),
+    ("ctime", "<", "\"2030-01-01\""),
+    ("node_type", "==", "\"data.core.int.Int.\""),
+    ("attributes.value", ">", "1"),
+    ("attributes.kinds", "of_length", "1"),
+    ("attributes", "has_key", "\"value\""),
+    ("extras", "contains", "{\"_aiida_hash\": \"x\"}"),
+    ("attributes.cell", "contains", "[[0.0]]"),
+    ("extras.priority", "in", "[1, \"a\", null, true]"),
+];
+
+/// A QueryBuilder dict of two joined items whose every slot is usually valid and sometimes
+/// hostile: tags, entity types, join keyword and target, edge tag, filter field, operator and
+/// value, projection name/cast/func, order field/direction/cast, limit, offset, project_map.
+fn hostile_slots() -> impl Strategy<Value = Value> {
+    let condition = (
+        prop::sample::select(NODE_CONDITIONS),
+        mostly(Just(None), hostile_string().prop_map(|k| Some(format!("attributes.{k}")))),
+        mostly(Just(None), operator().prop_map(Some)),
+        mostly(Just(None), prop_oneof![any_json(), number(), operand()].prop_map(Some)),
+    )
+        .prop_map(|((field, op, value), hostile_field, hostile_op, hostile_value)| {
+            let value = hostile_value.unwrap_or_else(|| serde_json::from_str(value).expect("valid JSON"));
+            (hostile_field.unwrap_or(field.to_string()), hostile_op.unwrap_or(op.to_string()), value)
+        });
+    let names = || {
+        mostly(
+            prop::sample::select(&["id", "uuid", "label", "attributes", "attributes.value", "extras.x", "**", "*"][..])
+                .prop_map(str::to_string),
+            prop_oneof![hostile_string().prop_map(|k| format!("attributes.{k}")), field()],
+        )
+    };
+    (
+        (
+            mostly(Just("n".to_string()), hostile_string()),
+            mostly(
+                prop::sample::select(&["", "data.Data.", "data.core.int.Int.", "process.ProcessNode."][..])
+                    .prop_map(Value::from),
+                any_json(),
+            ),
+            mostly(
+                prop::sample::select(&["", "data.Data.", "group.core", "computer", "user", "comment", "log"][..])
+                    .prop_map(Value::from),
+                any_json(),
+            ),
+            mostly(Just(None), prop::sample::select(JOIN_KEYWORDS).prop_map(Some)),
+            mostly(Just(None), prop_oneof![tag().prop_map(Value::String), any_json()].prop_map(Some)),
+            mostly(Just(None), hostile_string().prop_map(Some)),
+            any::<bool>(),
+        ),
+        prop::collection::vec(condition, 0..3),
+        (
+            prop::collection::vec(names(), 1..4),
+            mostly(Just(None), (prop::sample::select(CASTS), prop::sample::select(FUNCS)).prop_map(Some)),
+        ),
+        (
+            names(),
+            mostly(prop::sample::select(&["asc", "desc"][..]), prop::sample::select(DIRECTIONS)),
+            mostly(prop::sample::select(&["i", "f", "t"][..]), prop::sample::select(CASTS)),
+        ),
+        (prop::option::of(window_value()), prop::option::of(window_value())),
+        mostly(
+            Just(None),
+            prop_oneof![any_json(), (tag(), hostile_string()).prop_map(|(t, k)| json!({ t: { "id": k } }))]
+                .prop_map(Some),
+        ),
+    )
+        .prop_map(
+            |(
+                (tag0, type0, type1, keyword, join_to, edge_tag, outer),
+                conditions,
+                (projected, cast_func),
+                (order_field, direction, order_cast),
+                (limit, offset),
+                project_map,
+            )| {
+                let mut second = json!({"entity_type": type1, "tag": "m", "outerjoin": outer});
+                // The join the second item's entity needs, unless a hostile one replaces it.
+                let default_keyword = match type1.as_str() {
+                    Some("group.core") => "with_node",
+                    Some("computer" | "user" | "comment" | "log") => "with_node",
+                    _ => "with_incoming",
+                };
+                second[keyword.unwrap_or(default_keyword)] = join_to.unwrap_or(Value::String(tag0.clone()));
+                if let Some(edge_tag) = &edge_tag {
+                    second["edge_tag"] = json!(edge_tag);
+                    second["edge_project"] = json!(["**"]);
+                }
+                let mut filters = Map::new();
+                for (field, op, value) in conditions {
+                    filters.insert(field, json!({ op: value }));
+                }
+                let mut projection: Vec<Value> = projected.into_iter().map(Value::String).collect();
+                if let Some((cast, func)) = cast_func {
+                    // Functions cannot mix with plain projections: these replace them.
+                    projection =
+                        vec![json!({"attributes.value": {"cast": cast, "func": func}}), json!({"id": {"func": func}})];
+                }
+                let mut dict = json!({
+                    "path": [{"entity_type": type0, "tag": tag0}, second],
+                    "filters": { tag0.as_str(): filters },
+                    "project": { tag0.as_str(): projection, "m": ["id"] },
+                    "order_by": [{ tag0.as_str(): [{ order_field: {"order": direction, "cast": order_cast} }] }],
+                });
+                for (key, value) in [("limit", limit), ("offset", offset), ("project_map", project_map)] {
+                    if let Some(value) = value {
+                        dict[key] = value;
+                    }
+                }
+                dict
+            },
+        )
+}
+
 /// Bodies that are not JSON, or JSON with a twist the `Value` model cannot express: truncated
 /// text, duplicate keys, lone surrogates, byte-order marks, trailing garbage, comments.
 fn broken_text() -> impl Strategy<Value = String> {
@@ -758,17 +958,17 @@ impl Shape {
         }
     }
 
-    /// The sizes `sizes_at_the_limits` tries.
+    /// The sizes `sizes_at_the_limits` tries, in increasing order: small steps where costs grow
+    /// fast (joins, walks, nesting), then both sides of every limit that could matter
+    /// (the server's 32 levels, 500 JSON values and 10000 list items; SQLite's expression depth
+    /// 1000, 2000 columns and 50000-byte LIKE patterns; PostgreSQL's 1664 target entries).
     fn probe_sizes(self) -> Vec<usize> {
-        let mut sizes = vec![1, 2];
-        for limit in [32, 33, 100, 499, 500, 501, 999, 1_000, 1_001, 1_664, 1_665, 2_000, 2_001, 10_000, 10_001] {
-            if limit <= self.max_size() {
-                sizes.push(limit);
-            }
-        }
-        sizes.push(self.max_size());
-        sizes.dedup();
-        sizes
+        const SIZES: &[usize] = &[
+            1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 20, 24, 28, 29, 31, 32, 33, 40, 64, 100, 128, 499, 500, 501, 999,
+            1_000, 1_001, 1_664, 1_665, 2_000, 2_001, 10_000, 10_001, 50_000, 50_001, 65_536,
+        ];
+        let max = self.max_size();
+        SIZES.iter().copied().filter(|&n| n < max).chain([max]).collect()
     }
 
     fn body(self, n: usize) -> Value {
@@ -865,6 +1065,12 @@ proptest! {
         check(Server::Archive, &dict.to_string())?;
     }
 
+    /// Two-item dicts, most slots valid, some hostile.
+    #[test]
+    fn hostile_slots_on_sqlite(dict in hostile_slots()) {
+        check(Server::Archive, &dict.to_string())?;
+    }
+
     /// Any limit and offset over a cross join that has more rows than the cap: the answer
     /// never holds more than `max_rows` rows per tag.
     #[test]
@@ -896,6 +1102,14 @@ proptest! {
         }
     }
 
+    /// The two-item dicts with hostile slots on PostgreSQL.
+    #[test]
+    fn hostile_slots_on_postgres(dict in hostile_slots()) {
+        if postgres() {
+            check(Server::Postgres, &dict.to_string())?;
+        }
+    }
+
     /// The sized shapes on PostgreSQL.
     #[test]
     fn sizes_on_postgres(shape_and_size in sized_body()) {
@@ -922,6 +1136,190 @@ fn sizes_at_the_limits() {
                     failures.push(format!("{shape:?} size {n}: {why}"));
                     break;
                 }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Every hostile string of [`NASTY`] in every string position of a dict that is otherwise
+/// valid, on every available database; all failures are reported together (per position, the
+/// first string that fails).
+#[test]
+fn every_nasty_string_in_every_position() {
+    type Slot = (&'static str, fn(&str) -> Value);
+    let slots: Vec<Slot> = vec![
+        (
+            "tag",
+            |s| json!({"path": [{"entity_type": "", "tag": s}], "filters": {s: {"id": {">": 1}}}, "project": {s: ["id"]}, "order_by": {s: ["id"]}, "limit": 2}),
+        ),
+        ("entity_type of the first item", |s| json!({"path": [{"entity_type": s, "tag": "n"}], "limit": 2})),
+        (
+            "entity_type of a joined item",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}, {"entity_type": s, "tag": "m"}], "limit": 2}),
+        ),
+        ("entity_type list", |s| json!({"path": [{"entity_type": ["data.core.int.Int.", s], "tag": "n"}], "limit": 2})),
+        (
+            "join keyword",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}, {"entity_type": "", "tag": "m", s: "n"}], "limit": 2}),
+        ),
+        (
+            "joining_keyword",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}, {"entity_type": "", "tag": "m", "joining_keyword": s, "joining_value": "n"}], "limit": 2}),
+        ),
+        (
+            "join target",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}, {"entity_type": "", "tag": "m", "with_outgoing": s}], "limit": 2}),
+        ),
+        (
+            "edge_tag",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}, {"entity_type": "", "tag": "m", "with_incoming": "n", "edge_tag": s}], "filters": {s: {"label": {"like": "%"}}}, "project": {s: ["**"]}, "order_by": {s: ["id"]}, "limit": 2}),
+        ),
+        ("path item key", |s| json!({"path": [{"entity_type": "", "tag": "n", s: 1}]})),
+        ("top-level key", |s| json!({"path": [{"entity_type": "", "tag": "n"}], s: 1})),
+        ("filter column", |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {s: 1}}})),
+        ("combinator", |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {s: [{"id": 1}]}}})),
+        (
+            "JSON key",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {format!("attributes.{s}"): {">": 1}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "nested JSON key",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {format!("extras.a.{s}.b"): {"of_type": "number"}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "JSON key of a log",
+            |s| json!({"path": [{"entity_type": "log", "tag": "l"}], "filters": {"l": {format!("metadata.{s}"): {"like": "%"}}}}),
+        ),
+        (
+            "operator on a column",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"id": {s: 1}}}}),
+        ),
+        (
+            "operator on JSON",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"attributes.value": {s: 1}}}}),
+        ),
+        (
+            "== on label",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"label": s}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "> on id",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"id": {">": s}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "== on uuid",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"uuid": {"==": s}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "< on ctime",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"ctime": {"<": s}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "like on label",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"label": {"like": s}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "ilike on uuid",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"uuid": {"ilike": format!("%{s}")}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "like on JSON",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"attributes.input_plugin": {"like": format!("%{s}")}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "ilike on JSON",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"extras._aiida_hash": {"ilike": s}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "== on JSON",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"attributes.value": {"==": s}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            ">= on JSON",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"attributes.value": {">=": s}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "in on JSON",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"attributes.value": {"in": [s, 1, null]}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "in on label",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"label": {"!in": [s, 1, null]}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "has_key",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"attributes": {"has_key": s}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "contains key",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"attributes": {"contains": {s: s}}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "contains in a list",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"attributes.kinds": {"contains": [{"name": s}]}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "== object key",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"extras": {"==": {s: [s]}}}}, "project": {"n": ["id"]}}),
+        ),
+        (
+            "of_type",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"attributes.value": {"of_type": s}}}}),
+        ),
+        (
+            "of_length",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"attributes.kinds": {"of_length": s}}}}),
+        ),
+        ("projection", |s| json!({"path": [{"entity_type": "", "tag": "n"}], "project": {"n": [s]}, "limit": 2})),
+        (
+            "projected JSON key",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "project": {"n": [format!("attributes.{s}"), format!("extras.{s}.x")]}, "limit": 2, "distinct": true}),
+        ),
+        (
+            "projection cast",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "project": {"n": [{"attributes.value": {"cast": s}}]}, "limit": 2}),
+        ),
+        (
+            "projection func",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "project": {"n": [{"id": {"func": s}}]}}),
+        ),
+        (
+            "order field",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "project": {"n": ["id"]}, "order_by": [{"n": [s]}], "limit": 2}),
+        ),
+        (
+            "ordered JSON key",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}, {"entity_type": "", "tag": "m"}], "project": {"n": ["uuid"]}, "order_by": [{"n": [{format!("attributes.{s}"): {"cast": "f", "order": "desc"}}]}], "distinct": true, "limit": 2}),
+        ),
+        (
+            "order direction",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "project": {"n": ["id"]}, "order_by": [{"n": [{"id": s}]}], "limit": 2}),
+        ),
+        (
+            "order cast",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "project": {"n": ["id"]}, "order_by": [{"n": [{"attributes.value": {"cast": s}}]}], "limit": 2}),
+        ),
+        ("limit", |s| json!({"path": [{"entity_type": "", "tag": "n"}], "limit": s})),
+        ("offset", |s| json!({"path": [{"entity_type": "", "tag": "n"}], "offset": s})),
+        (
+            "project_map",
+            |s| json!({"path": [{"entity_type": "", "tag": "n"}], "project": {"n": ["id"]}, "project_map": {"n": {"id": s, s: "x"}}, "limit": 2}),
+        ),
+        ("distinct", |s| json!({"path": [{"entity_type": "", "tag": "n"}], "distinct": s})),
+    ];
+    let mut servers = vec![Server::Archive];
+    if postgres() {
+        servers.push(Server::Postgres);
+    }
+    let mut failures = Vec::new();
+    for server in servers {
+        for (position, build) in &slots {
+            if let Some((nasty, why)) =
+                NASTY.iter().find_map(|s| violation(server, &build(s).to_string()).map(|w| (s, w)))
+            {
+                failures
+                    .push(format!("{position} = {nasty:?}: {why}\n    body: {}", excerpt(&build(nasty).to_string())));
             }
         }
     }

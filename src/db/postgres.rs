@@ -208,6 +208,12 @@ fn classify(err: &tokio_postgres::Error, client: &Client) -> DbError {
             "57014" => DbError::Timeout,
             // Data exceptions: a value that cannot be read as its type, out of range, ...
             c if c.starts_with("22") => DbError::InvalidValue(db.message().to_string()),
+            // Program limit exceeded (too many columns, a statement too complex, ...): the
+            // request is too large. The QueryBuilder bounds its queries below these limits;
+            // this is the safety net.
+            c if c.starts_with("54") => {
+                DbError::InvalidValue(format!("the query exceeds a limit of PostgreSQL: {}", db.message()))
+            }
             // Connection exceptions, shutdown/startup, too many connections, system errors,
             // authentication, a missing database, and transient rollbacks (a hot standby
             // cancels queries that conflict with replay).
@@ -362,15 +368,41 @@ fn uuid_text(raw: &[u8]) -> Result<String, BoxError> {
 }
 
 /// Microseconds since 2000-01-01 as naive UTC text, the form SQLite storage holds.
+///
+/// PostgreSQL holds years up to 294276, chrono up to 262143: a time beyond is shifted by
+/// whole 400-year cycles (the Gregorian calendar repeats after each) into chrono's range,
+/// formatted, and its year shifted back.
 fn timestamp_text(micros: i64) -> String {
+    /// 400 Gregorian years: 146097 days.
+    const CYCLE_MICROS: i64 = 146_097 * 86_400 * 1_000_000;
+    const CYCLES: i64 = 100;
     match micros {
         i64::MAX => "infinity".into(),
         i64::MIN => "-infinity".into(),
         _ => {
             let epoch =
                 chrono::NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).expect("valid epoch");
-            let t = epoch + chrono::Duration::microseconds(micros);
-            t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+            let (mut shifted, mut years) = (micros, 0i64);
+            loop {
+                if let Some(t) = epoch.checked_add_signed(chrono::TimeDelta::microseconds(shifted)) {
+                    if years == 0 {
+                        return t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+                    }
+                    let year = i64::from(chrono::Datelike::year(&t)) + years;
+                    let sign = if year < 0 {
+                        "-"
+                    } else if year > 9999 {
+                        "+"
+                    } else {
+                        ""
+                    };
+                    return format!("{sign}{:04}-{}", year.unsigned_abs(), t.format("%m-%d %H:%M:%S%.6f"));
+                }
+                // Towards the epoch by 40000 years; i64 microseconds span less than 300000.
+                let step = if shifted > 0 { -1 } else { 1 };
+                shifted += step * CYCLES * CYCLE_MICROS;
+                years -= step * CYCLES * 400;
+            }
         }
     }
 }
@@ -460,5 +492,11 @@ mod tests {
         assert_eq!(uuid_text(&raw).unwrap(), "00010203-0405-0607-0809-0a0b0c0d0e0f");
         assert_eq!(timestamp_text(0), "2000-01-01 00:00:00.000000");
         assert_eq!(timestamp_text(768_300_000_000_001), "2024-05-06 08:40:00.000001");
+        // PostgreSQL's latest time (294276-12-31 23:59:59.999999), beyond chrono's range.
+        assert_eq!(timestamp_text(9_223_371_331_199_999_999), "+294276-12-31 23:59:59.999999");
+        // PostgreSQL's earliest (4714-11-24 BC, year -4713 in ISO numbering).
+        assert_eq!(timestamp_text(-211_813_488_000_000_000), "-4713-11-24 00:00:00.000000");
+        assert_eq!(timestamp_text(i64::MAX - 1), "+294277-01-09 04:00:54.775806");
+        assert_eq!(timestamp_text(i64::MIN + 1), "-290278-12-22 19:59:05.224193");
     }
 }

@@ -5,10 +5,13 @@
 //! - `sql`: the query → one SQL statement per dialect, every value bound;
 //! - `respond`: rows → `{tag: [row, ...]}`.
 //!
-//! Bounds: the body size is limited by the HTTP layer, the rows of one answer by `max_rows`
-//! (a query without limit, or with a larger one, gets the first `max_rows` rows, while
-//! `X-Total-Count` still reports what the query itself selects), and every statement by the
-//! database pool's time limit.
+//! Bounds: the body size is limited by the HTTP layer; the size of a query (conditions, JSON
+//! values, projections, order items, path items, walks, patterns) by `parse` (see the limits
+//! at its top); the rows of one answer by `max_rows` (a query without limit, or with a larger
+//! one, gets the first `max_rows` rows, while `X-Total-Count` still reports what the query
+//! itself selects); every statement by the database pool's time limit; and the QueryBuilder
+//! statements running at once by [`MAX_RUNNING`], so that they leave the pool's other
+//! connections to the rest of the API.
 
 pub mod ojson;
 pub mod parse;
@@ -16,13 +19,23 @@ pub mod respond;
 pub mod sql;
 pub mod tables;
 
+use std::sync::LazyLock;
+use std::time::Duration;
+
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use crate::api::{Ctx, json_response};
 use crate::db::Db;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
+use tokio::sync::Semaphore;
+
+/// Most QueryBuilder queries that use the database at once, in the whole process; others wait.
+pub const MAX_RUNNING: usize = 4;
+/// How long a query waits for its turn before it is answered with a 503.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+static RUNNING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(MAX_RUNNING));
 
 pub const GET_MESSAGE: &str = "Method Not Allowed. Use HTTP POST requests to use the AiiDA QueryBuilder. \
 POST JSON data, which MUST be a valid QueryBuilder.as_dict() dictionary as a JSON object. \
@@ -42,11 +55,23 @@ pub async fn post(db: &Db, ctx: &Ctx, body: &[u8], max_rows: i64) -> ApiResult<R
     let qb = parse::parse_body(body)?;
     let requested = qb.limit.filter(|l| *l >= 0);
     let cap = requested.unwrap_or(i64::MAX).min(max_rows.max(0));
-    let rows = db.fetch_all(sql::rows_query(&qb, db.dialect(), cap)?).await?;
+    let rows_query = sql::rows_query(&qb, db.dialect(), cap)?;
+    let permit = match tokio::time::timeout(MAX_WAIT, RUNNING.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) => return Err(ApiError::Internal("the QueryBuilder semaphore is closed".into())),
+        Err(_) => {
+            return Err(ApiError::Unavailable(format!(
+                "the server is busy: {MAX_RUNNING} QueryBuilder queries kept running for {} s; try again later",
+                MAX_WAIT.as_secs()
+            )));
+        }
+    };
+    let rows = db.fetch_all(rows_query).await?;
     // The count honours the query's own limit and offset. Only when the server's bound cut
     // the rows short is a second statement needed to know it.
     let truncated = rows.len() as i64 >= cap && requested.is_none_or(|l| l > cap);
     let count = if truncated { db.fetch_count(sql::count_query(&qb, db.dialect())?).await? } else { rows.len() as i64 };
+    drop(permit);
     let data =
         if count == 0 || rows.is_empty() { Value::Object(Map::new()) } else { respond::data(&qb, rows, db.dialect()) };
     let body = envelope(ctx, data);

@@ -2,6 +2,7 @@
 //! keys, but the QueryBuilder dialect gives meaning to their order (`order_by` entries, the
 //! `project` tags), as Python dicts do.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -10,6 +11,8 @@ use serde_json::{Map, Number, Value};
 /// The key serde_json uses to pass a number's text through a map when `arbitrary_precision`
 /// is on.
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+/// Objects with this many keys look up repeated keys in a hash map.
+const INDEX_FROM: usize = 32;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OValue {
@@ -129,6 +132,9 @@ impl<'de> Visitor<'de> for OValueVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OValue, A::Error> {
         let mut entries: Vec<(String, OValue)> = Vec::new();
+        // Positions by key, for objects too large to search for a repeated key one by one
+        // (a 4 MiB body can hold hundreds of thousands of keys).
+        let mut index: Option<HashMap<String, usize>> = None;
         let mut first = true;
         while let Some(key) = map.next_key::<String>()? {
             if first && key == NUMBER_TOKEN {
@@ -138,9 +144,21 @@ impl<'de> Visitor<'de> for OValueVisitor {
             }
             first = false;
             let value: OValue = map.next_value()?;
-            match entries.iter_mut().find(|(k, _)| *k == key) {
-                Some(slot) => slot.1 = value,
-                None => entries.push((key, value)),
+            if index.is_none() && entries.len() >= INDEX_FROM {
+                index = Some(entries.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect());
+            }
+            let existing = match &index {
+                Some(index) => index.get(&key).copied(),
+                None => entries.iter().position(|(k, _)| *k == key),
+            };
+            match existing {
+                Some(i) => entries[i].1 = value,
+                None => {
+                    if let Some(index) = &mut index {
+                        index.insert(key.clone(), entries.len());
+                    }
+                    entries.push((key, value));
+                }
             }
         }
         Ok(OValue::Object(entries))
@@ -158,6 +176,20 @@ mod tests {
         assert_eq!(entries[0], ("b".into(), OValue::String("x".into())));
         assert_eq!(entries[1].0, "a");
         assert_eq!(v.to_value().to_string(), r#"{"a":[1.5,100000000000000000000,null,true],"b":"x"}"#);
+    }
+
+    #[test]
+    fn repeated_keys_in_large_objects() {
+        let mut text = String::from("{");
+        for i in 0..100 {
+            text.push_str(&format!("\"k{i}\": {i}, "));
+        }
+        text.push_str("\"k3\": \"again\", \"k99\": \"last\", \"new\": 0}");
+        let OValue::Object(entries) = OValue::parse(text.as_bytes()).unwrap() else { panic!() };
+        assert_eq!(entries.len(), 101);
+        assert_eq!(entries[3], ("k3".into(), OValue::String("again".into())));
+        assert_eq!(entries[99], ("k99".into(), OValue::String("last".into())));
+        assert_eq!(entries[100].0, "new");
     }
 
     #[test]

@@ -13,12 +13,109 @@ use crate::schema::{Column, Kind};
 use super::ojson::OValue;
 use super::tables::{self, Entity, Table};
 
-/// Most values in one `in` list, and most nodes in a `contains`/`==` JSON value.
+// Limits on one query, each answered with a 400 that names it. They are far above real use
+// (the explorer sends a handful of conditions, a dozen projections and two or three path
+// items) and keep every statement well inside what the databases accept and answer quickly:
+// SQLite refuses expressions nested more than 1000 levels deep, more than 2000 result columns
+// or ORDER BY terms and LIKE patterns over 50,000 bytes; PostgreSQL more than 1664 result
+// columns; every ancestor/descendant walk multiplies the rows by the paths of the provenance
+// graph, and every joined path item multiplies the work of the statement.
+
+/// Most values in one `in` list on a plain column (a flat `IN (...)` list).
 pub const MAX_LIST: usize = 10_000;
-pub const MAX_JSON_NODES: usize = 500;
-/// Most path items, and how deep filters may nest.
-pub const MAX_PATH: usize = 32;
+/// Most conditions (operator tests and `and`/`or`/`not` combinators) in one query, the type
+/// filters of the path items included; also the most filter keys of one tag.
+pub const MAX_TERMS: usize = 200;
+/// How deep a JSON value compared with a JSON field (`==`, `contains`, the items of `in`) may
+/// nest arrays and objects.
+pub const MAX_JSON_DEPTH: usize = 16;
+/// Most values (scalars, and empty arrays and objects) in all the JSON values a query compares
+/// with JSON fields (`==`, `contains`, `>`, ..., the items of `in` on a JSON field).
+pub const MAX_JSON_SCALARS: usize = 1_000;
+/// Most keys in one JSON path (`attributes.a.b.c` has 3).
+pub const MAX_KEYS: usize = 32;
+/// Most bytes in a `like`/`ilike` pattern.
+pub const MAX_PATTERN: usize = 10_000;
+/// Most path items: unfiltered chains of link joins grow fast (8 items take about 1.5 s on
+/// SQLite for the demo data, 10 exceed the statement time limit); real queries use a few.
+pub const MAX_PATH: usize = 8;
+/// Most `with_ancestors`/`with_descendants` joins in one path.
+pub const MAX_WALKS: usize = 2;
+/// Most projected values (after `**` is expanded), over all tags.
+pub const MAX_PROJECTIONS: usize = 500;
+/// Most `order_by` items.
+pub const MAX_ORDER: usize = 100;
+/// How deep filters may nest (`and`/`or` in `and`/`or`, ...).
 const MAX_DEPTH: usize = 32;
+
+/// What the conditions of one query have used of [`MAX_TERMS`] and [`MAX_JSON_SCALARS`].
+#[derive(Debug, Default)]
+struct Budget {
+    terms: usize,
+    scalars: usize,
+}
+
+impl Budget {
+    /// Counts one more condition.
+    fn term(&mut self) -> ApiResult<()> {
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(bad(format!(
+                "the filters hold more than {MAX_TERMS} conditions (operators, and/or/not combinators and the type filters of the path items); at most {MAX_TERMS} are accepted per query"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks a JSON value compared with `field` (its depth and keys) and counts its values.
+    fn json_value(&mut self, value: &Value, field: &str) -> ApiResult<()> {
+        self.walk_json(value, field, 0)
+    }
+
+    fn walk_json(&mut self, value: &Value, field: &str, depth: usize) -> ApiResult<()> {
+        let container = matches!(value, Value::Array(_) | Value::Object(_));
+        if container && depth >= MAX_JSON_DEPTH {
+            return Err(bad(format!(
+                "the value compared with {field} nests arrays and objects more than {MAX_JSON_DEPTH} levels deep; at most {MAX_JSON_DEPTH} are accepted"
+            )));
+        }
+        match value {
+            Value::Array(items) if !items.is_empty() => {
+                for item in items {
+                    self.walk_json(item, field, depth + 1)?;
+                }
+            }
+            Value::Object(map) if !map.is_empty() => {
+                for (key, item) in map {
+                    check_key(key, field)?;
+                    self.walk_json(item, field, depth + 1)?;
+                }
+            }
+            _ => {
+                self.scalars += 1;
+                if self.scalars > MAX_JSON_SCALARS {
+                    return Err(bad(format!(
+                        "the JSON values compared with JSON fields hold more than {MAX_JSON_SCALARS} values in total; at most {MAX_JSON_SCALARS} are accepted per query"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A key of a JSON path or of a JSON object compared with one: SQLite's JSON paths cut a key
+/// at a NUL character and cannot hold a double quote (PostgreSQL would look up the key as
+/// written), so both are refused rather than answered differently per database.
+fn check_key(key: &str, field: &str) -> ApiResult<()> {
+    if key.contains(['\0', '"']) {
+        return Err(bad(format!(
+            "{field}: the JSON key {} contains a NUL character or a double quote (\"), which JSON keys in queries cannot hold",
+            serde_json::Value::String(key.to_string())
+        )));
+    }
+    Ok(())
+}
 
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::bad_request(msg)
@@ -272,7 +369,7 @@ struct Specs {
 }
 
 impl Specs {
-    fn add_filters(&mut self, tag: &str, entries: &[(String, OValue)]) {
+    fn add_filters(&mut self, tag: &str, entries: &[(String, OValue)]) -> ApiResult<()> {
         let slot = match self.filters.iter_mut().find(|(t, _)| t == tag) {
             Some(slot) => slot,
             None => {
@@ -285,7 +382,14 @@ impl Specs {
                 Some(existing) => existing.1 = value.clone(),
                 None => slot.1.push((key.clone(), value.clone())),
             }
+            // Checked while merging, which is quadratic in the number of keys.
+            if slot.1.len() > MAX_TERMS {
+                return Err(bad(format!(
+                    "the filters of '{tag}' have more than {MAX_TERMS} keys; at most {MAX_TERMS} conditions are accepted per query"
+                )));
+            }
         }
+        Ok(())
     }
 
     fn set_projection(&mut self, tag: &str, items: Vec<RawProjection>) {
@@ -371,6 +475,17 @@ pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
         let vertex = parse_path_item(index, item, &vertices, &mut tags, &mut specs)?;
         vertices.push(vertex);
     }
+    let walks = vertices
+        .iter()
+        .filter(|v| {
+            v.join.as_ref().is_some_and(|j| matches!(j.kind, JoinKind::WithAncestors | JoinKind::WithDescendants))
+        })
+        .count();
+    if walks > MAX_WALKS {
+        return Err(bad(format!(
+            "'path' has {walks} with_ancestors/with_descendants joins; at most {MAX_WALKS} are accepted (each walk multiplies the rows by the paths of the provenance graph)"
+        )));
+    }
 
     // Top-level projections replace those of the path items; the answer holds only the tags
     // named here (all of them empty means: the last item, every column).
@@ -408,7 +523,7 @@ pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
             for (tag, spec) in filters {
                 tags.require(tag, "filters")?;
                 match spec {
-                    OValue::Object(entries) => specs.add_filters(tag, entries),
+                    OValue::Object(entries) => specs.add_filters(tag, entries)?,
                     OValue::Null => {}
                     other => {
                         return Err(bad(format!(
@@ -460,13 +575,14 @@ pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
         distinct,
     };
 
+    let mut budget = Budget::default();
     for (tag, entries) in &specs.filters {
         let target = tags.get(tag).expect("filter tags are checked");
         if entries.is_empty() {
             continue;
         }
         let table = table_or_error(&query, target, tag, "filter on")?;
-        if let Some(cond) = parse_filter_entries(target, table, tag, entries, 0)? {
+        if let Some(cond) = parse_filter_entries(target, table, tag, entries, 0, &mut budget)? {
             query.filters.push((target, cond));
         }
     }
@@ -486,6 +602,10 @@ pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
         let table = table_or_error(&query, target, tag, "project")?;
         let items = resolve_projections(target, table, tag, raw)?;
         query.projections.push(TagProjection { tag: tag.clone(), target, items });
+        let projected: usize = query.projections.iter().map(|p| p.items.len()).sum();
+        if projected > MAX_PROJECTIONS {
+            return Err(too_many_projections());
+        }
     }
     if query.projections.iter().any(|p| p.items.iter().any(|i| i.func.is_some()))
         && query.projections.iter().any(|p| p.items.iter().any(|i| i.func.is_none()))
@@ -499,6 +619,10 @@ pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
         query.order = parse_order_by(order_by, &tags, &query)?;
     }
     Ok(query)
+}
+
+fn too_many_projections() -> ApiError {
+    bad(format!("the query projects more than {MAX_PROJECTIONS} values; at most {MAX_PROJECTIONS} are accepted"))
 }
 
 fn all_columns() -> RawProjection {
@@ -616,13 +740,13 @@ fn parse_path_item(
     };
     tags.0.push((tag.clone(), Target::Vertex(index)));
     if let Some((key, spec)) = type_filter {
-        specs.add_filters(&tag, &[(key.to_string(), spec)]);
+        specs.add_filters(&tag, &[(key.to_string(), spec)])?;
     }
     if let Some(filters) = get("filters") {
         let Some(filters) = filters.as_object() else {
             return Err(bad(format!("path item {index}: 'filters' must be an object")));
         };
-        specs.add_filters(&tag, filters);
+        specs.add_filters(&tag, filters)?;
     }
     if let Some(project) = get("project") {
         specs.set_projection(&tag, parse_projection_spec(project, &tag)?);
@@ -756,7 +880,7 @@ fn parse_path_item(
         let Some(filters) = filters.as_object() else {
             return Err(bad(format!("path item {index}: 'edge_filters' must be an object")));
         };
-        specs.add_filters(&edge_tag, filters);
+        specs.add_filters(&edge_tag, filters)?;
     }
     if let Some(project) = get("edge_project") {
         specs.set_projection(&edge_tag, parse_projection_spec(project, &edge_tag)?);
@@ -930,6 +1054,15 @@ fn resolve_field(target: Target, table: &Table, name: &str, tag: &str) -> ApiRes
     let mut parts = name.split('.');
     let column_name = parts.next().unwrap_or("");
     let path: Vec<String> = parts.map(str::to_string).collect();
+    if path.len() > MAX_KEYS {
+        return Err(bad(format!(
+            "'{}...': a JSON path has at most {MAX_KEYS} keys",
+            name.chars().take(40).collect::<String>()
+        )));
+    }
+    for key in &path {
+        check_key(key, name)?;
+    }
     let column = table.column(column_name).ok_or_else(|| {
         bad(format!(
             "{column_name} is not a column of {} ('{tag}'); valid columns are: {}",
@@ -946,7 +1079,20 @@ fn resolve_field(target: Target, table: &Table, name: &str, tag: &str) -> ApiRes
     Ok(Field { target, column, path })
 }
 
+/// [`resolve_field`] for filters and `order_by`, which must not reach hidden columns either:
+/// a filter on an email address would let a client find it out one character at a time.
+fn resolve_visible_field(target: Target, table: &Table, name: &str, tag: &str) -> ApiResult<Field> {
+    let field = resolve_field(target, table, name, tag)?;
+    if table.is_hidden(field.column.name) {
+        return Err(bad(tables::HIDDEN_MESSAGE));
+    }
+    Ok(field)
+}
+
 fn resolve_projections(target: Target, table: &Table, tag: &str, raw: &[RawProjection]) -> ApiResult<Vec<Projected>> {
+    if raw.len() > MAX_PROJECTIONS {
+        return Err(too_many_projections());
+    }
     let mut items: Vec<Projected> = Vec::new();
     let mut push = |item: Projected| {
         if !items.iter().any(|i| i.key == item.key) {
@@ -1040,7 +1186,12 @@ fn parse_order_by(spec: &OValue, tags: &Tags, query: &QbQuery) -> ApiResult<Vec<
                             )));
                         }
                     }
-                    let field = resolve_field(target, table, &name, tag)?;
+                    if out.len() >= MAX_ORDER {
+                        return Err(bad(format!(
+                            "'order_by' has more than {MAX_ORDER} items; at most {MAX_ORDER} are accepted"
+                        )));
+                    }
+                    let field = resolve_visible_field(target, table, &name, tag)?;
                     if !field.path.is_empty() && cast.is_none() {
                         return Err(bad(format!(
                             "To order_by '{name}', the value has to be cast, but no 'cast' key has been specified (f, i, b, t, j or d)."
@@ -1070,6 +1221,7 @@ fn parse_filter_entries(
     tag: &str,
     entries: &[(String, OValue)],
     depth: usize,
+    budget: &mut Budget,
 ) -> ApiResult<Option<Cond>> {
     if depth > MAX_DEPTH {
         return Err(bad(format!("filters are nested more than {MAX_DEPTH} levels deep")));
@@ -1081,12 +1233,13 @@ fn parse_filter_entries(
                 let OValue::Array(list) = spec else {
                     return Err(bad(format!("'{key}' takes a list of filter objects, not {}", spec.show())));
                 };
+                budget.term()?;
                 let mut subs = Vec::new();
                 for sub in list {
                     let Some(sub_entries) = sub.as_object() else {
                         return Err(bad(format!("'{key}' takes a list of filter objects; {} is not one", sub.show())));
                     };
-                    if let Some(cond) = parse_filter_entries(target, table, tag, sub_entries, depth + 1)? {
+                    if let Some(cond) = parse_filter_entries(target, table, tag, sub_entries, depth + 1, budget)? {
                         subs.push(cond);
                     }
                 }
@@ -1097,13 +1250,13 @@ fn parse_filter_entries(
                 conds.push(if key.starts_with(['~', '!']) { Cond::Not(Box::new(combined)) } else { combined });
             }
             _ => {
-                let field = resolve_field(target, table, key, tag)?;
+                let field = resolve_visible_field(target, table, key, tag)?;
                 let operations: Vec<(String, OValue)> = match spec {
                     OValue::Object(ops) => ops.clone(),
                     other => vec![("==".to_string(), other.clone())],
                 };
                 for (operator, value) in &operations {
-                    conds.push(parse_operation(&field, operator, value, depth + 1)?);
+                    conds.push(parse_operation(&field, operator, value, depth + 1, budget)?);
                 }
             }
         }
@@ -1118,10 +1271,17 @@ fn parse_filter_entries(
 const COLUMN_OPS: &str = "==, !==, >, <, >=, <=, like, ilike, in, and, or (prefix ~ or ! negates)";
 const JSON_OPS: &str = "==, >, <, >=, <=, like, ilike, in, contains, has_key, of_type, of_length, longer, shorter, and, or (prefix ~ or ! negates)";
 
-fn parse_operation(field: &Field, operator: &str, value: &OValue, depth: usize) -> ApiResult<Cond> {
+fn parse_operation(
+    field: &Field,
+    operator: &str,
+    value: &OValue,
+    depth: usize,
+    budget: &mut Budget,
+) -> ApiResult<Cond> {
     if depth > MAX_DEPTH {
         return Err(bad(format!("filters are nested more than {MAX_DEPTH} levels deep")));
     }
+    budget.term()?;
     let (negated, name) = if operator == "!=" {
         (true, "==")
     } else if let Some(rest) = operator.strip_prefix('~') {
@@ -1153,7 +1313,7 @@ fn parse_operation(field: &Field, operator: &str, value: &OValue, depth: usize) 
                 )));
             };
             for (sub_op, sub_value) in ops {
-                subs.push(parse_operation(field, sub_op, sub_value, depth + 1)?);
+                subs.push(parse_operation(field, sub_op, sub_value, depth + 1, budget)?);
             }
         }
         if subs.is_empty() {
@@ -1195,8 +1355,15 @@ fn parse_operation(field: &Field, operator: &str, value: &OValue, depth: usize) 
     let value = value.to_value();
     match op {
         Op::Like | Op::ILike => {
-            if !value.is_string() {
+            let Some(pattern) = value.as_str() else {
                 return Err(bad(format!("Value for operator {name} has to be a string (you gave {value})")));
+            };
+            if pattern.len() > MAX_PATTERN {
+                return Err(bad(format!(
+                    "the pattern of '{name}' on {} has {} bytes; at most {MAX_PATTERN} are accepted",
+                    describe(),
+                    pattern.len()
+                )));
             }
         }
         Op::In => {
@@ -1211,6 +1378,11 @@ fn parse_operation(field: &Field, operator: &str, value: &OValue, depth: usize) 
                     "Value for operator `in` has {} items; at most {MAX_LIST} are accepted",
                     items.len()
                 )));
+            }
+            if field.is_json() {
+                for item in items {
+                    budget.json_value(item, &describe())?;
+                }
             }
         }
         Op::OfLength | Op::Longer | Op::Shorter => {
@@ -1234,18 +1406,11 @@ fn parse_operation(field: &Field, operator: &str, value: &OValue, depth: usize) 
                 return Err(bad(format!("Value for operator has_key has to be a string (you gave {value})")));
             }
         }
-        Op::Contains => {
-            if json_size(&value) > MAX_JSON_NODES {
-                return Err(bad(format!(
-                    "the value of 'contains' is too large (more than {MAX_JSON_NODES} JSON values)"
-                )));
-            }
+        // Plain columns take only scalars (checked when the SQL is built).
+        Op::Contains | Op::Eq | Op::Gt | Op::Lt | Op::Ge | Op::Le if field.is_json() => {
+            budget.json_value(&value, &describe())?
         }
-        Op::Eq | Op::Gt | Op::Lt | Op::Ge | Op::Le => {
-            if json_size(&value) > MAX_JSON_NODES {
-                return Err(bad(format!("the value compared with {} is too large", describe())));
-            }
-        }
+        Op::Contains | Op::Eq | Op::Gt | Op::Lt | Op::Ge | Op::Le => {}
     }
     Ok(wrap(Cond::Test { field: field.clone(), op, value }))
 }
@@ -1257,15 +1422,6 @@ pub fn field_name(field: &Field) -> String {
         name.push_str(key);
     }
     name
-}
-
-/// Number of JSON values in `value` (itself included).
-pub fn json_size(value: &Value) -> usize {
-    match value {
-        Value::Array(items) => 1 + items.iter().map(json_size).sum::<usize>(),
-        Value::Object(map) => 1 + map.values().map(json_size).sum::<usize>(),
-        _ => 1,
-    }
 }
 
 #[cfg(test)]
@@ -1382,5 +1538,44 @@ mod tests {
             err(r#"{"path":[{"entity_type":"","tag":"n"}],"project":{"n":[{"id":{"func":"count"}},"uuid"]}}"#)
                 .contains("mixed")
         );
+    }
+
+    #[test]
+    fn limits() {
+        let node =
+            |filters: &str| format!(r#"{{"path":[{{"entity_type":"","tag":"n"}}],"filters":{{"n":{filters}}}}}"#);
+        let ors = |n: usize| node(&format!(r#"{{"or":[{}]}}"#, vec![r#"{"id":1}"#; n].join(",")));
+        // With the type filter of the path item and the `or`: 200 conditions, then 201.
+        assert!(parse_str(&ors(198)).is_ok());
+        assert!(err(&ors(199)).contains("more than 200 conditions"));
+        let list = |n: usize| (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        assert!(parse_str(&node(&format!(r#"{{"id":{{"in":[{}]}}}}"#, list(10_000)))).is_ok());
+        assert!(parse_str(&node(&format!(r#"{{"attributes.x":{{"in":[{}]}}}}"#, list(1000)))).is_ok());
+        assert!(err(&node(&format!(r#"{{"attributes.x":{{"in":[{}]}}}}"#, list(1001)))).contains("1000 values"));
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse_str(&node(&format!(r#"{{"attributes.x":{{"contains":{}}}}}"#, nested(16)))).is_ok());
+        assert!(err(&node(&format!(r#"{{"attributes.x":{{"==":{}}}}}"#, nested(17)))).contains("16 levels"));
+        assert!(err(&node(&format!(r#"{{"label":{{"like":"{}"}}}}"#, "x".repeat(10_001)))).contains("10000"));
+        let path = |n: usize, keyword: &str| {
+            let items: Vec<String> = (0..n)
+                .map(|i| match i {
+                    0 => r#"{"entity_type":"","tag":"t0"}"#.to_string(),
+                    _ => format!(r#"{{"entity_type":"","tag":"t{i}","{keyword}":"t{}"}}"#, i - 1),
+                })
+                .collect();
+            format!(r#"{{"path":[{}]}}"#, items.join(","))
+        };
+        assert!(parse_str(&path(8, "with_incoming")).is_ok());
+        assert!(err(&path(9, "with_incoming")).contains("at most 8"));
+        assert!(parse_str(&path(3, "with_ancestors")).is_ok());
+        assert!(err(&path(4, "with_descendants")).contains("at most 2"));
+        let user = r#"{"path":[{"entity_type":"user","tag":"u"}]"#;
+        assert_eq!(err(&format!(r#"{user},"filters":{{"u":{{"email":{{"like":"a%"}}}}}}}}"#)), tables::HIDDEN_MESSAGE);
+        assert_eq!(err(&format!(r#"{user},"order_by":{{"u":["email"]}}}}"#)), tables::HIDDEN_MESSAGE);
+        assert!(!err(&format!(r#"{user},"project":{{"u":["mail"]}}}}"#)).contains("email"));
+        for key in ["\\u0000", "a\\\"b"] {
+            assert!(err(&node(&format!(r#"{{"attributes.{key}":1}}"#))).contains("double quote"), "{key}");
+            assert!(err(&node(&format!(r#"{{"attributes":{{"contains":{{"{key}":1}}}}}}"#))).contains("double quote"));
+        }
     }
 }

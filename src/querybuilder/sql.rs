@@ -8,7 +8,7 @@
 //! of JSON text sit behind a type test (`CASE WHEN ... THEN`) so that no row can make the
 //! statement fail.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Number, Value};
 
 use crate::db::sql::{Dialect, Param, Query};
@@ -21,10 +21,16 @@ use super::tables::{Entity, GROUP_NODE, LINK, WALK};
 /// Link types followed by `with_ancestors`/`with_descendants`, as in AiiDA: data provenance
 /// only (inputs of calculations and their created outputs), not workflow call/return links.
 const WALK_LINK_TYPES: &str = "('create', 'input_calc')";
-/// Bound on the depth of a walk, so that a (corrupt) cyclic graph cannot recurse forever.
-const WALK_MAX_DEPTH: i64 = 100_000;
-/// SQLite accepts at most 32766 parameters; PostgreSQL 65535.
+/// Bound on the depth of a walk (links followed from its start), so that a (corrupt) cyclic
+/// graph cannot recurse for long. AiiDA provenance graphs are rarely deeper than a few hundred
+/// links; a walk stops following links after this many.
+const WALK_MAX_DEPTH: i64 = 1_000;
+/// SQLite accepts at most 32766 parameters; PostgreSQL 65535. Checked after every condition,
+/// projection and order item, so that a statement stops growing soon after it passes this.
 const MAX_PARAMS: usize = 30_000;
+/// Lists joined by AND/OR up to this long are written flat; longer ones as a balanced tree
+/// of parenthesised halves (see [`Builder::push_joined`]).
+const FLAT_LIST: usize = 16;
 
 fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::bad_request(msg)
@@ -159,11 +165,13 @@ impl SqliteJson {
     }
 }
 
-/// SQLite path labels are quoted so that any punctuation is literal; a `"` cannot be written
-/// inside one, so such a key is looked up without it (and normally matches nothing).
+/// SQLite path labels are quoted so that any punctuation is literal; inside the quotes SQLite
+/// reads JSON escapes, so a backslash is doubled. A NUL would cut the path, and `parse` refuses
+/// keys holding one, or a `"` (which the other database paths of the server refuse as well).
 fn push_key(path: &mut String, key: &str) {
+    debug_assert!(!key.contains(['"', '\0']), "JSON keys are checked when parsed");
     path.push_str(".\"");
-    path.push_str(&key.replace('"', ""));
+    path.push_str(&key.replace('\\', "\\\\"));
     path.push('"');
 }
 
@@ -182,13 +190,46 @@ impl<'a> Builder<'a> {
     }
 
     fn finish(self) -> ApiResult<Query> {
+        self.check_params()?;
+        Ok(self.q)
+    }
+
+    /// Fails as soon as the statement holds more values than a statement can take.
+    fn check_params(&self) -> ApiResult<()> {
         if self.q.params.len() > MAX_PARAMS {
             return Err(bad(format!(
-                "the query needs {} values, more than the {MAX_PARAMS} a statement can take; split it",
-                self.q.params.len()
+                "the query needs more than the {MAX_PARAMS} values a statement can take; split it"
             )));
         }
-        Ok(self.q)
+        Ok(())
+    }
+
+    /// Pushes `items` joined by `sep` (` AND ` or ` OR `). A long list is written as a
+    /// balanced tree of parenthesised halves: AND and OR are associative (also with NULLs), so
+    /// the meaning and the order of evaluation stay the same, while the depth of the
+    /// expression, which SQLite limits to 1000, grows with the logarithm of the length.
+    fn push_joined<T>(
+        &mut self,
+        items: &[T],
+        sep: &str,
+        push: &mut dyn FnMut(&mut Self, &T) -> ApiResult<()>,
+    ) -> ApiResult<()> {
+        if items.len() <= FLAT_LIST {
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    self.q.push(sep);
+                }
+                push(self, item)?;
+            }
+            return Ok(());
+        }
+        let (left, right) = items.split_at(items.len() / 2);
+        self.q.push("(");
+        self.push_joined(left, sep, push)?;
+        self.q.push(")").push(sep).push("(");
+        self.push_joined(right, sep, push)?;
+        self.q.push(")");
+        Ok(())
     }
 
     fn pg(&self) -> bool {
@@ -324,6 +365,7 @@ impl<'a> Builder<'a> {
                 self.q.push(", ");
             }
             self.push_projected(item);
+            self.check_params()?;
         }
         Ok(())
     }
@@ -440,8 +482,7 @@ impl<'a> Builder<'a> {
             self.q.push(&sql);
         }
         let mut first_cond = true;
-        for (target, cond) in &qb.filters {
-            let _ = target;
+        for (_, cond) in &qb.filters {
             self.q.push(if first_cond { " WHERE " } else { " AND " });
             first_cond = false;
             self.push_cond(cond)?;
@@ -498,6 +539,7 @@ impl<'a> Builder<'a> {
                 self.push_order_expr(order, false);
             }
             self.q.push(direction);
+            self.check_params()?;
         }
         // Ties (and queries without order_by) come out in a stable order.
         if self.shape == Shape::Grouped {
@@ -656,12 +698,7 @@ impl<'a> Builder<'a> {
             Cond::And(parts) | Cond::Or(parts) => {
                 let sep = if matches!(cond, Cond::And(_)) { " AND " } else { " OR " };
                 self.q.push("(");
-                for (n, part) in parts.iter().enumerate() {
-                    if n > 0 {
-                        self.q.push(sep);
-                    }
-                    self.push_cond(part)?;
-                }
+                self.push_joined(parts, sep, &mut |b, part| b.push_cond(part))?;
                 self.q.push(")");
             }
             Cond::Not(inner) => {
@@ -679,6 +716,7 @@ impl<'a> Builder<'a> {
                 } else {
                     self.push_column_test(field, *op, value)?;
                 }
+                self.check_params()?;
             }
         }
         Ok(())
@@ -868,12 +906,7 @@ impl<'a> Builder<'a> {
                     }
                     None => {
                         self.q.push("COALESCE((");
-                        for (n, item) in items.iter().enumerate() {
-                            if n > 0 {
-                                self.q.push(" OR ");
-                            }
-                            self.sqlite_equals(&target, item)?;
-                        }
+                        self.push_joined(items, " OR ", &mut |b, item| b.sqlite_equals(&target, item))?;
                         self.q.push("), FALSE)");
                     }
                 }
@@ -909,7 +942,8 @@ impl<'a> Builder<'a> {
                         "array" => "('array')",
                         "string" => "('text')",
                         "number" => "('integer', 'real')",
-                        _ => "('true', 'false')",
+                        "boolean" => "('true', 'false')",
+                        other => return Err(bad(format!("'{other}' is not a JSON type"))),
                     };
                     self.sqlite_fn("json_type", &target);
                     self.q.push(" IN ").push(types);
@@ -971,9 +1005,10 @@ impl<'a> Builder<'a> {
                 self.q.push(" = 'array' AND ");
                 self.sqlite_fn("json_array_length", target);
                 self.q.push(" = ").bind(Param::Int(items.len() as i64));
-                for (i, item) in items.iter().enumerate() {
+                let indexed: Vec<(usize, &Value)> = items.iter().enumerate().collect();
+                if !indexed.is_empty() {
                     self.q.push(" AND ");
-                    self.sqlite_equals(&target.index(i), item)?;
+                    self.push_joined(&indexed, " AND ", &mut |b, (i, item)| b.sqlite_equals(&target.index(*i), item))?;
                 }
                 self.q.push(")");
             }
@@ -984,9 +1019,10 @@ impl<'a> Builder<'a> {
                 self.q.push(" = 'object' AND (SELECT count(*) FROM ");
                 self.sqlite_fn("json_each", target);
                 self.q.push(&format!(" AS {each}) = ")).bind(Param::Int(map.len() as i64));
-                for (key, item) in map {
+                let entries: Vec<(&String, &Value)> = map.iter().collect();
+                if !entries.is_empty() {
                     self.q.push(" AND ");
-                    self.sqlite_equals(&target.key(key), item)?;
+                    self.push_joined(&entries, " AND ", &mut |b, (key, item)| b.sqlite_equals(&target.key(key), item))?;
                 }
                 self.q.push(")");
             }
@@ -1003,9 +1039,12 @@ impl<'a> Builder<'a> {
                 self.q.push("(");
                 self.sqlite_fn("json_type", target);
                 self.q.push(" = 'object'");
-                for (key, item) in map {
+                let entries: Vec<(&String, &Value)> = map.iter().collect();
+                if !entries.is_empty() {
                     self.q.push(" AND ");
-                    self.sqlite_contains(&target.key(key), item)?;
+                    self.push_joined(&entries, " AND ", &mut |b, (key, item)| {
+                        b.sqlite_contains(&target.key(key), item)
+                    })?;
                 }
                 self.q.push(")");
             }
@@ -1013,13 +1052,17 @@ impl<'a> Builder<'a> {
                 self.q.push("(");
                 self.sqlite_fn("json_type", target);
                 self.q.push(" = 'array'");
-                for item in items {
-                    let each = self.fresh_alias("j");
-                    self.q.push(" AND EXISTS (SELECT 1 FROM ");
-                    self.sqlite_fn("json_each", target);
-                    self.q.push(&format!(" AS {each} WHERE "));
-                    self.sqlite_contains(&SqliteJson::element(&target.root, &each), item)?;
-                    self.q.push(")");
+                if !items.is_empty() {
+                    self.q.push(" AND ");
+                    self.push_joined(items, " AND ", &mut |b, item| {
+                        let each = b.fresh_alias("j");
+                        b.q.push("EXISTS (SELECT 1 FROM ");
+                        b.sqlite_fn("json_each", target);
+                        b.q.push(&format!(" AS {each} WHERE "));
+                        b.sqlite_contains(&SqliteJson::element(&target.root, &each), item)?;
+                        b.q.push(")");
+                        Ok(())
+                    })?;
                 }
                 self.q.push(")");
             }
@@ -1032,7 +1075,7 @@ impl<'a> Builder<'a> {
         let root = self.column_sql(field);
         let keys = field.path.clone();
         let name = field_name(field);
-        let typeof_is = |b: &mut Self, t: &str| {
+        let typeof_is = |b: &mut Self, t: &'static str| {
             b.q.push("jsonb_typeof(");
             b.push_pg_json(&root, &keys);
             b.q.push(") = '").push(t).push("'");
@@ -1119,7 +1162,16 @@ impl<'a> Builder<'a> {
                 self.q.push(")");
             }
             Op::OfType => {
-                let wanted = value.as_str().unwrap_or_default().to_string();
+                // The SQL text holds only these constants, whatever the client sent.
+                let wanted = match value.as_str().unwrap_or_default() {
+                    "object" => "object",
+                    "array" => "array",
+                    "string" => "string",
+                    "number" => "number",
+                    "boolean" => "boolean",
+                    "null" => "null",
+                    other => return Err(bad(format!("'{other}' is not a JSON type"))),
+                };
                 if wanted == "null" {
                     self.q.push("(");
                     typeof_is(self, "null");
@@ -1127,7 +1179,7 @@ impl<'a> Builder<'a> {
                     self.push_pg_json(&root, &keys);
                     self.q.push(") IS NULL)");
                 } else {
-                    typeof_is(self, &wanted);
+                    typeof_is(self, wanted);
                 }
             }
             Op::OfLength | Op::Longer | Op::Shorter => {
@@ -1203,7 +1255,9 @@ fn operand(column: Column, value: &Value, name: &str) -> ApiResult<Operand> {
         (Kind::Time, Value::String(s)) => Operand::Time(
             parse_time(s)
                 .ok_or_else(|| {
-                    wrong("write a date and time such as 2024-05-01, 2024-05-01T10:00:00 or 2024-05-01T10:00:00+02:00")
+                    wrong(
+                        "write a date and time of a year from 1 to 9999, such as 2024-05-01, 2024-05-01T10:00:00 or 2024-05-01T10:00:00+02:00",
+                    )
                 })?
                 .format("%Y-%m-%d %H:%M:%S%.6f")
                 .to_string(),
@@ -1214,8 +1268,14 @@ fn operand(column: Column, value: &Value, name: &str) -> ApiResult<Operand> {
     })
 }
 
-/// ISO 8601 date or date-time, with or without an offset (none means UTC).
+/// ISO 8601 date or date-time, with or without an offset (none means UTC), of a year from 1 to
+/// 9999: what both databases can compare (PostgreSQL refuses other years, and SQLite would
+/// compare their text with the stored times character by character).
 pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    parse_any_time(text).filter(|t| (1..=9999).contains(&t.year()))
+}
+
+fn parse_any_time(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Some(dt.with_timezone(&Utc));
@@ -1284,6 +1344,24 @@ mod tests {
     }
 
     #[test]
+    fn long_lists_nest_as_balanced_trees() {
+        let ors: Vec<String> = (0..40).map(|i| format!(r#"{{"id":{i}}}"#)).collect();
+        let body =
+            format!(r#"{{"path":[{{"entity_type":"","tag":"n"}}],"filters":{{"n":{{"or":[{}]}}}}}}"#, ors.join(","));
+        let q = sql(&body, Dialect::Sqlite);
+        // 40 = (10 + 10) + (10 + 10): no more than 16 terms in a row.
+        assert!(q.sql.contains("(((t0.id = ?2 OR "), "{}", q.sql);
+        assert_eq!(q.sql.matches(") OR (").count(), 3, "{}", q.sql);
+        let items: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        let body = format!(
+            r#"{{"path":[{{"entity_type":"","tag":"n"}}],"filters":{{"n":{{"attributes.x":{{"==":[{}]}}}}}}}}"#,
+            items.join(",")
+        );
+        let q = sql(&body, Dialect::Sqlite);
+        assert!(q.sql.contains(") AND ("), "{}", q.sql);
+    }
+
+    #[test]
     fn walks_are_recursive() {
         let body = r#"{"path":[{"entity_type":"","tag":"a","filters":{"id":42}},{"entity_type":"","tag":"d","with_ancestors":"a"}],"project":{"d":["id"]}}"#;
         let q = sql(body, Dialect::Sqlite);
@@ -1300,5 +1378,10 @@ mod tests {
         assert_eq!(t("2024-05-01 08:42:30.228257").as_deref(), Some("2024-05-01 08:42:30.228257"));
         assert_eq!(t("2024-05-01 08:42:30.228257+00:00").as_deref(), Some("2024-05-01 08:42:30.228257"));
         assert_eq!(t("yesterday"), None);
+        assert_eq!(t("9999-12-31T23:59:59").as_deref(), Some("9999-12-31 23:59:59.000000"));
+        assert_eq!(t("0001-01-01").as_deref(), Some("0001-01-01 00:00:00.000000"));
+        assert_eq!(t("+99999-01-01"), None);
+        assert_eq!(t("0000-01-01"), None);
+        assert_eq!(t("-0001-01-01"), None);
     }
 }

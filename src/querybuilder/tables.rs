@@ -11,9 +11,12 @@ pub struct Table {
     /// In the order of the table definition, which is the order of `**`.
     pub columns: &'static [Column],
     pub aliases: &'static [(&'static str, &'static str)],
-    /// Columns that can be filtered and ordered on but are never returned.
+    /// Columns that are never returned, and cannot be filtered or ordered on either.
     pub hidden: &'static [&'static str],
 }
+
+/// The answer to a filter or an order on a hidden column (only users' emails are hidden).
+pub const HIDDEN_MESSAGE: &str = "email addresses are private: they cannot be returned, filtered or ordered on";
 
 impl Table {
     pub fn column(&self, name: &str) -> Option<Column> {
@@ -24,6 +27,7 @@ impl Table {
     pub fn valid_names(&self) -> String {
         self.columns
             .iter()
+            .filter(|c| !self.is_hidden(c.name))
             .map(|c| match self.aliases.iter().find(|(_, target)| *target == c.name) {
                 Some((alias, _)) => format!("{} (or {alias})", c.name),
                 None => c.name.to_string(),
