@@ -3,7 +3,7 @@
 //! fingerprint means the data may have changed and the entry is recomputed.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::{Query, Row};
 
@@ -18,6 +18,9 @@ const MAX_KEY_BYTES: usize = 2048;
 #[derive(Default)]
 pub struct ResultCache {
     inner: Mutex<Entries>,
+    /// One lock per query being computed, so that a burst of identical requests (the explorer's
+    /// statistics on a cold cache) runs the expensive query once and the others wait for it.
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Default)]
@@ -32,6 +35,14 @@ pub fn key(query: &Query) -> String {
 }
 
 impl ResultCache {
+    /// The lock that serialises computations of `key`.
+    pub fn flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut inflight = self.inflight.lock().expect("cache lock");
+        // Locks nobody holds or waits for are dropped, so the map stays as small as the burst.
+        inflight.retain(|_, lock| Arc::strong_count(lock) > 1);
+        inflight.entry(key.to_string()).or_default().clone()
+    }
+
     pub fn get(&self, key: &str, fingerprint: &str) -> Option<Vec<Row>> {
         let entries = self.inner.lock().expect("cache lock");
         match entries.map.get(key) {
@@ -70,6 +81,19 @@ mod tests {
         assert_eq!(cache.get("q", "v1"), Some(rows));
         assert_eq!(cache.get("q", "v2"), None);
         assert_eq!(cache.get("other", "v1"), None);
+    }
+
+    #[test]
+    fn identical_queries_share_one_flight() {
+        let cache = ResultCache::default();
+        let a = cache.flight("q");
+        let b = cache.flight("q");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &cache.flight("other")));
+        drop((a, b));
+        // Unused locks are dropped on the next call.
+        let _c = cache.flight("third");
+        assert_eq!(cache.inflight.lock().unwrap().len(), 1);
     }
 
     #[test]

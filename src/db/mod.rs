@@ -137,6 +137,12 @@ impl Db {
         if let Some(rows) = self.cache().get(&key, &fingerprint) {
             return Ok(rows);
         }
+        let flight = self.cache().flight(&key);
+        let _turn = flight.lock().await;
+        // Whoever held the lock before may have computed it meanwhile.
+        if let Some(rows) = self.cache().get(&key, &fingerprint) {
+            return Ok(rows);
+        }
         let rows = self.fetch_all(query).await?;
         self.cache().put(key, fingerprint, &rows);
         Ok(rows)
