@@ -269,3 +269,29 @@ fn a_url_needs_its_repository() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--repository"));
 }
+
+/// Cached counts and statistics follow writes made by AiiDA while the server runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn cached_counts_follow_writes() {
+    let Some(shared) = pg::shared() else { return };
+    // A database of its own: the write must not disturb the other tests.
+    let url = pg::load_fixture(&pg::with_database(shared, "postgres"), true).expect("fixture loads");
+    let storage = open(&url, DbLimits::default()).await;
+    let app = api::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
+    let count = |answer: support::Answer| answer.header("x-total-count").unwrap().parse::<i64>().unwrap();
+    let before = count(support::get(&app, "/api/v4/nodes?limit=1").await);
+    let total = |body: serde_json::Value| body["data"]["total"].as_i64().unwrap();
+    let stats = total(support::get(&app, "/api/v4/nodes/statistics").await.json());
+    assert_eq!(count(support::get(&app, "/api/v4/nodes?limit=1").await), before);
+    let writer = pg::connect(&url).await.unwrap();
+    writer
+        .batch_execute(
+            "INSERT INTO db_dbnode (uuid, node_type, label, description, ctime, mtime, attributes, extras, \
+             repository_metadata, user_id) VALUES ('00000000-0000-4000-8000-000000000001', 'data.core.int.Int.', \
+             '', '', now(), now(), '{}', '{}', '{}', 1)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(count(support::get(&app, "/api/v4/nodes?limit=1").await), before + 1);
+    assert_eq!(total(support::get(&app, "/api/v4/nodes/statistics").await.json()), stats + 1);
+}

@@ -73,11 +73,14 @@ impl PgPool {
         &self.inner.cache
     }
 
-    /// The write-ahead-log position: it moves with every write to the cluster, so cached
-    /// results are reused only while nothing was written. A standby reports its replay position.
+    /// The current transaction snapshot (`xmin:xmax:in-progress xids`): it changes whenever a
+    /// writing transaction starts or ends, and two equal snapshots see the same committed data.
+    /// It is read before the cached query runs, so a result can only be stored under a snapshot
+    /// that is already older than what it saw, never newer. (The WAL position is not enough:
+    /// with `synchronous_commit = off` it lags behind visible commits.)
     pub(super) async fn fingerprint(&self) -> Option<String> {
         let mut q = Query::new(Dialect::Postgres);
-        q.push("SELECT COALESCE(pg_last_wal_replay_lsn(), pg_current_wal_lsn())::text");
+        q.push("SELECT txid_current_snapshot()::text");
         let rows = self.fetch_all(q).await.ok()?;
         rows.into_iter().next()?.into_iter().next()?.into_string()
     }
