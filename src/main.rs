@@ -143,8 +143,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     tracing::info!("serving {description} at http://{local}{prefix}/");
     eprintln!(" * REST API running on http://{local}{prefix}");
+    // Ctrl-C or a service manager's SIGTERM: finish the requests under way, then stop.
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { if let Some(t) = term.as_mut() { t.recv().await; } else { std::future::pending::<()>().await; } } => {}
+        }
+        tracing::info!("shutting down");
     };
     if let Err(e) = axum::serve(LenientListener(listener), app).with_graceful_shutdown(shutdown).await {
         eprintln!("aiida-rest: server error: {e}");
