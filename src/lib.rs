@@ -1,16 +1,11 @@
 //! aiida-rest: a read-only REST server for AiiDA provenance databases, wire-compatible with
 //! aiida-core's REST API v4.
+//!
+//! The layers are the top-level modules, and each uses only the ones below it:
+//! `http` → `query`, `export` → `storage`, `model`.
 
-pub mod aiida_config;
-pub mod api;
-pub mod db;
-pub mod error;
 pub mod export;
-pub mod json;
-pub mod listener;
-pub mod querybuilder;
-pub mod querystring;
-pub mod repository;
-pub mod schema;
+pub mod http;
+pub mod model;
+pub mod query;
 pub mod storage;
-pub mod timefmt;

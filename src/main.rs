@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use aiida_rest::api::{self, AppState, Settings};
-use aiida_rest::db::DbLimits;
-use aiida_rest::listener::LenientListener;
+use aiida_rest::http::listener::LenientListener;
+use aiida_rest::http::{self, AppState, Settings};
+use aiida_rest::storage::db::DbLimits;
 use aiida_rest::storage::{self, Source};
 
 #[derive(Parser)]
@@ -125,7 +125,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let settings = Settings { posting: !args.no_posting, max_rows: args.max_rows.max(1), ..Settings::default() };
     let prefix = settings.prefix.clone();
     let description = storage.description.clone();
-    let app = api::router(AppState { storage: Arc::new(storage), settings: Arc::new(settings) });
+    let app = http::router(AppState { storage: Arc::new(storage), settings: Arc::new(settings) });
     let addr = format!("{}:{}", args.host, args.port);
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(l) => l,

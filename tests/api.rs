@@ -165,7 +165,7 @@ async fn projected_booleans_stay_booleans() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn negative_limit_is_bounded() {
-    let settings = aiida_rest::api::Settings { max_rows: 7, ..Default::default() };
+    let settings = aiida_rest::http::Settings { max_rows: 7, ..Default::default() };
     let app = support::app_with(Backend::Archive, settings).await;
     let answer = get(&app, "/api/v4/nodes?limit=-1").await;
     assert_eq!(answer.status, 200);

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aiida_rest::api::{self, AppState, Settings};
-use aiida_rest::db::{DbError, DbLimits};
+use aiida_rest::http::{self, AppState, Settings};
+use aiida_rest::storage::db::{DbError, DbLimits};
 use aiida_rest::storage::{self, StorageError};
 use support::pg;
 
@@ -119,7 +119,7 @@ async fn recovers_when_postgresql_restarts() {
     let url = pg::load_fixture(&cluster.admin_url(), false).expect("fixture loads");
     let limits = DbLimits { max_connections: 3, statement_timeout: Duration::from_secs(10) };
     let storage = open(&url, limits).await;
-    let app = api::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
+    let app = http::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
     let uri = "/api/v4/nodes?limit=3&orderby=-id";
 
     // Background load: a bounded number of requests, stopped by a flag or a deadline.
@@ -277,7 +277,7 @@ async fn cached_counts_follow_writes() {
     // A database of its own: the write must not disturb the other tests.
     let url = pg::load_fixture(&pg::with_database(shared, "postgres"), true).expect("fixture loads");
     let storage = open(&url, DbLimits::default()).await;
-    let app = api::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
+    let app = http::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
     let count = |answer: support::Answer| answer.header("x-total-count").unwrap().parse::<i64>().unwrap();
     let before = count(support::get(&app, "/api/v4/nodes?limit=1").await);
     let total = |body: serde_json::Value| body["data"]["total"].as_i64().unwrap();

@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::OnceLock;
 
-use aiida_rest::api::Settings;
+use aiida_rest::http::Settings;
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;

@@ -19,9 +19,9 @@ mod support;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use aiida_rest::api::{self, AppState, Settings};
-use aiida_rest::db::DbLimits;
+use aiida_rest::http::{self, AppState, Settings};
 use aiida_rest::storage;
+use aiida_rest::storage::db::DbLimits;
 use axum::Router;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -87,7 +87,7 @@ impl Server {
                 })
                 .expect("fixture opens");
             let settings = Settings { max_rows: self.max_rows(), ..Settings::default() };
-            api::router(AppState { storage: Arc::new(storage), settings: Arc::new(settings) })
+            http::router(AppState { storage: Arc::new(storage), settings: Arc::new(settings) })
         })
     }
 }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use aiida_rest::db::DbLimits;
 use aiida_rest::storage;
+use aiida_rest::storage::db::DbLimits;
 use support::Backend;
 
 /// Every file below `dir` with its size and modification time.
@@ -147,7 +147,7 @@ async fn wal_mode_databases_get_no_side_files() {
     drop(conn);
     let before: Vec<_> = std::fs::read_dir(profile).unwrap().map(|e| e.unwrap().file_name()).collect();
     let storage = storage::open_path(profile, DbLimits::default()).await.unwrap();
-    let app = aiida_rest::api::router(aiida_rest::api::AppState {
+    let app = aiida_rest::http::router(aiida_rest::http::AppState {
         storage: std::sync::Arc::new(storage),
         settings: std::sync::Arc::new(Default::default()),
     });
@@ -163,7 +163,7 @@ async fn cached_counts_follow_changes_of_a_live_profile() {
     std::fs::copy(support::profile_path().join("database.sqlite"), profile.join("database.sqlite")).unwrap();
     std::os::unix::fs::symlink(support::profile_path().join("container"), profile.join("container")).unwrap();
     let storage = storage::open_path(profile, DbLimits::default()).await.unwrap();
-    let app = aiida_rest::api::router(aiida_rest::api::AppState {
+    let app = aiida_rest::http::router(aiida_rest::http::AppState {
         storage: std::sync::Arc::new(storage),
         settings: std::sync::Arc::new(Default::default()),
     });

@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use aiida_rest::api::{self, AppState, Settings};
-use aiida_rest::db::DbLimits;
+use aiida_rest::http::{self, AppState, Settings};
 use aiida_rest::storage;
+use aiida_rest::storage::db::DbLimits;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
@@ -55,7 +55,7 @@ async fn large_files_stream_in_constant_memory() {
     let dir = tempfile::tempdir().unwrap();
     make_profile(dir.path());
     let storage = storage::open_path(dir.path(), DbLimits::default()).await.unwrap();
-    let app = api::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
+    let app = http::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
     let uuid = "45abcd9f-342a-4102-8da2-0d9dfc222d4f";
     let request =
         Request::get(format!("/api/v4/nodes/{uuid}/repo/contents?filename=%22big.bin%22")).body(Body::empty()).unwrap();
@@ -78,7 +78,7 @@ async fn large_files_stream_in_constant_memory() {
     eprintln!("streamed {total} bytes in chunks of at most {largest}; peak memory grew by {growth} bytes");
     assert_eq!(total, SIZE);
     assert_eq!(checksum, expected);
-    assert!(largest <= aiida_rest::repository::STREAM_CHUNK_SIZE);
+    assert!(largest <= aiida_rest::storage::repository::STREAM_CHUNK_SIZE);
     assert!(growth < 32 << 20, "peak memory grew by {growth} bytes while streaming {SIZE} bytes");
 }
 
@@ -89,7 +89,7 @@ async fn a_missing_object_is_a_404_and_paths_stay_inside_the_node() {
     // The metadata still names the object, but the container lost it.
     std::fs::remove_file(dir.path().join("container/loose").join(&KEY[..2]).join(&KEY[2..])).unwrap();
     let storage = storage::open_path(dir.path(), DbLimits::default()).await.unwrap();
-    let app = api::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
+    let app = http::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
     let base = "/api/v4/nodes/45abcd9f-342a-4102-8da2-0d9dfc222d4f/repo";
     let missing = support::get(&app, &format!("{base}/contents?filename=%22big.bin%22")).await;
     assert_eq!(missing.status, 404);

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::npy::{self, NpyArray, NpyData};
 use super::{Export, ExportError, NodeFiles, NodeInfo};
-use crate::json::{python_float_repr, write_str};
+use crate::model::pyjson::{python_float_repr, write_str};
 
 /// `aiida.get_file_header(comment_char='')` of aiida-core 2.9.4, without the trailing newline.
 pub(super) const FILE_HEADER: &str = "This file has been created with AiiDA v. 2.9.4\n\
@@ -151,7 +151,7 @@ impl Py {
             Py::Null => Value::Null,
             Py::Bool(b) => Value::Bool(*b),
             Py::Int(i) => Value::from(*i),
-            Py::Float(x) => crate::json::float(*x),
+            Py::Float(x) => crate::model::pyjson::float(*x),
             Py::Str(s) => Value::String(s.clone()),
             Py::List(items) => Value::Array(items.iter().map(Py::to_value).collect()),
             Py::Dict(items) => {
@@ -196,7 +196,7 @@ fn write_seq<T>(
 }
 
 /// `json.dumps` string escaping with `ensure_ascii=True`. It escapes DEL (0x7f) too, which
-/// `crate::json::write_str` leaves alone, hence the extra case.
+/// `crate::model::pyjson::write_str` leaves alone, hence the extra case.
 fn write_py_str(out: &mut String, s: &str) {
     if !s.contains('\u{7f}') {
         write_str(out, s);
@@ -219,7 +219,7 @@ pub(super) mod testutil {
     use sha2::{Digest, Sha256};
 
     use crate::export::{NodeFiles, NodeInfo};
-    use crate::repository::{RepoError, RepoTree, Repository};
+    use crate::storage::repository::{RepoError, RepoTree, Repository};
 
     const PROFILE: &str = "tests/fixtures/ref-profile";
 

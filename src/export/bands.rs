@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::array::{FILE_HEADER, Py, read_array};
 use super::npy::NpyData;
 use super::{Export, ExportError, NodeFiles, NodeInfo};
-use crate::json::python_float_repr;
+use crate::model::pyjson::python_float_repr;
 
 pub fn export(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Export, ExportError> {
     let text = render(node, files, format, Kernels::REFERENCE)?;
@@ -1181,7 +1181,7 @@ mod tests {
             let ours = derived_properties(&node, &files).unwrap();
             let theirs = golden_json(&format!("/api/v4/nodes/{uuid}/contents/derived_properties"));
             let theirs = &theirs["data"]["derived_properties"];
-            assert_eq!(crate::json::to_string(&ours), crate::json::to_string(theirs), "{uuid}");
+            assert_eq!(crate::model::pyjson::to_string(&ours), crate::model::pyjson::to_string(theirs), "{uuid}");
         }
     }
 
@@ -1233,9 +1233,9 @@ mod tests {
     struct MemFiles(Vec<(String, Vec<u8>)>);
 
     impl NodeFiles for MemFiles {
-        fn read(&self, path: &str) -> Result<Vec<u8>, crate::repository::RepoError> {
+        fn read(&self, path: &str) -> Result<Vec<u8>, crate::storage::repository::RepoError> {
             let found = self.0.iter().find(|(p, _)| p == path);
-            found.map(|(_, b)| b.clone()).ok_or_else(|| crate::repository::RepoError::NotFound(path.into()))
+            found.map(|(_, b)| b.clone()).ok_or_else(|| crate::storage::repository::RepoError::NotFound(path.into()))
         }
     }
 

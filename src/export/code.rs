@@ -106,7 +106,7 @@ fn py_str(v: &Value) -> String {
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
         Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
-        Value::Number(n) => crate::json::python_float_repr(n.as_f64().unwrap_or(f64::NAN)),
+        Value::Number(n) => crate::model::pyjson::python_float_repr(n.as_f64().unwrap_or(f64::NAN)),
         other => other.to_string(),
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::npy::{self, NpyArray};
 use super::structure::linalg;
 use super::{ExportError, NodeFiles, NodeInfo};
-use crate::json::float;
+use crate::model::pyjson::float;
 
 /// `KpointsDataTranslator.get_derived_properties`.
 ///
@@ -297,7 +297,7 @@ fn points_value(points: &[[f64; 3]]) -> Value {
 fn py_str(v: &Value) -> String {
     match v {
         Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
-        Value::Number(n) => crate::json::python_float_repr(n.as_f64().unwrap_or(f64::NAN)),
+        Value::Number(n) => crate::model::pyjson::python_float_repr(n.as_f64().unwrap_or(f64::NAN)),
         Value::String(s) => s.clone(),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
@@ -318,14 +318,14 @@ mod tests {
 
     fn ours(uuid: &str) -> String {
         let (node, files) = load(uuid);
-        crate::json::to_string(&derived_properties(&node, &files).unwrap())
+        crate::model::pyjson::to_string(&derived_properties(&node, &files).unwrap())
     }
 
     #[test]
     fn derived_properties_match_golden() {
         for uuid in [EXPLICIT, MESH] {
             let expected = golden_json(&format!("/api/v4/nodes/{uuid}/contents/derived_properties"));
-            assert_eq!(ours(uuid), crate::json::to_string(&expected["data"]["derived_properties"]), "{uuid}");
+            assert_eq!(ours(uuid), crate::model::pyjson::to_string(&expected["data"]["derived_properties"]), "{uuid}");
         }
     }
 
@@ -372,7 +372,7 @@ mod tests {
         let (node, files) = load(uuid);
         let mut v = derived_properties(&node, &files).unwrap();
         v.as_object_mut().unwrap().remove("faces_data");
-        crate::json::to_string(&v)
+        crate::model::pyjson::to_string(&v)
     }
 
     #[test]

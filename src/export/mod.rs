@@ -12,7 +12,7 @@ mod structure;
 
 use serde_json::Value;
 
-use crate::repository::RepoError;
+use crate::storage::repository::RepoError;
 
 /// The node as the exporters see it.
 #[derive(Debug, Clone)]

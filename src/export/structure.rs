@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::array::Py;
 use super::{Export, ExportError, NodeInfo};
-use crate::json::python_float_repr;
+use crate::model::pyjson::python_float_repr;
 
 pub fn export(node: &NodeInfo, format: &str) -> Result<Export, ExportError> {
     let s = Structure::from_node(node)?;
@@ -32,7 +32,7 @@ pub fn derived_properties(node: &NodeInfo) -> Result<Value, ExportError> {
     let value = match value {
         // Python keeps the integer 0 for zero-dimensional structures.
         None => Value::from(0),
-        Some(v) => crate::json::float(v),
+        Some(v) => crate::model::pyjson::float(v),
     };
     let mut dimensionality = Map::new();
     dimensionality.insert("dim".into(), Value::from(dim));
@@ -846,8 +846,8 @@ mod tests {
             let expected = golden_json(&format!("/api/v4/nodes/{uuid}/contents/derived_properties"));
             let ours = derived_properties(&node).unwrap();
             assert_eq!(
-                crate::json::to_string(&ours),
-                crate::json::to_string(&expected["data"]["derived_properties"]),
+                crate::model::pyjson::to_string(&ours),
+                crate::model::pyjson::to_string(&expected["data"]["derived_properties"]),
                 "{uuid}"
             );
         }
@@ -893,7 +893,7 @@ mod tests {
             ]
         }));
         assert_eq!(
-            crate::json::to_string(&derived_properties(&node).unwrap()),
+            crate::model::pyjson::to_string(&derived_properties(&node).unwrap()),
             "{\"dimensionality\":{\"dim\":3,\"label\":\"volume\",\"value\":52.734375},\"formula\":\"Au2{Au0.50Cu0.50}{Cu0.90X0.10}\"}\n"
         );
         let chemdoodle = String::from_utf8(export(&node, "chemdoodle").unwrap().content).unwrap();

@@ -7,9 +7,9 @@ pub mod pg;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aiida_rest::api::{self, AppState, Settings};
-use aiida_rest::db::DbLimits;
+use aiida_rest::http::{self, AppState, Settings};
 use aiida_rest::storage;
+use aiida_rest::storage::db::DbLimits;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
@@ -51,7 +51,7 @@ pub async fn app_with(backend: Backend, settings: Settings) -> Router {
         }
     }
     .expect("fixture opens");
-    api::router(AppState { storage: Arc::new(storage), settings: Arc::new(settings) })
+    http::router(AppState { storage: Arc::new(storage), settings: Arc::new(settings) })
 }
 
 pub struct Answer {
@@ -71,7 +71,7 @@ impl Answer {
 }
 
 pub async fn request(app: &Router, method: &str, uri: &str, body: Option<&str>) -> Answer {
-    let uri = aiida_rest::listener::encode_request_target(uri);
+    let uri = aiida_rest::http::listener::encode_request_target(uri);
     let mut builder = Request::builder().method(method).uri(uri).header("host", "127.0.0.1:5000");
     if body.is_some() {
         builder = builder.header("content-type", "application/json");

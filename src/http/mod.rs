@@ -1,16 +1,14 @@
 //! The HTTP layer: one entry point that routes every request under the prefix, the CORS
 //! rules of the reference, and the JSON error answers.
 
-mod collection;
 mod conditions;
-mod node;
+pub mod error;
+pub mod listener;
 mod params;
-mod properties;
+pub mod querystring;
 pub(crate) mod render;
 mod request;
-pub mod routes;
-mod server;
-mod types;
+pub mod v4;
 
 use std::sync::Arc;
 
@@ -20,12 +18,13 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 use crate::storage::Storage;
 
 pub use request::Ctx;
 pub(crate) use request::json_response;
-use routes::{Route, RouteError};
+use v4::routes::{self, Route, RouteError};
+use v4::{collection, node, properties, server, types};
 
 /// Server settings that shape the API.
 #[derive(Debug, Clone)]
@@ -142,9 +141,9 @@ async fn dispatch(state: &AppState, ctx: &Ctx, below: &str, body: &[u8]) -> ApiR
         Route::ProjectableProperties(resource) => properties::projectable_properties(ctx, resource),
         Route::QueryBuilder if ctx.method == Method::POST => {
             params::Params::parse(&ctx.query)?;
-            crate::querybuilder::post(db, ctx, body, settings.max_rows).await
+            v4::querybuilder::post(db, ctx, body, settings.max_rows).await
         }
-        Route::QueryBuilder => Ok(crate::querybuilder::method_not_allowed(ctx)),
+        Route::QueryBuilder => Ok(v4::querybuilder::method_not_allowed(ctx)),
         Route::Statistics => types::statistics(db, ctx).await,
         Route::FullTypes => types::full_types(db, ctx, false).await,
         Route::FullTypesCount => types::full_types(db, ctx, true).await,

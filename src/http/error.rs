@@ -5,8 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::db::DbError;
-use crate::repository::RepoError;
+use crate::storage::db::DbError;
+use crate::storage::repository::RepoError;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -66,7 +66,7 @@ impl IntoResponse for ApiError {
             Self::Internal(_) => json!({"message": "Internal server error; the details are in the server log."}),
             _ => json!({"message": self.to_string()}),
         };
-        let mut response = (status, crate::json::to_string(&body)).into_response();
+        let mut response = (status, crate::model::pyjson::to_string(&body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Self::MethodNotAllowed(allow) = self {

@@ -6,18 +6,18 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::db::{Cell, Db, Query};
-use crate::error::{ApiError, ApiResult};
 use crate::export::{self, ExportError, NodeFiles, NodeInfo};
-use crate::repository::{EntryKind, RepoError, RepoTree, Repository};
-use crate::schema::{self, Kind};
+use crate::http::error::{ApiError, ApiResult};
+use crate::query::schema::{self, Kind};
+use crate::storage::db::{Cell, Db, Query};
+use crate::storage::repository::{EntryKind, RepoError, RepoTree, Repository};
 
 use super::collection::{check_paging, push_order_with, resolve_uuid, window};
-use super::conditions::{push_condition, push_filter, push_full_type};
-use super::params::{Filter, Params, python_str};
-use super::render::{cell_to_json, full_type, json_text};
-use super::request::{Ctx, json_response};
 use super::routes::NodePart;
+use crate::http::conditions::{push_condition, push_filter, push_full_type};
+use crate::http::params::{Filter, Params, python_str};
+use crate::http::render::{cell_to_json, full_type, json_text};
+use crate::http::request::{Ctx, json_response};
 
 /// The largest file the exporters read into memory.
 const EXPORT_FILE_MAX: u64 = 64 << 20;

@@ -406,7 +406,7 @@ impl fmt::Debug for ObjectReader {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::repository::tree::RepoTree;
+    use crate::storage::repository::tree::RepoTree;
     use std::collections::BTreeSet;
     use std::io::Write;
 

@@ -1,13 +1,17 @@
 //! Opening AiiDA storage: `.aiida` archives, `core.sqlite_dos` profile folders and profiles
 //! named in the AiiDA configuration. Nothing here ever writes to the user's files.
 
+pub mod aiida_config;
+pub mod db;
+pub mod repository;
+
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::aiida_config::{self, ProfileStorage, PsqlDos};
-use crate::db::{Cell, Db, DbError, DbLimits, Dialect, PgPool, Query, SqlitePool};
-use crate::repository::{Repository, archive::ArchiveRepo, objectstore::Container};
+use crate::storage::db::{Cell, Db, DbError, DbLimits, Dialect, PgPool, Query, SqlitePool};
+use crate::storage::repository::{Repository, archive::ArchiveRepo, objectstore::Container};
+use aiida_config::{ProfileStorage, PsqlDos};
 
 /// The archive schema version this server reads (`metadata.json` `export_version`).
 pub const ARCHIVE_VERSION: &str = "main_0001";
@@ -16,7 +20,7 @@ pub const ARCHIVE_VERSION: &str = "main_0001";
 pub const PROFILE_VERSIONS: [&str; 2] = ["main_0002", "main_0001"];
 
 /// The demo archive shipped inside the binary, served when no storage is named.
-const DEMO_ARCHIVE: &[u8] = include_bytes!("../examples/demo.aiida");
+const DEMO_ARCHIVE: &[u8] = include_bytes!("../../examples/demo.aiida");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -341,7 +345,7 @@ async fn scalar_db(db: &Db, sql: &str) -> Result<String, String> {
     first_text(db.fetch_all(q).await.map_err(|e| e.to_string())?)
 }
 
-fn first_text(rows: Vec<crate::db::Row>) -> Result<String, String> {
+fn first_text(rows: Vec<crate::storage::db::Row>) -> Result<String, String> {
     match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
         Some(Cell::Null) | None => Err("no value".into()),
         Some(cell) => cell.into_string().ok_or_else(|| "no value".into()),

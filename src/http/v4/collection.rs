@@ -5,15 +5,15 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use crate::db::{Cell, Db, Dialect, Query};
-use crate::error::{ApiError, ApiResult};
-use crate::schema::{self, Entity, Kind};
+use crate::http::error::{ApiError, ApiResult};
+use crate::query::schema::{self, Entity, Kind};
+use crate::storage::db::{Cell, Db, Dialect, Query};
 
-use super::conditions::{push_filter, push_full_type};
-use super::params::{LIMIT_MAX, PERPAGE_DEFAULT, Params};
-use super::render::{cell_to_json, full_type, push_projection, row_object};
-use super::request::{Ctx, json_response};
 use super::routes::{Resource, parse_user_id};
+use crate::http::conditions::{push_filter, push_full_type};
+use crate::http::params::{LIMIT_MAX, PERPAGE_DEFAULT, Params};
+use crate::http::render::{cell_to_json, full_type, push_projection, row_object};
+use crate::http::request::{Ctx, json_response};
 
 pub fn entity_of(resource: Resource) -> &'static Entity {
     match resource {
@@ -325,7 +325,7 @@ fn take_json(cells: &mut impl Iterator<Item = Cell>, keys: Option<&[String]>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Dialect;
+    use crate::storage::db::Dialect;
 
     #[test]
     fn order_appends_id() {

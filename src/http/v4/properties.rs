@@ -7,10 +7,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 
-use super::request::{Ctx, json_response};
 use super::routes::Resource;
+use crate::http::request::{Ctx, json_response};
 
 static PROPERTIES: LazyLock<Value> =
     LazyLock::new(|| serde_json::from_str(include_str!("projectable_properties.json")).expect("valid embedded JSON"));

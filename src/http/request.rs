@@ -101,7 +101,7 @@ impl Ctx {
 
 /// A JSON answer with the reference's headers.
 pub fn json_response(status: StatusCode, body: &Value, total: Option<i64>, link: Option<String>) -> Response {
-    let mut response = (status, crate::json::to_string(body)).into_response();
+    let mut response = (status, crate::model::pyjson::to_string(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(total) = total {

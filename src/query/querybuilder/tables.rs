@@ -1,7 +1,7 @@
 //! The tables a QueryBuilder query can reach, with every column (`**` projects them all), the
 //! aliases AiiDA accepts for some of them, and the edge tables that joins go through.
 
-use crate::schema::{self, Column, Kind, col};
+use crate::query::schema::{self, Column, Kind, col};
 
 #[derive(Debug)]
 pub struct Table {

@@ -1,8 +1,8 @@
 //! The query string of a GET request: reserved keys (paging, projections, downloads) and the
 //! filters that remain.
 
-use crate::error::{ApiError, ApiResult};
-use crate::querystring::{self, Op, Value};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::querystring::{self, Op, Value};
 
 /// Most fields in one query string, and most values in all its lists: beyond these a query
 /// is not a browsing request, and databases limit expression depth and parameter counts.
@@ -227,7 +227,7 @@ pub fn python_str(value: &Value) -> String {
     match value {
         Value::Str(s) => s.clone(),
         Value::Int(i) => i.to_string(),
-        Value::Float(f) => crate::json::python_float_repr(*f),
+        Value::Float(f) => crate::model::pyjson::python_float_repr(*f),
         Value::Bool(true) => "True".into(),
         Value::Bool(false) => "False".into(),
         Value::DateTime(dt) => dt.datetime.to_rfc3339(),

@@ -7,8 +7,8 @@
 
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
-use crate::schema::{Column, Kind};
+use crate::http::error::{ApiError, ApiResult};
+use crate::query::schema::{Column, Kind};
 
 use super::ojson::OValue;
 use super::tables::{self, Entity, Table};
@@ -957,7 +957,7 @@ fn node_type_filter(type_string: &str, subclassing: bool) -> OValue {
     }
     let query_type =
         if value.is_empty() { String::new() } else { format!("{}.", value.rsplitn(3, '.').last().unwrap_or(value)) };
-    op("like", &format!("{}%", crate::db::sql::escape_like(&query_type)))
+    op("like", &format!("{}%", crate::storage::db::sql::escape_like(&query_type)))
 }
 
 fn unique_tag(types: &[String], entity: Entity, tags: &Tags) -> String {

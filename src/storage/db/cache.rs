@@ -71,7 +71,7 @@ impl ResultCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Cell;
+    use crate::storage::db::Cell;
 
     #[test]
     fn entries_expire_with_the_fingerprint() {

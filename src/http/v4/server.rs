@@ -4,8 +4,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
-use super::request::{Ctx, json_response};
 use super::routes::available_endpoints;
+use crate::http::request::{Ctx, json_response};
 
 /// The REST API version this server speaks.
 pub const API_VERSION: (&str, &str, &str) = ("4", "1", "0");

@@ -2,10 +2,10 @@
 
 use chrono::{Duration, Utc};
 
-use crate::db::sql::{Dialect, Param, Query, escape_like};
-use crate::error::{ApiError, ApiResult};
-use crate::querystring::{DateTimeValue, Op, Value};
-use crate::schema::{Entity, Kind};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::querystring::{DateTimeValue, Op, Value};
+use crate::query::schema::{Entity, Kind};
+use crate::storage::db::sql::{Dialect, Param, Query, escape_like};
 
 use super::params::{Filter, display};
 
@@ -232,7 +232,7 @@ fn push_value(q: &mut Query, kind: Kind, name: &str, value: &Value) -> ApiResult
         // Text columns compare with the text form of a number, as SQLite's column affinity does.
         (Kind::Text | Kind::Uuid, Value::Str(s)) => q.bind_text(s.clone()),
         (Kind::Text | Kind::Uuid, Value::Int(i)) => q.bind_text(i.to_string()),
-        (Kind::Text | Kind::Uuid, Value::Float(f)) => q.bind_text(crate::json::python_float_repr(*f)),
+        (Kind::Text | Kind::Uuid, Value::Float(f)) => q.bind_text(crate::model::pyjson::python_float_repr(*f)),
         (Kind::Text | Kind::Uuid, Value::Bool(b)) => q.bind_text(if *b { "1" } else { "0" }),
         (Kind::Time, Value::DateTime(dt)) => {
             push_datetime(q, dt)?;
@@ -323,7 +323,7 @@ pub fn split_full_type(full_type: &str) -> Result<(&str, &str), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::NODE;
+    use crate::query::schema::NODE;
 
     fn filter(key: &str, op: Op, value: Value) -> Filter {
         Filter { key: key.into(), conditions: vec![(op, value)] }

@@ -11,12 +11,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use crate::db::{Cell, Db, Dialect, Query};
-use crate::error::{ApiError, ApiResult};
-use crate::querystring::{Op, Value as QValue};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::querystring::{Op, Value as QValue};
+use crate::storage::db::{Cell, Db, Dialect, Query};
 
-use super::params::{Params, python_str};
-use super::request::{Ctx, json_response};
+use crate::http::params::{Params, python_str};
+use crate::http::request::{Ctx, json_response};
 
 /// Namespace of process nodes whose process_type is not an entry-point string.
 const NO_ENTRY_POINT: &str = "~no-entry-point~";
@@ -702,7 +702,7 @@ fn formats_of_full_type(full_type: &str) -> ApiResult<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::conditions::split_full_type;
+    use crate::http::conditions::split_full_type;
 
     fn group(node_type: &str, process_type: Option<&str>, count: i64) -> TypeCount {
         TypeCount { node_type: node_type.into(), process_type: process_type.map(str::to_string), count }

@@ -2,9 +2,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::db::{Cell, Query};
-use crate::schema::{Column, Entity, Kind};
-use crate::timefmt;
+use crate::model::time as timefmt;
+use crate::query::schema::{Column, Entity, Kind};
+use crate::storage::db::{Cell, Query};
 
 /// Appends the SELECT expression of `column` (qualified by the entity alias).
 pub fn push_select(q: &mut Query, entity: &Entity, column: Column) {
@@ -39,7 +39,7 @@ pub fn cell_to_json(kind: Kind, cell: Cell) -> Value {
         (Kind::Json, Cell::Text(t)) => json_text(&t),
         (_, Cell::Text(t)) => Value::String(t),
         (_, Cell::Int(i)) => Value::from(i),
-        (_, Cell::Float(f)) => crate::json::float(f),
+        (_, Cell::Float(f)) => crate::model::pyjson::float(f),
     }
 }
 
@@ -64,9 +64,9 @@ fn python_floats(value: &mut Value) {
             if text.contains(['.', 'e', 'E'])
                 && let Ok(f) = text.parse::<f64>()
                 && f.is_finite()
-                && crate::json::python_float_repr(f) != text
+                && crate::model::pyjson::python_float_repr(f) != text
             {
-                *value = crate::json::float(f);
+                *value = crate::model::pyjson::float(f);
             }
         }
         Value::Array(items) => items.iter_mut().for_each(python_floats),
@@ -103,7 +103,7 @@ mod tests {
             r#"{"a": 0.00000000000000000001, "b": [1.50, 100000000000000000000, 1e-05], "c": 602200000000000000000000.0}"#,
         );
         assert_eq!(
-            crate::json::to_string(&v),
+            crate::model::pyjson::to_string(&v),
             "{\"a\":1e-20,\"b\":[1.5,100000000000000000000,1e-05],\"c\":6.022e+23}\n"
         );
     }

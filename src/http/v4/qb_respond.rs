@@ -3,13 +3,13 @@
 
 use serde_json::{Map, Value};
 
-use crate::api::render::{cell_to_json, json_text};
-use crate::db::{Cell, Dialect, Row};
-use crate::schema::Kind;
-use crate::timefmt;
+use crate::http::render::{cell_to_json, json_text};
+use crate::model::time as timefmt;
+use crate::query::schema::Kind;
+use crate::storage::db::{Cell, Dialect, Row};
 
-use super::parse::{Cast, Func, Projected, QbQuery};
-use super::sql::parse_time;
+use crate::query::querybuilder::parse::{Cast, Func, Projected, QbQuery};
+use crate::query::querybuilder::sql::parse_time;
 
 /// The `data` of the answer for `rows` (cells in the order of `sql::select_items`).
 pub fn data(qb: &QbQuery, rows: Vec<Row>, dialect: Dialect) -> Value {
@@ -69,7 +69,7 @@ fn decode(item: &Projected, cell: Cell, dialect: Dialect) -> Value {
                 && !n.to_string().contains(['.', 'e', 'E'])
                 && let Some(f) = n.as_f64()
             {
-                value = crate::json::float(f);
+                value = crate::model::pyjson::float(f);
             }
             match item.cast {
                 Some(cast) => apply_cast(value, cast),
@@ -84,9 +84,9 @@ fn apply_cast(value: Value, cast: Cast) -> Value {
     match cast {
         Cast::Json => value,
         Cast::Float => match &value {
-            Value::Number(n) => n.as_f64().map(crate::json::float).unwrap_or(Value::Null),
-            Value::Bool(b) => crate::json::float(if *b { 1.0 } else { 0.0 }),
-            Value::String(s) => s.trim().parse::<f64>().map(crate::json::float).unwrap_or(Value::Null),
+            Value::Number(n) => n.as_f64().map(crate::model::pyjson::float).unwrap_or(Value::Null),
+            Value::Bool(b) => crate::model::pyjson::float(if *b { 1.0 } else { 0.0 }),
+            Value::String(s) => s.trim().parse::<f64>().map(crate::model::pyjson::float).unwrap_or(Value::Null),
             _ => Value::Null,
         },
         Cast::Int => {
@@ -121,7 +121,7 @@ fn apply_cast(value: Value, cast: Cast) -> Value {
         Cast::Text => match value {
             Value::Null => Value::Null,
             Value::String(s) => Value::String(s),
-            other => Value::String(crate::json::to_string(&other).trim_end().to_string()),
+            other => Value::String(crate::model::pyjson::to_string(&other).trim_end().to_string()),
         },
         Cast::Date => match &value {
             Value::String(s) => parse_time(s).map(|t| Value::String(timefmt::http_date(t))).unwrap_or(Value::Null),

@@ -11,9 +11,9 @@
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Number, Value};
 
-use crate::db::sql::{Dialect, Param, Query};
-use crate::error::{ApiError, ApiResult};
-use crate::schema::{Column, Kind};
+use crate::http::error::{ApiError, ApiResult};
+use crate::query::schema::{Column, Kind};
+use crate::storage::db::sql::{Dialect, Param, Query};
 
 use super::parse::{Cast, Cond, Field, Func, JoinKind, Op, OrderItem, Projected, QbQuery, Target, field_name};
 use super::tables::{Entity, GROUP_NODE, LINK, WALK};
@@ -1199,7 +1199,7 @@ impl<'a> Builder<'a> {
 /// Whether `field` can be NULL in a row: JSON paths, nullable columns, and anything of a
 /// joined entity (which may be outer-joined).
 fn may_be_null(field: &Field) -> bool {
-    !field.path.is_empty() || crate::schema::is_nullable(field.column.name) || field.target != Target::Vertex(0)
+    !field.path.is_empty() || crate::query::schema::is_nullable(field.column.name) || field.target != Target::Vertex(0)
 }
 
 fn comparison(op: Op) -> &'static str {
@@ -1296,7 +1296,7 @@ fn parse_any_time(text: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::querybuilder::parse::parse_body;
+    use crate::query::querybuilder::parse::parse_body;
 
     fn sql(body: &str, dialect: Dialect) -> Query {
         rows_query(&parse_body(body.as_bytes()).unwrap(), dialect, 100).unwrap()

@@ -263,7 +263,7 @@ impl Seek for PosFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repository::objectstore::tests::fixture_keys;
+    use crate::storage::repository::objectstore::tests::fixture_keys;
     use std::io::Write;
     use zip::write::SimpleFileOptions;
 

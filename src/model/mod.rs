@@ -1,0 +1,4 @@
+//! AiiDA knowledge without I/O: Python-compatible number and JSON spelling, timestamps.
+
+pub mod pyjson;
+pub mod time;

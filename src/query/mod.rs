@@ -1,0 +1,5 @@
+//! The query layer: the tables a client may reach, filters turned into SQL, and the
+//! QueryBuilder dialect.
+
+pub mod querybuilder;
+pub mod schema;
