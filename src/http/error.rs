@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::query::QueryError;
 use crate::storage::db::DbError;
 use crate::storage::repository::RepoError;
 
@@ -86,6 +87,18 @@ impl From<DbError> for ApiError {
                     .into(),
             ),
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(err: QueryError) -> Self {
+        match err {
+            QueryError::BadRequest(msg) => Self::BadRequest(msg),
+            QueryError::NotFound(msg) => Self::NotFound(msg),
+            QueryError::Unavailable(msg) => Self::Unavailable(msg),
+            QueryError::Internal(msg) => Self::Internal(msg),
+            QueryError::Db(err) => err.into(),
         }
     }
 }
