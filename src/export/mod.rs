@@ -12,6 +12,7 @@ mod structure;
 
 use serde_json::Value;
 
+use crate::model::node_class::NodeClass;
 use crate::storage::repository::RepoError;
 
 /// The node as the exporters see it.
@@ -124,12 +125,12 @@ pub fn export(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Ex
     if !formats(&node.node_type).contains(&format) {
         return Err(ExportError::Unsupported(format.to_string()));
     }
-    match node.node_type.as_str() {
-        "data.core.structure.StructureData." => structure::export(node, format),
-        "data.core.cif.CifData." => singlefile::export_cif(node, files, format),
-        "data.core.upf.UpfData." => singlefile::export_upf(node, files, format),
-        "data.core.array.bands.BandsData." => bands::export(node, files, format),
-        t if t.starts_with("data.core.code.") => code::export(node, format),
+    match NodeClass::of(&node.node_type) {
+        NodeClass::Structure => structure::export(node, format),
+        NodeClass::Cif => singlefile::export_cif(node, files, format),
+        NodeClass::Upf => singlefile::export_upf(node, files, format),
+        NodeClass::Bands => bands::export(node, files, format),
+        NodeClass::Code => code::export(node, format),
         // ArrayData and its other subclasses: the arrays as JSON.
         _ => array::export(node, files, format),
     }
@@ -138,23 +139,21 @@ pub fn export(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Ex
 /// `/contents/derived_properties`: what the reference's translator for the node's class
 /// computes, and `{}` for classes without one.
 pub fn derived_properties(node: &NodeInfo, files: &dyn NodeFiles) -> Result<Value, ExportError> {
-    match node.node_type.as_str() {
-        "data.core.structure.StructureData." => structure::derived_properties(node),
-        "data.core.array.kpoints.KpointsData." => kpoints::derived_properties(node, files),
-        "data.core.array.bands.BandsData." => bands::derived_properties(node, files),
+    match NodeClass::of(&node.node_type) {
+        NodeClass::Structure => structure::derived_properties(node),
+        NodeClass::Kpoints => kpoints::derived_properties(node, files),
+        NodeClass::Bands => bands::derived_properties(node, files),
         _ => Ok(Value::Object(Default::default())),
     }
 }
 
 /// `node.get_description()` as shown by `/links/tree`: the class-specific one-line summary.
 pub fn description(node: &NodeInfo) -> String {
-    match node.node_type.as_str() {
-        "data.core.structure.StructureData." => structure::description(node),
-        "data.core.array.kpoints.KpointsData." | "data.core.array.bands.BandsData." => kpoints::description(node),
-        t if t.starts_with("data.core.code.") => code::description(node),
-        "process.calculation.calcjob.CalcJobNode." => {
-            node.attributes.get("state").and_then(Value::as_str).unwrap_or("").to_string()
-        }
+    match NodeClass::of(&node.node_type) {
+        NodeClass::Structure => structure::description(node),
+        NodeClass::Kpoints | NodeClass::Bands => kpoints::description(node),
+        NodeClass::Code => code::description(node),
+        NodeClass::CalcJob => node.attributes.get("state").and_then(Value::as_str).unwrap_or("").to_string(),
         _ => String::new(),
     }
 }

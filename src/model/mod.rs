@@ -1,4 +1,6 @@
-//! AiiDA knowledge without I/O: Python-compatible number and JSON spelling, timestamps.
+//! AiiDA knowledge without I/O: node classes, Python-compatible number and JSON spelling,
+//! timestamps.
 
+pub mod node_class;
 pub mod pyjson;
 pub mod time;
