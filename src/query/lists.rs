@@ -360,15 +360,17 @@ pub struct ListSpec<'a> {
 
 /// A prepared list: count it, then read one window of it.
 pub struct EntityList<'a> {
+    dialect: Dialect,
     spec: ListSpec<'a>,
     order: OrderBy,
 }
 
 impl<'a> EntityList<'a> {
-    /// Checks the ordering; nothing runs yet.
+    /// Checks the ordering; nothing runs yet. `dialect` is that of the database the list is
+    /// then read from.
     pub fn new(dialect: Dialect, spec: ListSpec<'a>) -> QueryResult<Self> {
         let order = OrderBy::new(dialect, spec.collection.entity(), &[], spec.orderby)?;
-        Ok(Self { spec, order })
+        Ok(Self { dialect, spec, order })
     }
 
     /// ` FROM <table> <alias> WHERE ...`: the same in the count and in the row query.
@@ -382,25 +384,27 @@ impl<'a> EntityList<'a> {
         self.spec.conditions.push(q, &Scope { entity, extra: &[] })
     }
 
-    /// The number of matching rows (through the result cache).
-    pub async fn count(&self, db: &Db) -> QueryResult<i64> {
-        let mut q = db.query();
+    fn count_query(&self) -> QueryResult<Query> {
+        let mut q = Query::new(self.dialect);
         q.push("SELECT count(*)");
         self.push_from_where(&mut q)?;
-        Ok(db.fetch_count_cached(q).await?)
+        Ok(q)
     }
 
-    /// The matching rows `offset..offset + limit`, in order.
-    pub async fn rows(&self, db: &Db, limit: i64, offset: i64) -> QueryResult<Vec<EntityRow>> {
-        let collection = self.spec.collection;
-        let entity = collection.entity();
-        let mut names: Vec<&str> = match collection {
+    /// The number of matching rows (through the result cache).
+    pub async fn count(&self, db: &Db) -> QueryResult<i64> {
+        Ok(db.fetch_count_cached(self.count_query()?).await?)
+    }
+
+    /// The selected columns, in order.
+    fn names(&self) -> Vec<&'static str> {
+        let mut names = match self.spec.collection {
             Collection::Nodes => NodeRow::COLUMNS.to_vec(),
             Collection::Computers => ComputerRow::COLUMNS.to_vec(),
             Collection::Users => UserRow::COLUMNS.to_vec(),
             Collection::Groups => GroupRow::COLUMNS.to_vec(),
         };
-        if collection == Collection::Nodes {
+        if self.spec.collection == Collection::Nodes {
             if self.spec.attributes {
                 names.push("attributes");
             }
@@ -408,13 +412,24 @@ impl<'a> EntityList<'a> {
                 names.push("extras");
             }
         }
-        let mut q = db.query();
+        names
+    }
+
+    fn rows_query(&self, names: &[&str], limit: i64, offset: i64) -> QueryResult<Query> {
+        let mut q = Query::new(self.dialect);
         q.push("SELECT ");
-        push_selects(&mut q, entity, &names);
+        push_selects(&mut q, self.spec.collection.entity(), names);
         self.push_from_where(&mut q)?;
         q.push(self.order.sql());
         q.push(" LIMIT ").bind_int(limit).push(" OFFSET ").bind_int(offset);
-        let rows = db.fetch_all(q).await?;
+        Ok(q)
+    }
+
+    /// The matching rows `offset..offset + limit`, in order.
+    pub async fn rows(&self, db: &Db, limit: i64, offset: i64) -> QueryResult<Vec<EntityRow>> {
+        let names = self.names();
+        let rows = db.fetch_all(self.rows_query(&names, limit, offset)?).await?;
+        let collection = self.spec.collection;
         Ok(rows
             .into_iter()
             .map(|cells| {
@@ -464,5 +479,65 @@ mod tests {
         );
         let links = link_order(Dialect::Postgres, &[("process_type".into(), true)]).unwrap();
         assert_eq!(links.sql(), " ORDER BY n.process_type DESC NULLS LAST, n.id ASC, l.id ASC");
+    }
+
+    /// Conditions as a filter translator appends them.
+    struct LabelIs(&'static str);
+
+    impl Conditions for LabelIs {
+        fn push(&self, q: &mut Query, scope: &Scope<'_>) -> QueryResult<()> {
+            q.push(" AND ").push(&scope.entity.qualified("label")).push(" = ").bind_text(self.0);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn count_and_rows_share_their_conditions() {
+        let orderby = [("ctime".to_string(), true)];
+        let spec = ListSpec {
+            collection: Collection::Nodes,
+            pk: Some(7),
+            conditions: &LabelIs("x"),
+            orderby: &orderby,
+            attributes: true,
+            extras: false,
+        };
+        let list = EntityList::new(Dialect::Postgres, spec).unwrap();
+        let count = list.count_query().unwrap();
+        assert_eq!(count.sql, "SELECT count(*) FROM db_dbnode n WHERE 1 = 1 AND n.id = $1::int8 AND n.label = $2");
+        let names = list.names();
+        assert_eq!(names.last(), Some(&"attributes"));
+        let rows = list.rows_query(&names, 20, 40).unwrap();
+        assert_eq!(
+            rows.sql,
+            "SELECT n.id, n.label, n.node_type, n.process_type, \
+             to_char(n.ctime AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), \
+             to_char(n.mtime AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), n.uuid::text, n.user_id, \
+             n.attributes::text FROM db_dbnode n WHERE 1 = 1 AND n.id = $1::int8 AND n.label = $2 \
+             ORDER BY n.ctime DESC, n.id ASC LIMIT $3::int8 OFFSET $4::int8"
+        );
+    }
+
+    #[test]
+    fn rows_are_read_by_column_name() {
+        use crate::storage::db::Cell;
+        let spec = ListSpec {
+            collection: Collection::Users,
+            pk: None,
+            conditions: &Unfiltered,
+            orderby: &[],
+            attributes: true,
+            extras: true,
+        };
+        let list = EntityList::new(Dialect::Sqlite, spec).unwrap();
+        // Attributes and extras belong to nodes only.
+        let names = list.names();
+        assert_eq!(names, ["id", "first_name", "last_name", "institution"]);
+        let cells = vec![Cell::Int(3), Cell::Text("Ada".into()), Cell::Null, Cell::Text("EPFL".into())];
+        let row = UserRow::read(&mut Record::new(&names, cells));
+        assert_eq!(
+            row,
+            UserRow { id: 3, first_name: Some("Ada".into()), last_name: None, institution: Some("EPFL".into()) }
+        );
     }
 }

@@ -151,6 +151,7 @@ pub struct LinkRow {
 /// The links of one node in one direction, with the caller's conditions on the linked node
 /// and on the link columns ([`LINK_COLUMNS`]): count it, then read one window of it.
 pub struct LinkList<'a> {
+    dialect: Dialect,
     pk: i64,
     direction: Direction,
     conditions: &'a dyn Conditions,
@@ -158,7 +159,8 @@ pub struct LinkList<'a> {
 }
 
 impl<'a> LinkList<'a> {
-    /// Checks the ordering (node columns and link columns); nothing runs yet.
+    /// Checks the ordering (node columns and link columns); nothing runs yet. `dialect` is that
+    /// of the database the list is then read from.
     pub fn new(
         dialect: Dialect,
         pk: i64,
@@ -166,7 +168,7 @@ impl<'a> LinkList<'a> {
         conditions: &'a dyn Conditions,
         orderby: &[(String, bool)],
     ) -> QueryResult<Self> {
-        Ok(Self { pk, direction, conditions, order: link_order(dialect, orderby)? })
+        Ok(Self { dialect, pk, direction, conditions, order: link_order(dialect, orderby)? })
     }
 
     fn push_from_where(&self, q: &mut Query) -> QueryResult<()> {
@@ -176,25 +178,33 @@ impl<'a> LinkList<'a> {
         self.conditions.push(q, &Scope { entity: &NODE, extra: &LINK_COLUMNS })
     }
 
-    /// The number of matching links (through the result cache).
-    pub async fn count(&self, db: &Db) -> QueryResult<i64> {
-        let mut q = db.query();
+    fn count_query(&self) -> QueryResult<Query> {
+        let mut q = Query::new(self.dialect);
         q.push("SELECT count(*)");
         self.push_from_where(&mut q)?;
-        Ok(db.fetch_count_cached(q).await?)
+        Ok(q)
+    }
+
+    /// The number of matching links (through the result cache).
+    pub async fn count(&self, db: &Db) -> QueryResult<i64> {
+        Ok(db.fetch_count_cached(self.count_query()?).await?)
+    }
+
+    fn rows_query(&self, limit: i64, offset: i64) -> QueryResult<Query> {
+        let mut q = Query::new(self.dialect);
+        q.push("SELECT l.label, l.type, ");
+        push_selects(&mut q, &NODE, &NodeRow::COLUMNS);
+        self.push_from_where(&mut q)?;
+        q.push(self.order.sql());
+        q.push(" LIMIT ").bind_int(limit).push(" OFFSET ").bind_int(offset);
+        Ok(q)
     }
 
     /// The matching links `offset..offset + limit`, in order.
     pub async fn rows(&self, db: &Db, limit: i64, offset: i64) -> QueryResult<Vec<LinkRow>> {
         let mut names = vec!["link_label", "link_type"];
         names.extend(NodeRow::COLUMNS);
-        let mut q = db.query();
-        q.push("SELECT l.label, l.type, ");
-        push_selects(&mut q, &NODE, &NodeRow::COLUMNS);
-        self.push_from_where(&mut q)?;
-        q.push(self.order.sql());
-        q.push(" LIMIT ").bind_int(limit).push(" OFFSET ").bind_int(offset);
-        let rows = db.fetch_all(q).await?;
+        let rows = db.fetch_all(self.rows_query(limit, offset)?).await?;
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -349,4 +359,30 @@ pub async fn retrieved_repository_metadata(db: &Db, pk: i64) -> QueryResult<Opti
         .fetch_optional(q)
         .await?
         .map(|row| row.into_iter().next().and_then(|cell| cell.into_string()).unwrap_or_else(|| "{}".into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::lists::Unfiltered;
+
+    #[test]
+    fn link_list_queries() {
+        let orderby = [("link_label".to_string(), false)];
+        let list = LinkList::new(Dialect::Sqlite, 5, Direction::Incoming, &Unfiltered, &orderby).unwrap();
+        assert_eq!(
+            list.count_query().unwrap().sql,
+            "SELECT count(*) FROM db_dblink l JOIN db_dbnode n ON n.id = l.input_id WHERE l.output_id = ?1"
+        );
+        assert_eq!(
+            list.rows_query(10, 0).unwrap().sql,
+            "SELECT l.label, l.type, n.id, n.label, n.node_type, n.process_type, n.ctime, n.mtime, n.uuid, \
+             n.user_id FROM db_dblink l JOIN db_dbnode n ON n.id = l.input_id WHERE l.output_id = ?1 \
+             ORDER BY l.label ASC, n.id ASC, l.id ASC LIMIT ?2 OFFSET ?3"
+        );
+        assert!(
+            LinkList::new(Dialect::Sqlite, 5, Direction::Outgoing, &Unfiltered, &[("attributes".into(), false)])
+                .is_err()
+        );
+    }
 }

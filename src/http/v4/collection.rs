@@ -13,7 +13,7 @@ use crate::storage::db::{Db, Query};
 use super::routes::{Resource, parse_user_id};
 use crate::http::conditions::{push_condition, push_filter, push_full_type};
 use crate::http::params::{Filter, LIMIT_MAX, PERPAGE_DEFAULT, Params};
-use crate::http::render::{entity_row, full_type, json_dict};
+use crate::http::render::{entity_row, full_type, json_dict, node_row};
 use crate::http::request::{Ctx, json_response};
 
 pub fn collection_of(resource: Resource) -> Collection {
@@ -179,16 +179,23 @@ pub async fn list(
     let extra_keys = params.key_filter("extras").filter(|_| extras);
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
-        let mut object = entity_row(&row);
-        if let (true, EntityRow::Node(node)) = (is_node, &row) {
-            object.insert("full_type".into(), full_type(node.node_type.as_deref(), node.process_type.as_deref()));
-            if attributes {
-                object.insert("attributes".into(), pick_keys(node.attributes.as_deref(), attribute_keys.as_deref()));
+        let object = match row {
+            EntityRow::Node(mut node) if is_node => {
+                let full_type = full_type(node.node_type.as_deref(), node.process_type.as_deref());
+                let (node_attributes, node_extras) = (node.attributes.take(), node.extras.take());
+                let mut object = node_row(node);
+                object.insert("full_type".into(), full_type);
+                if attributes {
+                    object
+                        .insert("attributes".into(), pick_keys(node_attributes.as_deref(), attribute_keys.as_deref()));
+                }
+                if extras {
+                    object.insert("extras".into(), pick_keys(node_extras.as_deref(), extra_keys.as_deref()));
+                }
+                object
             }
-            if extras {
-                object.insert("extras".into(), pick_keys(node.extras.as_deref(), extra_keys.as_deref()));
-            }
-        }
+            row => entity_row(row),
+        };
         items.push(Value::Object(object));
     }
 

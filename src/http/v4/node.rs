@@ -25,17 +25,17 @@ use crate::http::request::{Ctx, json_response};
 const EXPORT_FILE_MAX: u64 = 64 << 20;
 
 /// A node's row, as the sub-resources need it.
-pub struct NodeRow {
+pub struct LoadedNode {
     pub info: NodeInfo,
     pub repository_metadata: String,
 }
 
 /// Loads node `pk` with its computer's label.
-pub async fn load_node(db: &Db, pk: i64) -> ApiResult<NodeRow> {
+pub async fn load_node(db: &Db, pk: i64) -> ApiResult<LoadedNode> {
     let node = nodes::node_detail(db, pk).await?;
     let attribute_keys = node.attributes.as_deref().map(export::ordered_keys).unwrap_or_default();
     let attributes = node.attributes.as_deref().map(json_text).filter(Value::is_object).unwrap_or_else(|| json!({}));
-    Ok(NodeRow {
+    Ok(LoadedNode {
         info: NodeInfo {
             id: node.id,
             uuid: node.uuid,
@@ -165,7 +165,7 @@ fn list_dir(metadata: &str, dir: &str) -> ApiResult<Value> {
     ))
 }
 
-async fn repo_contents(repo: &Repository, ctx: &Ctx, node: &NodeRow, path: &str, id: Value) -> ApiResult<Response> {
+async fn repo_contents(repo: &Repository, ctx: &Ctx, node: &LoadedNode, path: &str, id: Value) -> ApiResult<Response> {
     let tree = RepoTree::from_json_str(&node.repository_metadata)?;
     let key = match tree.file_key(path) {
         Ok(key) => key.to_string(),
@@ -247,7 +247,7 @@ async fn contents_dict(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value, 
 }
 
 async fn comments(db: &Db, ctx: &Ctx, pk: i64, id: Value, max_rows: i64) -> ApiResult<Response> {
-    let comments: Vec<Value> = nodes::comments(db, pk, max_rows).await?.iter().map(comment).collect();
+    let comments: Vec<Value> = nodes::comments(db, pk, max_rows).await?.into_iter().map(comment).collect();
     let body = ctx.envelope("nodes", Some(id), json!({ "comments": comments }));
     Ok(json_response(StatusCode::OK, &body, Some(1), None))
 }
@@ -275,7 +275,7 @@ async fn links_list(
     let total = list.count(db).await?;
     let window = window(params, page, total, max_rows)?;
     let rows = list.rows(db, window.limit, window.offset).await?;
-    let items: Vec<Value> = rows.iter().map(|row| Value::Object(link_row(row))).collect();
+    let items: Vec<Value> = rows.into_iter().map(|row| Value::Object(link_row(row))).collect();
     let label = if direction == Direction::Incoming { "incoming" } else { "outgoing" };
     let mut data = Map::new();
     data.insert(label.into(), Value::Array(items));
@@ -299,7 +299,7 @@ async fn links_tree(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value, max
         let sent = links.len();
         let items: Vec<Value> = links
             .into_iter()
-            .map(|link| Value::Object(tree_node(link.node, Some((&link.link_label, &link.link_type)))))
+            .map(|link| Value::Object(tree_node(link.node, Some((link.link_label, link.link_type)))))
             .collect();
         node.insert(label.into(), Value::Array(items));
         metadata.insert(format!("sent_no_of_{label}s"), Value::from(sent));
@@ -312,7 +312,7 @@ async fn links_tree(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value, max
 
 /// Resolves the identifier of `/processes/<id>` and `/calcjobs/<id>`: digits are a primary
 /// key, anything else a UUID prefix. The node must be of `required` (a node_type prefix).
-async fn load_process(db: &Db, id: &str, required: &str, class: &str) -> ApiResult<NodeRow> {
+async fn load_process(db: &Db, id: &str, required: &str, class: &str) -> ApiResult<LoadedNode> {
     let pk = if id.bytes().all(|b| b.is_ascii_digit()) {
         id.parse::<i64>().map_err(|_| ApiError::not_found(format!("no node with id {id}")))?
     } else {
@@ -330,7 +330,7 @@ pub async fn process_report(db: &Db, ctx: &Ctx, id: &str, max_rows: i64) -> ApiR
     // Parsed for its errors only: the report takes no parameters.
     Params::parse(&ctx.query)?;
     let node = load_process(db, id, "process.", "aiida.orm.nodes.process.process.ProcessNode").await?;
-    let logs: Vec<Value> = nodes::process_logs(db, node.info.id, max_rows).await?.iter().map(log_record).collect();
+    let logs: Vec<Value> = nodes::process_logs(db, node.info.id, max_rows).await?.into_iter().map(log_record).collect();
     let body = ctx.envelope("processes", Some(Value::String(id.to_string())), json!({ "logs": logs }));
     Ok(json_response(StatusCode::OK, &body, Some(1), None))
 }
