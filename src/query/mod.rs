@@ -2,7 +2,11 @@
 //! QueryBuilder dialect.
 
 pub mod error;
+pub mod lists;
+pub mod nodes;
 pub mod querybuilder;
+pub mod rows;
 pub mod schema;
+pub mod stats;
 
 pub use error::{QueryError, QueryResult};

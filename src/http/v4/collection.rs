@@ -1,26 +1,66 @@
-//! Lists and single entities of nodes, computers, users and groups: filters, ordering,
-//! paging and the rows' JSON.
+//! Lists and single entities of nodes, computers, users and groups: parameters, paging and
+//! the rows' JSON. The queries are `query::lists`.
 
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
 use crate::http::error::{ApiError, ApiResult};
-use crate::query::schema::{self, Entity, Kind};
-use crate::storage::db::{Cell, Db, Dialect, Query};
+use crate::query::lists::{self, Collection, Conditions, EntityList, EntityRow, ListSpec, Scope};
+use crate::query::{QueryError, QueryResult};
+use crate::storage::db::{Db, Query};
 
 use super::routes::{Resource, parse_user_id};
-use crate::http::conditions::{push_filter, push_full_type};
-use crate::http::params::{LIMIT_MAX, PERPAGE_DEFAULT, Params};
-use crate::http::render::{cell_to_json, full_type, push_projection, row_object};
+use crate::http::conditions::{push_condition, push_filter, push_full_type};
+use crate::http::params::{Filter, LIMIT_MAX, PERPAGE_DEFAULT, Params};
+use crate::http::render::{entity_row, full_type, json_dict, node_row};
 use crate::http::request::{Ctx, json_response};
 
-pub fn entity_of(resource: Resource) -> &'static Entity {
+pub fn collection_of(resource: Resource) -> Collection {
     match resource {
-        Resource::Nodes | Resource::Processes | Resource::Calcjobs => &schema::NODE,
-        Resource::Computers => &schema::COMPUTER,
-        Resource::Users => &schema::USER,
-        Resource::Groups => &schema::GROUP,
+        Resource::Nodes | Resource::Processes | Resource::Calcjobs => Collection::Nodes,
+        Resource::Computers => Collection::Computers,
+        Resource::Users => Collection::Users,
+        Resource::Groups => Collection::Groups,
+    }
+}
+
+/// The filters of a request (and its `full_type`), applied by the filter translator to the
+/// columns the query layer names.
+pub struct RequestConditions<'a> {
+    pub filters: &'a [Filter],
+    pub full_type: Option<&'a str>,
+}
+
+impl Conditions for RequestConditions<'_> {
+    fn push(&self, q: &mut Query, scope: &Scope<'_>) -> QueryResult<()> {
+        for filter in self.filters {
+            match scope.extra.iter().find(|column| column.name == filter.key) {
+                Some(column) => {
+                    for (op, value) in &filter.conditions {
+                        q.push(" AND ");
+                        push_condition(q, column.sql, column.kind, &filter.key, *op, value).map_err(query_error)?;
+                    }
+                }
+                None => push_filter(q, scope.entity, filter).map_err(query_error)?,
+            }
+        }
+        if let Some(ft) = self.full_type {
+            let (node_type, process_type) =
+                (scope.entity.qualified("node_type"), scope.entity.qualified("process_type"));
+            push_full_type(q, &node_type, &process_type, ft).map_err(query_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// The filter translator's errors (all of them about the request) as the query layer's.
+fn query_error(err: ApiError) -> QueryError {
+    match err {
+        ApiError::BadRequest(msg) => QueryError::BadRequest(msg),
+        ApiError::NotFound(msg) => QueryError::NotFound(msg),
+        ApiError::Unavailable(msg) => QueryError::Unavailable(msg),
+        other => QueryError::Internal(other.to_string()),
     }
 }
 
@@ -82,127 +122,13 @@ pub fn window(params: &Params, page: Option<u64>, total: i64, max_rows: i64) -> 
     }
 }
 
-/// The `ORDER BY` list: the requested columns, then `id` ascending so that pages are stable.
-pub fn push_order(q: &mut Query, entity: &Entity, orderby: &[(String, bool)]) -> ApiResult<()> {
-    push_order_with(q, entity, &[], orderby)
-}
-
-/// [`push_order`] where `extra` names further orderable (name, SQL expression) pairs, such as
-/// the link columns of link lists.
-pub fn push_order_with(
-    q: &mut Query,
-    entity: &Entity,
-    extra: &[(&'static str, &'static str)],
-    orderby: &[(String, bool)],
-) -> ApiResult<()> {
-    let mut seen: Vec<&str> = Vec::new();
-    q.push(" ORDER BY ");
-    for (name, desc) in orderby {
-        if let Some((name, sql)) = extra.iter().find(|(n, _)| n == name) {
-            if !seen.contains(name) {
-                seen.push(name);
-                let dir = direction(q.dialect, *desc, false);
-                q.push(sql).push(dir);
-            }
-            continue;
-        }
-        let column = entity
-            .usable_column(name)
-            .map_err(|why| ApiError::bad_request(format!("cannot order by {name}: {why}")))?;
-        if column.kind == Kind::Json {
-            return Err(ApiError::bad_request(format!("cannot order by the JSON column {}", column.name)));
-        }
-        if seen.contains(&column.name) {
-            continue;
-        }
-        seen.push(column.name);
-        let qualified = entity.qualified(column.name);
-        match (column.kind, q.dialect) {
-            // A native uuid sorts as its canonical text does in byte order, and uses the index.
-            (Kind::Uuid, Dialect::Sqlite) => q.uuid_text(&qualified),
-            _ => q.push(&qualified),
-        };
-        let dir = direction(q.dialect, *desc, schema::is_nullable(column.name));
-        q.push(dir);
-    }
-    if !seen.contains(&"id") {
-        q.push(&entity.qualified("id")).push(" ASC, ");
-    }
-    q.sql.truncate(q.sql.len() - 2);
-    Ok(())
-}
-
-fn direction(dialect: Dialect, desc: bool, nullable: bool) -> &'static str {
-    match (dialect, desc, nullable) {
-        (Dialect::Sqlite, false, _) | (Dialect::Postgres, false, false) => " ASC, ",
-        (Dialect::Sqlite, true, _) | (Dialect::Postgres, true, false) => " DESC, ",
-        // SQLite's NULL placement: smallest of all.
-        (Dialect::Postgres, false, true) => " ASC NULLS FIRST, ",
-        (Dialect::Postgres, true, true) => " DESC NULLS LAST, ",
-    }
-}
-
-/// Resolves a UUID or UUID prefix from the path to the primary key.
-pub async fn resolve_uuid(db: &Db, entity: &Entity, id: &str) -> ApiResult<i64> {
-    let lower = id.to_ascii_lowercase();
-    let mut hex: String = lower.chars().filter(|c| *c != '-').collect();
-    for pos in [20, 16, 12, 8] {
-        if hex.len() > pos {
-            hex.insert(pos, '-');
-        }
-    }
-    let mut q = db.query();
-    q.push("SELECT id FROM ").push(entity.table).push(" WHERE ");
-    let digits: String = hex.chars().filter(|c| *c != '-').collect();
-    let is_hex = digits.len() <= 32 && digits.bytes().all(|b| b.is_ascii_hexdigit());
-    if q.dialect == Dialect::Postgres && is_hex {
-        // The prefix as a range of the native uuid, so that the index serves it.
-        let bound = |fill: char| -> String {
-            let mut full = digits.clone();
-            while full.len() < 32 {
-                full.push(fill);
-            }
-            for pos in [20, 16, 12, 8] {
-                full.insert(pos, '-');
-            }
-            full
-        };
-        if digits.len() == 32 {
-            q.push("uuid = CAST(").bind_text(bound('0')).push(" AS uuid)");
-        } else {
-            q.push("uuid BETWEEN CAST(").bind_text(bound('0')).push(" AS uuid) AND CAST(");
-            q.bind_text(bound('f')).push(" AS uuid)");
-        }
-    } else if hex.len() == 36 {
-        q.uuid_text("uuid").push(" = ").bind_text(hex);
-    } else {
-        q.uuid_text("uuid").push(" LIKE ").bind_text(format!("{hex}%"));
-    }
-    q.push(" LIMIT 2");
-    let rows = db.fetch_all(q).await?;
-    match rows.as_slice() {
-        [row] => Ok(row[0].as_i64().unwrap_or_default()),
-        [] => Err(ApiError::not_found(format!(
-            "either no object's id starts with '{id}' or the corresponding object is not of type aiida.orm.{}",
-            entity.orm_name
-        ))),
-        _ => Err(ApiError::not_found("More than one node found. Provide longer starting pattern for id.")),
-    }
-}
-
 /// Resolves the identifier segment of `resource` to a primary key.
 pub async fn resolve_id(db: &Db, resource: Resource, id: &str) -> ApiResult<i64> {
-    let entity = entity_of(resource);
     if resource != Resource::Users {
-        return resolve_uuid(db, entity, id).await;
+        return Ok(lists::resolve_uuid(db, collection_of(resource).entity(), id).await?);
     }
     let pk = parse_user_id(id).ok_or_else(|| ApiError::not_found(format!("'{id}' is not a user id")))?;
-    let mut q = db.query();
-    q.push("SELECT id FROM db_dbuser WHERE id = ").bind_int(pk);
-    match db.fetch_optional(q).await? {
-        Some(_) => Ok(pk),
-        None => Err(ApiError::not_found(format!("no user with id {pk}"))),
-    }
+    Ok(lists::resolve_user(db, pk).await?)
 }
 
 /// `GET /<resource>[/page[/<n>]]` and `GET /<resource>/<id>`.
@@ -216,7 +142,7 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let params = Params::parse(&ctx.query)?;
     check_paging(&params, page)?;
-    let entity = entity_of(resource);
+    let collection = collection_of(resource);
     let is_node = resource == Resource::Nodes;
     let attributes = is_node && params.flag("attributes")?;
     let extras = is_node && params.flag("extras")?;
@@ -234,62 +160,42 @@ pub async fn list(
         None => None,
     };
     let full_type_filter = Params::string(&params.full_type, "full_type")?;
-    // The same conditions go into the count and the row query.
-    let push_where = |q: &mut Query| -> ApiResult<()> {
-        q.push(" WHERE 1 = 1");
-        if let Some(pk) = pk {
-            q.push(" AND ").push(&entity.qualified("id")).push(" = ").bind_int(pk);
-        }
-        for filter in &params.filters {
-            push_filter(q, entity, filter)?;
-        }
-        if let Some(ft) = &full_type_filter {
-            push_full_type(q, "n.node_type", "n.process_type", ft)?;
-        }
-        Ok(())
-    };
+    let conditions = RequestConditions { filters: &params.filters, full_type: full_type_filter.as_deref() };
     let orderby = params.orderby()?;
     // Validate ordering and the limit before touching the database.
-    let mut order = db.query();
-    push_order(&mut order, entity, &orderby)?;
+    let list = EntityList::new(
+        db.dialect(),
+        ListSpec { collection, pk, conditions: &conditions, orderby: &orderby, attributes, extras },
+    )?;
     if page.is_none() {
         window(&params, None, 0, max_rows)?;
     }
 
-    let from = format!(" FROM {} {}", entity.table, entity.alias);
-    let mut count = db.query();
-    count.push("SELECT count(*)").push(&from);
-    push_where(&mut count)?;
-    let total = db.fetch_count_cached(count).await?;
+    let total = list.count(db).await?;
     let window = window(&params, page, total, max_rows)?;
+    let rows = list.rows(db, window.limit, window.offset).await?;
 
-    let mut q = db.query();
-    q.push("SELECT ");
-    push_projection(&mut q, entity);
     let attribute_keys = params.key_filter("attributes").filter(|_| attributes);
     let extra_keys = params.key_filter("extras").filter(|_| extras);
-    push_json_projection(&mut q, "n.attributes", attributes);
-    push_json_projection(&mut q, "n.extras", extras);
-    q.push(&from);
-    push_where(&mut q)?;
-    q.push(&order.sql);
-    q.push(" LIMIT ").bind_int(window.limit).push(" OFFSET ").bind_int(window.offset);
-    let rows = db.fetch_all(q).await?;
-
     let mut items = Vec::with_capacity(rows.len());
     for row in rows {
-        let mut cells = row.into_iter();
-        let mut object = row_object(entity, &mut cells);
-        if is_node {
-            let ft = full_type(&object["node_type"], &object["process_type"]);
-            object.insert("full_type".into(), ft);
-            if attributes {
-                object.insert("attributes".into(), take_json(&mut cells, attribute_keys.as_deref()));
+        let object = match row {
+            EntityRow::Node(mut node) if is_node => {
+                let full_type = full_type(node.node_type.as_deref(), node.process_type.as_deref());
+                let (node_attributes, node_extras) = (node.attributes.take(), node.extras.take());
+                let mut object = node_row(node);
+                object.insert("full_type".into(), full_type);
+                if attributes {
+                    object
+                        .insert("attributes".into(), pick_keys(node_attributes.as_deref(), attribute_keys.as_deref()));
+                }
+                if extras {
+                    object.insert("extras".into(), pick_keys(node_extras.as_deref(), extra_keys.as_deref()));
+                }
+                object
             }
-            if extras {
-                object.insert("extras".into(), take_json(&mut cells, extra_keys.as_deref()));
-            }
-        }
+            row => entity_row(row),
+        };
         items.push(Value::Object(object));
     }
 
@@ -300,20 +206,11 @@ pub async fn list(
     Ok(json_response(StatusCode::OK, &body, Some(total), link))
 }
 
-fn push_json_projection(q: &mut Query, column: &str, enabled: bool) {
-    if enabled {
-        q.push(", ").json_text(column);
-    }
-}
-
 /// The attributes/extras of a row: the whole dict, or only the requested keys (`null` for a
 /// missing one). Keys are picked here rather than in SQL, so any key text works on both
 /// databases and booleans stay booleans.
-fn take_json(cells: &mut impl Iterator<Item = Cell>, keys: Option<&[String]>) -> Value {
-    let dict = match cell_to_json(Kind::Json, cells.next().unwrap_or(Cell::Null)) {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
+fn pick_keys(json: Option<&str>, keys: Option<&[String]>) -> Value {
+    let dict = json_dict(json);
     match keys {
         None => Value::Object(dict),
         Some(keys) => {
@@ -325,21 +222,6 @@ fn take_json(cells: &mut impl Iterator<Item = Cell>, keys: Option<&[String]>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::db::Dialect;
-
-    #[test]
-    fn order_appends_id() {
-        let mut q = Query::new(Dialect::Sqlite);
-        push_order(&mut q, &schema::NODE, &[("label".into(), true), ("pk".into(), false)]).unwrap();
-        assert_eq!(q.sql, " ORDER BY n.label DESC, n.id ASC");
-        let mut q = Query::new(Dialect::Sqlite);
-        push_order(&mut q, &schema::NODE, &[]).unwrap();
-        assert_eq!(q.sql, " ORDER BY n.id ASC");
-        assert!(push_order(&mut q, &schema::NODE, &[("nope".into(), false)]).is_err());
-        let mut q = Query::new(Dialect::Sqlite);
-        push_order_with(&mut q, &schema::NODE, &[("link_label", "l.label")], &[("link_label".into(), true)]).unwrap();
-        assert_eq!(q.sql, " ORDER BY l.label DESC, n.id ASC");
-    }
 
     #[test]
     fn paging_rules() {

@@ -1,5 +1,6 @@
 //! Everything about one node: its links, contents, repository files and downloads, and the
-//! process-specific `/processes/<id>/report` and `/calcjobs/<id>/...` views.
+//! process-specific `/processes/<id>/report` and `/calcjobs/<id>/...` views. The queries are
+//! `query::nodes`.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -8,59 +9,45 @@ use serde_json::{Map, Value, json};
 
 use crate::export::{self, ExportError, NodeFiles, NodeInfo};
 use crate::http::error::{ApiError, ApiResult};
-use crate::query::schema::{self, Kind};
-use crate::storage::db::{Cell, Db, Query};
+use crate::query::lists::resolve_uuid;
+use crate::query::nodes::{self, Direction, LinkList, NodeDict};
+use crate::query::schema;
+use crate::storage::db::Db;
 use crate::storage::repository::{EntryKind, RepoError, RepoTree, Repository};
 
-use super::collection::{check_paging, push_order_with, resolve_uuid, window};
+use super::collection::{RequestConditions, check_paging, window};
 use super::routes::NodePart;
-use crate::http::conditions::{push_condition, push_filter, push_full_type};
-use crate::http::params::{Filter, Params, python_str};
-use crate::http::render::{cell_to_json, full_type, json_text};
+use crate::http::params::{Params, python_str};
+use crate::http::render::{comment, json_dict, json_text, link_row, log_record, tree_node};
 use crate::http::request::{Ctx, json_response};
 
 /// The largest file the exporters read into memory.
 const EXPORT_FILE_MAX: u64 = 64 << 20;
 
 /// A node's row, as the sub-resources need it.
-pub struct NodeRow {
+pub struct LoadedNode {
     pub info: NodeInfo,
     pub repository_metadata: String,
 }
 
 /// Loads node `pk` with its computer's label.
-pub async fn load_node(db: &Db, pk: i64) -> ApiResult<NodeRow> {
-    let mut q = db.query();
-    q.push("SELECT n.id, ").uuid_text("n.uuid").push(", n.node_type, n.process_type, n.label, n.description, ");
-    q.json_text("n.attributes").push(", ").json_text("n.repository_metadata");
-    q.push(", c.label FROM db_dbnode n LEFT JOIN db_dbcomputer c ON c.id = n.dbcomputer_id WHERE n.id = ").bind_int(pk);
-    let row = db.fetch_optional(q).await?.ok_or_else(|| ApiError::not_found(format!("no node with id {pk}")))?;
-    let mut cells = row.into_iter();
-    let mut text = || cells.next().and_then(Cell::into_string);
-    let id = text().and_then(|s| s.parse().ok()).unwrap_or(pk);
-    let uuid = text().unwrap_or_default();
-    let node_type = text().unwrap_or_default();
-    let process_type = text();
-    let label = text().unwrap_or_default();
-    let description = text().unwrap_or_default();
-    let attributes_text = text();
-    let attribute_keys = attributes_text.as_deref().map(export::ordered_keys).unwrap_or_default();
-    let attributes = attributes_text.map(|t| json_text(&t)).filter(Value::is_object).unwrap_or_else(|| json!({}));
-    let repository_metadata = text().unwrap_or_else(|| "{}".into());
-    let computer_label = text();
-    Ok(NodeRow {
+pub async fn load_node(db: &Db, pk: i64) -> ApiResult<LoadedNode> {
+    let node = nodes::node_detail(db, pk).await?;
+    let attribute_keys = node.attributes.as_deref().map(export::ordered_keys).unwrap_or_default();
+    let attributes = node.attributes.as_deref().map(json_text).filter(Value::is_object).unwrap_or_else(|| json!({}));
+    Ok(LoadedNode {
         info: NodeInfo {
-            id,
-            uuid,
-            node_type,
-            process_type,
-            label,
-            description,
+            id: node.id,
+            uuid: node.uuid,
+            node_type: node.node_type,
+            process_type: node.process_type,
+            label: node.label,
+            description: node.description,
             attributes,
             attribute_keys,
-            computer_label,
+            computer_label: node.computer_label,
         },
-        repository_metadata,
+        repository_metadata: node.repository_metadata,
     })
 }
 
@@ -83,7 +70,8 @@ pub async fn node_part(
     let id_value = Value::String(id.to_string());
     match part {
         NodePart::Incoming | NodePart::Outgoing => {
-            links_list(db, ctx, &params, pk, id_value, part == NodePart::Incoming, page, max_rows).await
+            let direction = if part == NodePart::Incoming { Direction::Incoming } else { Direction::Outgoing };
+            links_list(db, ctx, &params, pk, id_value, direction, page, max_rows).await
         }
         NodePart::Tree => links_tree(db, ctx, &params, pk, id_value, max_rows).await,
         NodePart::Attributes | NodePart::Extras => contents_dict(db, ctx, &params, pk, id_value, part).await,
@@ -177,7 +165,7 @@ fn list_dir(metadata: &str, dir: &str) -> ApiResult<Value> {
     ))
 }
 
-async fn repo_contents(repo: &Repository, ctx: &Ctx, node: &NodeRow, path: &str, id: Value) -> ApiResult<Response> {
+async fn repo_contents(repo: &Repository, ctx: &Ctx, node: &LoadedNode, path: &str, id: Value) -> ApiResult<Response> {
     let tree = RepoTree::from_json_str(&node.repository_metadata)?;
     let key = match tree.file_key(path) {
         Ok(key) => key.to_string(),
@@ -246,14 +234,9 @@ async fn download(db: &Db, repo: &Repository, ctx: &Ctx, params: &Params, pk: i6
 }
 
 async fn contents_dict(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value, part: NodePart) -> ApiResult<Response> {
-    let (name, column) = if part == NodePart::Attributes { ("attributes", "attributes") } else { ("extras", "extras") };
-    let mut q = db.query();
-    q.push("SELECT ").json_text(column).push(" FROM db_dbnode WHERE id = ").bind_int(pk);
-    let row = db.fetch_optional(q).await?.ok_or_else(|| ApiError::not_found(format!("no node with id {pk}")))?;
-    let mut dict = match row.into_iter().next().map(|c| cell_to_json(Kind::Json, c)) {
-        Some(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
+    let (name, dict) =
+        if part == NodePart::Attributes { ("attributes", NodeDict::Attributes) } else { ("extras", NodeDict::Extras) };
+    let mut dict = json_dict(nodes::node_dict(db, pk, dict).await?.as_deref());
     if let Some(keys) = params.key_filter(name) {
         dict.retain(|k, _| keys.contains(k));
     }
@@ -264,61 +247,9 @@ async fn contents_dict(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value, 
 }
 
 async fn comments(db: &Db, ctx: &Ctx, pk: i64, id: Value, max_rows: i64) -> ApiResult<Response> {
-    let mut q = db.query();
-    q.push("SELECT ").time_text("c.ctime").push(", c.content, ").time_text("c.mtime");
-    q.push(", u.first_name, u.last_name FROM db_dbcomment c JOIN db_dbuser u ON u.id = c.user_id WHERE c.dbnode_id = ");
-    q.bind_int(pk).push(" ORDER BY c.id ASC LIMIT ").bind_int(max_rows);
-    let rows = db.fetch_all(q).await?;
-    let comments: Vec<Value> = rows
-        .into_iter()
-        .map(|row| {
-            let mut cells = row.into_iter();
-            let created = cell_to_json(Kind::Time, cells.next().unwrap_or(Cell::Null));
-            let message = cell_to_json(Kind::Text, cells.next().unwrap_or(Cell::Null));
-            let modified = cell_to_json(Kind::Time, cells.next().unwrap_or(Cell::Null));
-            let first = cells.next().and_then(Cell::into_string).unwrap_or_default();
-            let last = cells.next().and_then(Cell::into_string).unwrap_or_default();
-            json!({"created_time": created, "message": message, "modified_time": modified, "user": format!("{first} {last}")})
-        })
-        .collect();
+    let comments: Vec<Value> = nodes::comments(db, pk, max_rows).await?.into_iter().map(comment).collect();
     let body = ctx.envelope("nodes", Some(id), json!({ "comments": comments }));
     Ok(json_response(StatusCode::OK, &body, Some(1), None))
-}
-
-/// Columns of the linked node in link lists, in this order.
-const LINK_NODE_COLUMNS: [(&str, Kind); 8] = [
-    ("id", Kind::Int),
-    ("label", Kind::Text),
-    ("node_type", Kind::Text),
-    ("process_type", Kind::Text),
-    ("ctime", Kind::Time),
-    ("mtime", Kind::Time),
-    ("uuid", Kind::Uuid),
-    ("user_id", Kind::Int),
-];
-
-/// Pushes the filters of a link list: link columns by their names, the rest on the node.
-fn push_link_filters(q: &mut Query, filters: &[Filter], full_type_filter: Option<&str>) -> ApiResult<()> {
-    for filter in filters {
-        let link_column = match filter.key.as_str() {
-            "link_label" => Some("l.label"),
-            "link_type" => Some("l.type"),
-            _ => None,
-        };
-        match link_column {
-            Some(column) => {
-                for (op, value) in &filter.conditions {
-                    q.push(" AND ");
-                    push_condition(q, column, Kind::Text, &filter.key, *op, value)?;
-                }
-            }
-            None => push_filter(q, &schema::NODE, filter)?,
-        }
-    }
-    if let Some(ft) = full_type_filter {
-        push_full_type(q, "n.node_type", "n.process_type", ft)?;
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -328,68 +259,24 @@ async fn links_list(
     params: &Params,
     pk: i64,
     id: Value,
-    incoming: bool,
+    direction: Direction,
     page: Option<u64>,
     max_rows: i64,
 ) -> ApiResult<Response> {
     check_paging(params, page)?;
-    let (near, far) = if incoming { ("output_id", "input_id") } else { ("input_id", "output_id") };
     let full_type_filter = Params::string(&params.full_type, "full_type")?;
-    let push_where = |q: &mut Query| -> ApiResult<()> {
-        q.push(&format!(" FROM db_dblink l JOIN db_dbnode n ON n.id = l.{far} WHERE l.{near} = "));
-        q.bind_int(pk);
-        push_link_filters(q, &params.filters, full_type_filter.as_deref())
-    };
+    let conditions = RequestConditions { filters: &params.filters, full_type: full_type_filter.as_deref() };
     // Link columns may be ordered on too; everything else is a node column.
-    let mut order = db.query();
-    push_order_with(
-        &mut order,
-        &schema::NODE,
-        &[("link_label", "l.label"), ("link_type", "l.type")],
-        &params.orderby()?,
-    )?;
-    order.push(", l.id ASC");
+    let list = LinkList::new(db.dialect(), pk, direction, &conditions, &params.orderby()?)?;
     if page.is_none() {
         window(params, None, 0, max_rows)?;
     }
 
-    let mut count = db.query();
-    count.push("SELECT count(*)");
-    push_where(&mut count)?;
-    let total = db.fetch_count_cached(count).await?;
+    let total = list.count(db).await?;
     let window = window(params, page, total, max_rows)?;
-
-    let mut q = db.query();
-    q.push("SELECT l.label, l.type");
-    for (name, kind) in LINK_NODE_COLUMNS {
-        q.push(", ");
-        let column = format!("n.{name}");
-        match kind {
-            Kind::Uuid => q.uuid_text(&column),
-            Kind::Time => q.time_text(&column),
-            _ => q.push(&column),
-        };
-    }
-    push_where(&mut q)?;
-    q.push(&order.sql);
-    q.push(" LIMIT ").bind_int(window.limit).push(" OFFSET ").bind_int(window.offset);
-    let rows = db.fetch_all(q).await?;
-    let items: Vec<Value> = rows
-        .into_iter()
-        .map(|row| {
-            let mut cells = row.into_iter();
-            let mut object = Map::new();
-            object.insert("link_label".into(), cell_to_json(Kind::Text, cells.next().unwrap_or(Cell::Null)));
-            object.insert("link_type".into(), cell_to_json(Kind::Text, cells.next().unwrap_or(Cell::Null)));
-            for (name, kind) in LINK_NODE_COLUMNS {
-                object.insert(name.into(), cell_to_json(kind, cells.next().unwrap_or(Cell::Null)));
-            }
-            let ft = full_type(&object["node_type"], &object["process_type"]);
-            object.insert("full_type".into(), ft);
-            Value::Object(object)
-        })
-        .collect();
-    let label = if incoming { "incoming" } else { "outgoing" };
+    let rows = list.rows(db, window.limit, window.offset).await?;
+    let items: Vec<Value> = rows.into_iter().map(|row| Value::Object(link_row(row))).collect();
+    let label = if direction == Direction::Incoming { "incoming" } else { "outgoing" };
     let mut data = Map::new();
     data.insert(label.into(), Value::Array(items));
     let body = ctx.envelope("nodes", Some(id), Value::Object(data));
@@ -397,78 +284,23 @@ async fn links_list(
     Ok(json_response(StatusCode::OK, &body, Some(total), link))
 }
 
-/// One neighbour (or the node itself) in `/links/tree`.
-fn tree_item(cells: &mut impl Iterator<Item = Cell>, with_link: bool) -> Map<String, Value> {
-    let mut next = || cells.next().unwrap_or(Cell::Null);
-    let mut object = Map::new();
-    if with_link {
-        object.insert("link_label".into(), cell_to_json(Kind::Text, next()));
-        object.insert("link_type".into(), cell_to_json(Kind::Text, next()));
-    }
-    let id = next().as_i64().unwrap_or_default();
-    let uuid = next().into_string().unwrap_or_default();
-    let node_type = next().into_string().unwrap_or_default();
-    let process_type = next().into_string();
-    let label = next().into_string().unwrap_or_default();
-    let ctime = cell_to_json(Kind::Time, next());
-    let mtime = cell_to_json(Kind::Time, next());
-    let attributes = next().into_string().map(|t| json_text(&t)).unwrap_or_else(|| json!({}));
-    let info = NodeInfo {
-        id,
-        uuid: uuid.clone(),
-        node_type: node_type.clone(),
-        process_type,
-        label: label.clone(),
-        description: String::new(),
-        attributes,
-        attribute_keys: Vec::new(),
-        computer_label: next().into_string(),
-    };
-    object.insert("ctime".into(), ctime);
-    object.insert("description".into(), Value::String(export::description(&info)));
-    object.insert("id".into(), Value::from(id));
-    object.insert("mtime".into(), mtime);
-    object.insert("node_label".into(), Value::String(label));
-    object.insert("node_type".into(), Value::String(node_type));
-    object.insert("uuid".into(), Value::String(uuid));
-    object
-}
-
-fn push_tree_columns(q: &mut Query) {
-    q.push("n.id, ").uuid_text("n.uuid").push(", n.node_type, n.process_type, n.label, ");
-    q.time_text("n.ctime").push(", ").time_text("n.mtime").push(", ").json_text("n.attributes");
-    q.push(", c.label");
-}
-
 async fn links_tree(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value, max_rows: i64) -> ApiResult<Response> {
     let in_limit = params.in_limit().map_err(|_| ApiError::bad_request("in_limit must be an integer"))?;
     let out_limit = params.out_limit().map_err(|_| ApiError::bad_request("out_limit must be an integer"))?;
-    let mut q = db.query();
-    q.push("SELECT ");
-    push_tree_columns(&mut q);
-    q.push(" FROM db_dbnode n LEFT JOIN db_dbcomputer c ON c.id = n.dbcomputer_id WHERE n.id = ").bind_int(pk);
-    let row = db.fetch_optional(q).await?.ok_or_else(|| ApiError::not_found(format!("no node with id {pk}")))?;
-    let mut node = tree_item(&mut row.into_iter(), false);
+    let mut node = tree_node(nodes::tree_node(db, pk).await?, None);
 
     let mut metadata = Map::new();
-    for (incoming, limit) in [(true, in_limit), (false, out_limit)] {
-        let (near, far, label) =
-            if incoming { ("output_id", "input_id", "incoming") } else { ("input_id", "output_id", "outgoing") };
-        let mut count = db.query();
-        count.push(&format!("SELECT count(*) FROM db_dblink l WHERE l.{near} = ")).bind_int(pk);
-        let total = db.fetch_count(count).await?;
-        let mut q = db.query();
-        q.push("SELECT l.label, l.type, ");
-        push_tree_columns(&mut q);
-        q.push(&format!(
-            " FROM db_dblink l JOIN db_dbnode n ON n.id = l.{far} LEFT JOIN db_dbcomputer c ON c.id = n.dbcomputer_id WHERE l.{near} = "
-        ));
-        q.bind_int(pk).push(" ORDER BY n.id ASC, l.id ASC LIMIT ");
+    for (direction, limit) in [(Direction::Incoming, in_limit), (Direction::Outgoing, out_limit)] {
+        let label = if direction == Direction::Incoming { "incoming" } else { "outgoing" };
+        let total = nodes::link_count(db, pk, direction).await?;
         // A negative limit is no limit (as in the list endpoints); the link count bounds it.
-        q.bind_int(limit.filter(|l| *l >= 0).unwrap_or(total).min(max_rows));
-        let rows = db.fetch_all(q).await?;
-        let sent = rows.len();
-        let items: Vec<Value> = rows.into_iter().map(|r| Value::Object(tree_item(&mut r.into_iter(), true))).collect();
+        let limit = limit.filter(|l| *l >= 0).unwrap_or(total).min(max_rows);
+        let links = nodes::tree_links(db, pk, direction, limit).await?;
+        let sent = links.len();
+        let items: Vec<Value> = links
+            .into_iter()
+            .map(|link| Value::Object(tree_node(link.node, Some((link.link_label, link.link_type)))))
+            .collect();
         node.insert(label.into(), Value::Array(items));
         metadata.insert(format!("sent_no_of_{label}s"), Value::from(sent));
         metadata.insert(format!("total_no_of_{label}s"), Value::from(total));
@@ -480,7 +312,7 @@ async fn links_tree(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value, max
 
 /// Resolves the identifier of `/processes/<id>` and `/calcjobs/<id>`: digits are a primary
 /// key, anything else a UUID prefix. The node must be of `required` (a node_type prefix).
-async fn load_process(db: &Db, id: &str, required: &str, class: &str) -> ApiResult<NodeRow> {
+async fn load_process(db: &Db, id: &str, required: &str, class: &str) -> ApiResult<LoadedNode> {
     let pk = if id.bytes().all(|b| b.is_ascii_digit()) {
         id.parse::<i64>().map_err(|_| ApiError::not_found(format!("no node with id {id}")))?
     } else {
@@ -498,28 +330,7 @@ pub async fn process_report(db: &Db, ctx: &Ctx, id: &str, max_rows: i64) -> ApiR
     // Parsed for its errors only: the report takes no parameters.
     Params::parse(&ctx.query)?;
     let node = load_process(db, id, "process.", "aiida.orm.nodes.process.process.ProcessNode").await?;
-    let mut q = db.query();
-    q.push("SELECT dbnode_id, levelname, loggername, message, ").time_text("time");
-    q.push(" FROM db_dblog WHERE dbnode_id = ")
-        .bind_int(node.info.id)
-        .push(" ORDER BY id ASC LIMIT ")
-        .bind_int(max_rows);
-    let logs: Vec<Value> = db
-        .fetch_all(q)
-        .await?
-        .into_iter()
-        .map(|row| {
-            let mut cells = row.into_iter();
-            let mut next = || cells.next().unwrap_or(Cell::Null);
-            json!({
-                "dbnode_id": cell_to_json(Kind::Int, next()),
-                "levelname": cell_to_json(Kind::Text, next()),
-                "loggername": cell_to_json(Kind::Text, next()),
-                "message": cell_to_json(Kind::Text, next()),
-                "time": cell_to_json(Kind::Time, next()),
-            })
-        })
-        .collect();
+    let logs: Vec<Value> = nodes::process_logs(db, node.info.id, max_rows).await?.into_iter().map(log_record).collect();
     let body = ctx.envelope("processes", Some(Value::String(id.to_string())), json!({ "logs": logs }));
     Ok(json_response(StatusCode::OK, &body, Some(1), None))
 }
@@ -542,12 +353,8 @@ pub async fn calcjob_files(
         raw_query.and_then(|q| form_value(q, "filename")).map(|d| d.trim_matches('"').to_string()).unwrap_or_default();
     let id_value = Value::String(id.to_string());
     let metadata = if outputs {
-        let mut q = db.query();
-        q.push("SELECT ").json_text("n.repository_metadata");
-        q.push(" FROM db_dblink l JOIN db_dbnode n ON n.id = l.output_id WHERE l.input_id = ");
-        q.bind_int(node.info.id).push(" AND l.label = 'retrieved' AND l.type = 'create' ORDER BY n.id LIMIT 1");
-        match db.fetch_optional(q).await? {
-            Some(row) => row.into_iter().next().and_then(Cell::into_string).unwrap_or_else(|| "{}".into()),
+        match nodes::retrieved_repository_metadata(db, node.info.id).await? {
+            Some(metadata) => metadata,
             None => {
                 let data = json!({"data": "This node does not have retrieved folder", "status": 200});
                 let body = ctx.envelope("calcjobs", Some(id_value), data);

@@ -2,8 +2,8 @@
 //! `/nodes/download_formats`: what kinds of nodes the database holds, and what each kind can be
 //! downloaded as.
 //!
-//! Everything is counted by the database (`GROUP BY`); node rows never reach this process, so
-//! the answers stay cheap on large databases.
+//! The counting is `query::stats`; this module parses the parameters and builds the namespace
+//! tree of the full types from the counts.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::querystring::{Op, Value as QValue};
-use crate::storage::db::{Cell, Db, Dialect, Query};
+use crate::query::stats::{self, TypeCount};
+use crate::storage::db::Db;
 
 use crate::http::params::{Params, python_str};
 use crate::http::request::{Ctx, json_response};
@@ -32,25 +33,11 @@ pub async fn statistics(db: &Db, ctx: &Ctx) -> ApiResult<Response> {
     let params = parse_params(ctx)?;
     let user = user_filter(&params, "/nodes/statistics")?;
 
-    let mut types = db.query();
-    types.push("SELECT node_type, count(*) FROM db_dbnode");
-    push_user(&mut types, user);
-    types.push(" GROUP BY node_type");
-
-    let mut days = db.query();
-    days.push("SELECT ");
-    push_utc_day(&mut days, "ctime");
-    days.push(" AS day, count(*) FROM db_dbnode");
-    push_user(&mut days, user);
-    days.push(" GROUP BY day");
-
-    let (type_rows, day_rows) = tokio::try_join!(db.fetch_all_cached(types), db.fetch_all_cached(days))?;
-    // The per-type counts add up to the node count, which saves a third scan.
-    let total: i64 = type_rows.iter().map(|row| count_cell(row, 1)).sum();
+    let stats = stats::statistics(db, user).await?;
     let data = serde_json::json!({
-        "ctime_by_day": counts_by_key(day_rows),
-        "total": total,
-        "types": counts_by_key(type_rows),
+        "ctime_by_day": counts_object(stats.ctime_by_day),
+        "total": stats.total,
+        "types": counts_object(stats.types),
     });
     ok(ctx, data)
 }
@@ -61,27 +48,7 @@ pub async fn full_types(db: &Db, ctx: &Ctx, counts: bool) -> ApiResult<Response>
     // The reference reads the user only for the counting variant and ignores filters otherwise.
     let user = if counts { user_filter(&params, "/nodes/full_types_count")? } else { None };
 
-    let mut q = db.query();
-    q.push("SELECT node_type, process_type, count(*) FROM db_dbnode");
-    if user.is_none() && q.dialect == Dialect::Sqlite {
-        // Every row is read anyway; SQLite would otherwise walk the node_type index and fetch
-        // each row out of order, which is about twice as slow.
-        q.push(" NOT INDEXED");
-    }
-    push_user(&mut q, user);
-    q.push(" GROUP BY node_type, process_type");
-    let groups: Vec<TypeCount> = db
-        .fetch_all_cached(q)
-        .await?
-        .into_iter()
-        .filter_map(|row| {
-            let count = count_cell(&row, 2);
-            let mut cells = row.into_iter();
-            let node_type = cells.next()?.into_string()?;
-            let process_type = cells.next().and_then(Cell::into_string);
-            Some(TypeCount { node_type, process_type, count })
-        })
-        .collect();
+    let groups = stats::full_type_counts(db, user).await?;
     ok(ctx, node_namespace(&groups, counts))
 }
 
@@ -138,35 +105,9 @@ fn user_filter(params: &Params, endpoint: &str) -> ApiResult<Option<i64>> {
     Ok(user)
 }
 
-fn push_user(q: &mut Query, user: Option<i64>) {
-    if let Some(user) = user {
-        q.push(" WHERE user_id = ").bind_int(user);
-    }
-}
-
-/// The UTC calendar day (`YYYY-MM-DD`) of a timestamp column. SQLite storage holds naive UTC
-/// text, so the day is its first ten characters.
-fn push_utc_day(q: &mut Query, column: &str) {
-    match q.dialect {
-        Dialect::Sqlite => q.push("substr(").push(column).push(", 1, 10)"),
-        Dialect::Postgres => q.push("to_char(").push(column).push(" AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
-    };
-}
-
-fn count_cell(row: &[Cell], index: usize) -> i64 {
-    row.get(index).and_then(Cell::as_i64).unwrap_or(0)
-}
-
-/// `{key: count}` from `(key, count)` rows; a NULL key has no JSON spelling and is left out.
-fn counts_by_key(rows: Vec<Vec<Cell>>) -> Value {
-    let mut map = Map::new();
-    for row in rows {
-        let count = count_cell(&row, 1);
-        if let Some(key) = row.into_iter().next().and_then(Cell::into_string) {
-            map.insert(key, Value::from(count));
-        }
-    }
-    Value::Object(map)
+/// `{key: count}`
+fn counts_object(counts: Vec<(String, i64)>) -> Value {
+    Value::Object(counts.into_iter().map(|(key, count)| (key, Value::from(count))).collect())
 }
 
 fn string_list(items: &[&str]) -> Value {
@@ -187,14 +128,6 @@ fn truthy(value: &QValue) -> bool {
 
 // ---------------------------------------------------------------------------------------------
 // The namespace tree of `full_types`
-
-/// The nodes of one `(node_type, process_type)` pair, as the database groups them.
-#[derive(Debug, Clone)]
-pub struct TypeCount {
-    pub node_type: String,
-    pub process_type: Option<String>,
-    pub count: i64,
-}
 
 /// One concrete node kind, placed in the tree at `namespace`.
 #[derive(Debug, Clone, PartialEq)]
@@ -1004,16 +937,6 @@ mod tests {
             let module = node_type.strip_prefix("data.").unwrap();
             assert_eq!(load_entry_point("aiida.data", rsplit2(module)[0]), Some(Loaded::Data(formats)), "{node_type}");
         }
-    }
-
-    #[test]
-    fn day_expression_follows_the_dialect() {
-        let mut q = Query::new(Dialect::Sqlite);
-        push_utc_day(&mut q, "ctime");
-        assert_eq!(q.sql, "substr(ctime, 1, 10)");
-        let mut q = Query::new(Dialect::Postgres);
-        push_utc_day(&mut q, "ctime");
-        assert_eq!(q.sql, "to_char(ctime AT TIME ZONE 'UTC', 'YYYY-MM-DD')");
     }
 
     #[test]
