@@ -1,8 +1,15 @@
 //! Conformance with the reference: every recorded answer of the golden files
-//! (`tests/fixtures/v4.jsonl`, `tests/fixtures/querybuilder.jsonl`) is replayed through the real
-//! router, on the archive, on the profile folder and on the same profile in PostgreSQL, and
-//! compared with the rules of `golden.py` (2xx: same JSON, X-Total-Count and Link targets;
-//! reference 4xx: a JSON 4xx with a message; reference 5xx: anything but a 5xx).
+//! (`tests/fixtures/v4.jsonl`, `tests/fixtures/querybuilder.jsonl`, recorded with
+//! `tools/record_golden.py`) is replayed through the real router, on the archive, on the profile
+//! folder and on the same profile in PostgreSQL, and compared:
+//! - the reference answered 2xx: the same status, X-Total-Count, Link targets (origin and
+//!   quoting aside) and JSON body (`scheme://host` aside), or the same bytes and
+//!   Content-Disposition for files;
+//! - the reference answered 4xx: any 4xx whose JSON body has a `message` string;
+//! - the reference answered 5xx: anything but a 5xx;
+//! - an entry's `"allow": "<reason>"`: only "not a 5xx" (a documented difference);
+//! - `"relax": {"$.data.x": "any" | "unordered" | "superset"}` loosens single JSON paths: the
+//!   value is not compared, a list may come in any order, a list may hold more items.
 //!
 //! One test per storage and file: `cargo test --test it golden::profile::v4`. An entry is named
 //! `<file>:<line> <METHOD> <path>` (failures print it); `GOLDEN=<text>` replays only the entries

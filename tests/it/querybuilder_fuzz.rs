@@ -1,4 +1,4 @@
-//! `POST /querybuilder` under invalid and hostile bodies. `tests/querybuilder.rs` fuzzes valid
+//! `POST /querybuilder` under invalid and hostile bodies. The `querybuilder` module fuzzes valid
 //! QueryBuilder dicts; this file sends everything else: JSON of every shape, broken JSON, and
 //! dicts with hostile text in every string position (tags, entity types, column names, JSON
 //! path keys, operators, order directions, casts, functions), duplicate and unknown tags,
