@@ -164,7 +164,7 @@ async fn projected_booleans_stay_booleans() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn negative_limit_is_bounded() {
-    let settings = aiida_rest::http::Settings { max_rows: 7, ..Default::default() };
+    let settings = harness::Settings { max_rows: 7, ..Default::default() };
     let app = harness::app_with(Backend::Archive, settings).await;
     let answer = get(&app, "/api/v4/nodes?limit=-1").await;
     assert_eq!(answer.status, 200);

@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aiida_rest::http::Settings;
-use aiida_rest::storage::db::{DbError, DbLimits};
+use aiida_rest::storage::db::DbError;
 use aiida_rest::storage::{Storage, StorageError};
 
-use crate::harness::{self, Source, pg};
+use crate::harness::{self, DbLimits, Settings, Source, pg};
 
 async fn open(url: &str, limits: DbLimits) -> Storage {
     harness::open(Source::postgres(url), limits).await.expect("the fixture database opens")

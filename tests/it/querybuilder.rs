@@ -4,7 +4,6 @@
 
 use std::sync::OnceLock;
 
-use aiida_rest::http::Settings;
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
@@ -14,7 +13,7 @@ use proptest::test_runner::FileFailurePersistence;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::harness::{self, Answer, Backend, request};
+use crate::harness::{self, Answer, Backend, Settings, request};
 
 const QB: &str = "/api/v4/querybuilder";
 

@@ -17,14 +17,12 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use aiida_rest::http::Settings;
-use aiida_rest::storage::db::DbLimits;
 use axum::Router;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value, json};
 
-use crate::harness::{self, Answer, Backend, request};
+use crate::harness::{self, Answer, Backend, DbLimits, Settings, request};
 
 const QB: &str = "/api/v4/querybuilder";
 /// The row cap of the app used for the limit/offset property (small, so that it bites).

@@ -6,10 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use aiida_rest::http::Settings;
-use aiida_rest::storage::db::DbLimits;
-
-use crate::harness::{self, Backend};
+use crate::harness::{self, Backend, DbLimits, Settings};
 
 /// Every file below `dir` with its size and modification time.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, SystemTime)> {

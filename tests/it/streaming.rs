@@ -4,14 +4,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use aiida_rest::http::Settings;
-use aiida_rest::storage::db::DbLimits;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use crate::harness;
+use crate::harness::{self, DbLimits, Settings};
 
 const SIZE: usize = 256 << 20;
 const KEY: &str = "5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592";

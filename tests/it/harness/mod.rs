@@ -6,11 +6,14 @@
 
 pub mod pg;
 
+// The knobs of an application, named here so that tests do not depend on where they live.
+pub use aiida_rest::http::Settings;
+pub use aiida_rest::storage::db::DbLimits;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aiida_rest::http::{self, AppState, Settings};
-use aiida_rest::storage::db::DbLimits;
+use aiida_rest::http::{self, AppState};
 use aiida_rest::storage::{self, Storage, StorageError};
 use axum::Router;
 use axum::body::Body;
