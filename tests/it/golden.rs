@@ -1,44 +1,135 @@
-//! Conformance with the reference: every recorded answer of `tests/fixtures/v4.jsonl` is
-//! replayed through the real router, on the archive, on the profile folder and on the same
-//! profile in PostgreSQL, and compared
-//! with the rules of `golden.py` (2xx: same JSON, X-Total-Count and Link targets; reference
-//! 4xx: a JSON 4xx with a message; reference 5xx: anything but a 5xx).
+//! Conformance with the reference: every recorded answer of the golden files
+//! (`tests/fixtures/v4.jsonl`, `tests/fixtures/querybuilder.jsonl`, recorded with
+//! `tools/record_golden.py`) is replayed through the real router, on the archive, on the profile
+//! folder and on the same profile in PostgreSQL, and compared:
+//! - the reference answered 2xx: the same status, X-Total-Count, Link targets (origin and
+//!   quoting aside) and JSON body (`scheme://host` aside), or the same bytes and
+//!   Content-Disposition for files;
+//! - the reference answered 4xx: any 4xx whose JSON body has a `message` string;
+//! - the reference answered 5xx: anything but a 5xx;
+//! - an entry's `"allow": "<reason>"`: only "not a 5xx" (a documented difference);
+//! - `"relax": {"$.data.x": "any" | "unordered" | "superset"}` loosens single JSON paths: the
+//!   value is not compared, a list may come in any order, a list may hold more items.
+//!
+//! One test per storage and file: `cargo test --test it golden::profile::v4`. An entry is named
+//! `<file>:<line> <METHOD> <path>` (failures print it); `GOLDEN=<text>` replays only the entries
+//! whose name or POST body contains the text, and `GOLDEN=v4.jsonl:17` exactly that line.
+//! Each test prints `golden [Profile] v4.jsonl: N passed, ...`; when every file of a storage
+//! has been replayed in this run, the total follows as `golden [Profile]: N passed, ...`.
 
-mod support;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::{Answer, Backend};
+
+use crate::harness::{self, Answer, Backend};
+
+/// The golden files, in `tests/fixtures/`: the shared conformance set, and POST /querybuilder
+/// in depth.
+const FILES: [&str; 2] = ["v4.jsonl", "querybuilder.jsonl"];
 
 /// Paths of endpoints that later work will serve; they are skipped (and counted) until then.
 const NOT_YET: &[&str] = &[];
 
+/// The environment variable that selects entries by name.
+const SELECT_VAR: &str = "GOLDEN";
+
+macro_rules! golden_tests {
+    ($($module:ident: $backend:expr;)*) => {$(
+        mod $module {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn v4() {
+                replay($backend, "v4.jsonl").await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn querybuilder() {
+                replay($backend, "querybuilder.jsonl").await;
+            }
+        }
+    )*};
+}
+
+golden_tests! {
+    archive: Backend::Archive;
+    profile: Backend::Profile;
+    postgres: Backend::Postgres;
+}
+
+#[derive(Default)]
 struct Outcome {
     passed: usize,
     skipped: usize,
+    /// Entries of the file left out by `GOLDEN=`.
+    unselected: usize,
     failures: Vec<String>,
     server_errors: Vec<String>,
 }
 
-async fn run(backend: Backend) -> Outcome {
-    let app = support::app(backend).await;
-    // v4.jsonl: the shared conformance set; querybuilder.jsonl: POST /querybuilder in depth.
-    let golden: String = ["v4.jsonl", "querybuilder.jsonl"]
-        .iter()
-        .map(|file| std::fs::read_to_string(support::fixtures().join(file)).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut outcome = Outcome { passed: 0, skipped: 0, failures: Vec::new(), server_errors: Vec::new() };
-    for line in golden.lines().filter(|l| !l.trim().is_empty()) {
-        let entry: Value = serde_json::from_str(line).unwrap();
+impl Outcome {
+    fn add(&mut self, other: &Outcome) {
+        self.passed += other.passed;
+        self.skipped += other.skipped;
+        self.unselected += other.unselected;
+        self.failures.extend(other.failures.iter().cloned());
+        self.server_errors.extend(other.server_errors.iter().cloned());
+    }
+
+    fn summary(&self) -> String {
+        let mut line = format!(
+            "{} passed, {} failed, {} skipped (not served yet: {NOT_YET:?}), {} answered 5xx",
+            self.passed,
+            self.failures.len(),
+            self.skipped,
+            self.server_errors.len()
+        );
+        if let Ok(selection) = std::env::var(SELECT_VAR) {
+            line.push_str(&format!("; {SELECT_VAR}={selection:?} left out {}", self.unselected));
+        }
+        line
+    }
+}
+
+/// The entries chosen by `GOLDEN=`: all when unset; `<file>:<line>` (with or without
+/// `.jsonl`) names one line of one file; any other text is looked for in the entry's name and
+/// POST body.
+fn selected(file: &str, line: usize, name: &str, body: Option<&str>) -> bool {
+    let Ok(wanted) = std::env::var(SELECT_VAR) else { return true };
+    if let Some((wanted_file, wanted_line)) = wanted.rsplit_once(':')
+        && let Ok(wanted_line) = wanted_line.parse::<usize>()
+        && (file == wanted_file || file.strip_suffix(".jsonl") == Some(wanted_file))
+    {
+        return line == wanted_line;
+    }
+    name.contains(&wanted) || body.is_some_and(|b| b.contains(&wanted))
+}
+
+/// Replays the golden `file` on `backend`, prints what happened and fails on any mismatch.
+async fn replay(backend: Backend, file: &str) {
+    if backend == Backend::Postgres && harness::pg::shared().is_none() {
+        return;
+    }
+    let app = harness::app(backend).await;
+    let text = std::fs::read_to_string(harness::fixtures().join(file)).unwrap();
+    let mut outcome = Outcome::default();
+    for (index, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let entry: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{file}:{}: {e}", index + 1));
         let method = entry["method"].as_str().unwrap();
         let path = entry["path"].as_str().unwrap();
-        let answer = support::request(&app, method, path, entry["body"].as_str()).await;
-        let label = format!("{method} {path}");
+        let body = entry["body"].as_str();
+        let name = format!("{file}:{} {method} {path}", index + 1);
+        if !selected(file, index + 1, &name, body) {
+            outcome.unselected += 1;
+            continue;
+        }
+        let answer = harness::request(&app, method, path, body).await;
         let not_yet = NOT_YET.iter().any(|p| path.contains(p)) && !path.contains("projectable_properties");
         if answer.status >= 500 && !not_yet {
-            outcome.server_errors.push(format!("{label}: status {}", answer.status));
+            outcome.server_errors.push(format!("{name}: status {}", answer.status));
         }
         if not_yet {
             outcome.skipped += 1;
@@ -46,50 +137,32 @@ async fn run(backend: Backend) -> Outcome {
         }
         match check(&entry, &answer) {
             None => outcome.passed += 1,
-            Some(reason) => outcome.failures.push(format!("{label}\n     {reason}")),
+            Some(reason) => outcome.failures.push(format!("{name}\n     {reason}")),
         }
     }
-    outcome
-}
-
-fn report(backend: Backend, outcome: &Outcome) {
     for f in &outcome.failures {
         eprintln!("FAIL [{backend:?}] {f}");
     }
     for e in &outcome.server_errors {
         eprintln!("5xx  [{backend:?}] {e}");
     }
-    eprintln!(
-        "golden [{backend:?}]: {} passed, {} failed, {} skipped (not served yet: {NOT_YET:?}), {} answered 5xx",
-        outcome.passed,
-        outcome.failures.len(),
-        outcome.skipped,
-        outcome.server_errors.len()
-    );
+    eprintln!("golden [{backend:?}] {file}: {}", outcome.summary());
+    let ok = outcome.failures.is_empty() && outcome.server_errors.is_empty();
+    report_total(backend, file, outcome);
+    assert!(ok, "golden answers differ on {backend:?} ({file}); replay one with GOLDEN=<its name>");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn golden_answers_on_the_archive() {
-    let outcome = run(Backend::Archive).await;
-    report(Backend::Archive, &outcome);
-    assert!(outcome.failures.is_empty() && outcome.server_errors.is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn golden_answers_on_the_profile_folder() {
-    let outcome = run(Backend::Profile).await;
-    report(Backend::Profile, &outcome);
-    assert!(outcome.failures.is_empty() && outcome.server_errors.is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn golden_answers_on_postgres() {
-    if support::pg::shared().is_none() {
-        return;
+/// Adds the outcome of one file to its storage's total, printed once every file is in.
+fn report_total(backend: Backend, file: &str, outcome: Outcome) {
+    static DONE: Mutex<BTreeMap<Backend, Vec<(String, Outcome)>>> = Mutex::new(BTreeMap::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    let files = done.entry(backend).or_default();
+    files.push((file.to_string(), outcome));
+    if FILES.iter().all(|f| files.iter().any(|(done, _)| done == f)) {
+        let mut total = Outcome::default();
+        files.iter().for_each(|(_, outcome)| total.add(outcome));
+        eprintln!("golden [{backend:?}]: {}", total.summary());
     }
-    let outcome = run(Backend::Postgres).await;
-    report(Backend::Postgres, &outcome);
-    assert!(outcome.failures.is_empty() && outcome.server_errors.is_empty());
 }
 
 fn check(entry: &Value, got: &Answer) -> Option<String> {

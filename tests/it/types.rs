@@ -2,15 +2,14 @@
 //! `/nodes/download_formats` against the reference's recorded answers, on the archive, the
 //! profile folder and PostgreSQL, plus the error answers where this server differs on purpose.
 
-mod support;
-
 use serde_json::Value;
-use support::{Answer, Backend};
+
+use crate::harness::{self, Answer, Backend};
 
 /// The SQLite storages, and PostgreSQL when this machine has it.
 fn backends() -> Vec<Backend> {
     let mut backends = vec![Backend::Archive, Backend::Profile];
-    if support::pg::shared().is_some() {
+    if harness::pg::shared().is_some() {
         backends.push(Backend::Postgres);
     }
     backends
@@ -28,7 +27,7 @@ const GOLDEN_PATHS: [&str; 7] = [
 
 /// The recorded reference answer for `path`.
 fn golden(path: &str) -> Value {
-    let text = std::fs::read_to_string(support::fixtures().join("v4.jsonl")).unwrap();
+    let text = std::fs::read_to_string(harness::fixtures().join("v4.jsonl")).unwrap();
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -79,10 +78,10 @@ fn assert_error(answer: &Answer, status: u16, message_part: &str, what: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn golden_answers() {
     for backend in backends() {
-        let app = support::app(backend).await;
+        let app = harness::app(backend).await;
         for path in GOLDEN_PATHS {
             let entry = golden(path);
-            let answer = support::get(&app, path).await;
+            let answer = harness::get(&app, path).await;
             let what = format!("[{backend:?}] {path}");
             assert_ok_zero(&answer, &what);
             assert_eq!(entry["x_total_count"], "0", "{what}");
@@ -99,28 +98,28 @@ async fn golden_answers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn filters_that_the_reference_ignores_or_reads() {
     for backend in backends() {
-        let app = support::app(backend).await;
+        let app = harness::app(backend).await;
         let tree = golden("/api/v4/nodes/full_types")["json"]["data"].clone();
         // `full_types` does not read filters at all.
-        let answer = support::get(&app, "/api/v4/nodes/full_types?user=1&foo=3").await;
+        let answer = harness::get(&app, "/api/v4/nodes/full_types?user=1&foo=3").await;
         assert_ok_zero(&answer, "full_types with filters");
         assert_eq!(answer.json()["data"], tree);
 
         // Reserved keys are ignored by the statistics.
         let stats = golden("/api/v4/nodes/statistics")["json"]["data"].clone();
-        let answer = support::get(&app, "/api/v4/nodes/statistics?limit=2").await;
+        let answer = harness::get(&app, "/api/v4/nodes/statistics?limit=2").await;
         assert_ok_zero(&answer, "statistics?limit=2");
         assert_eq!(answer.json()["data"], stats);
 
         let by_user = golden("/api/v4/nodes/statistics?user=1")["json"]["data"].clone();
-        let answer = support::get(&app, "/api/v4/nodes/statistics?user=\"1\"").await;
+        let answer = harness::get(&app, "/api/v4/nodes/statistics?user=\"1\"").await;
         assert_eq!(answer.json()["data"], by_user);
 
-        let answer = support::get(&app, "/api/v4/nodes/statistics?user=99").await;
+        let answer = harness::get(&app, "/api/v4/nodes/statistics?user=99").await;
         assert_ok_zero(&answer, "statistics?user=99");
         assert_eq!(answer.json()["data"], serde_json::json!({"ctime_by_day": {}, "total": 0, "types": {}}));
 
-        let answer = support::get(&app, "/api/v4/nodes/full_types_count?user=99").await;
+        let answer = harness::get(&app, "/api/v4/nodes/full_types_count?user=99").await;
         assert_ok_zero(&answer, "full_types_count?user=99");
         let data = answer.json()["data"].clone();
         assert_eq!(data["subspaces"], serde_json::json!([]));
@@ -128,7 +127,7 @@ async fn filters_that_the_reference_ignores_or_reads() {
 
         // An empty full type lists every format, as the reference's truthiness test does.
         let all = golden("/api/v4/nodes/download_formats")["json"]["data"].clone();
-        let answer = support::get(&app, "/api/v4/nodes/download_formats?full_type=\"\"").await;
+        let answer = harness::get(&app, "/api/v4/nodes/download_formats?full_type=\"\"").await;
         assert_ok_zero(&answer, "download_formats?full_type=\"\"");
         assert_eq!(answer.json()["data"], all);
     }
@@ -136,7 +135,7 @@ async fn filters_that_the_reference_ignores_or_reads() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn download_formats_by_full_type() {
-    let app = support::app(Backend::Archive).await;
+    let app = harness::app(Backend::Archive).await;
     let cases = [
         ("data.core.dict.Dict.|", serde_json::json!({"data.core.dict.Dict.|": []})),
         (
@@ -155,7 +154,7 @@ async fn download_formats_by_full_type() {
     ];
     for (full_type, expected) in cases {
         let answer =
-            support::get(&app, &format!("/api/v4/nodes/download_formats?full_type={}", quote_full_type(full_type)))
+            harness::get(&app, &format!("/api/v4/nodes/download_formats?full_type={}", quote_full_type(full_type)))
                 .await;
         assert_ok_zero(&answer, full_type);
         let body = answer.json();
@@ -169,7 +168,7 @@ async fn download_formats_by_full_type() {
         "process.calculation.calcjob.CalcJobNode.|aiida.calculations:quantumespresso.pw",
     ] {
         let answer =
-            support::get(&app, &format!("/api/v4/nodes/download_formats?full_type={}", quote_full_type(full_type)))
+            harness::get(&app, &format!("/api/v4/nodes/download_formats?full_type={}", quote_full_type(full_type)))
                 .await;
         assert_error(&answer, 404, "The download formats for this node type are not available.", full_type);
     }
@@ -178,22 +177,22 @@ async fn download_formats_by_full_type() {
         ("full_type=\"a|b|c\"", "The full type a|b|c is invalid."),
         ("full_type=3", "The full type 3 is invalid."),
     ] {
-        let answer = support::get(&app, &format!("/api/v4/nodes/download_formats?{query}")).await;
+        let answer = harness::get(&app, &format!("/api/v4/nodes/download_formats?{query}")).await;
         assert_error(&answer, 400, message, query);
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_user_equals_is_accepted() {
-    let app = support::app(Backend::Archive).await;
+    let app = harness::app(Backend::Archive).await;
     for endpoint in ["statistics", "full_types_count"] {
         for query in ["id=3", "user>1", "user=1&user=2", "user=\"bob\"", "user=1&label=\"x\""] {
-            let answer = support::get(&app, &format!("/api/v4/nodes/{endpoint}?{query}")).await;
+            let answer = harness::get(&app, &format!("/api/v4/nodes/{endpoint}?{query}")).await;
             assert_error(&answer, 400, "accepts only the filter user=<id>", &format!("{endpoint}?{query}"));
         }
     }
     for endpoint in ["statistics", "full_types", "full_types_count", "download_formats"] {
-        let answer = support::get(&app, &format!("/api/v4/nodes/{endpoint}?profile=other")).await;
+        let answer = harness::get(&app, &format!("/api/v4/nodes/{endpoint}?profile=other")).await;
         assert_error(&answer, 400, "profile", endpoint);
     }
 }
@@ -203,9 +202,9 @@ async fn only_user_equals_is_accepted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn counters_agree_with_filters_and_statistics() {
     for backend in backends() {
-        let app = support::app(backend).await;
-        let tree = support::get(&app, "/api/v4/nodes/full_types_count").await.json()["data"].clone();
-        let stats = support::get(&app, "/api/v4/nodes/statistics").await.json()["data"].clone();
+        let app = harness::app(backend).await;
+        let tree = harness::get(&app, "/api/v4/nodes/full_types_count").await.json()["data"].clone();
+        let stats = harness::get(&app, "/api/v4/nodes/statistics").await.json()["data"].clone();
         assert_eq!(tree["counter"], stats["total"]);
 
         let mut spaces = Vec::new();
@@ -219,7 +218,7 @@ async fn counters_agree_with_filters_and_statistics() {
                 continue;
             }
             let uri = format!("/api/v4/nodes?full_type={}&limit=1", quote_full_type(full_type));
-            let answer = support::get(&app, &uri).await;
+            let answer = harness::get(&app, &uri).await;
             assert_eq!(answer.status, 200, "[{backend:?}] {uri}");
             assert_eq!(
                 answer.header("x-total-count").and_then(|t| t.parse::<i64>().ok()),

@@ -2,8 +2,6 @@
 //! timeout, the bounded pool, recovery after a server restart, and opening a database from
 //! the command line by URL and by AiiDA profile.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -11,17 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aiida_rest::http::{self, AppState, Settings};
-use aiida_rest::storage::db::{DbError, DbLimits};
-use aiida_rest::storage::{self, StorageError};
-use support::pg;
+use aiida_rest::storage::db::DbError;
+use aiida_rest::storage::{Storage, StorageError};
 
-fn container() -> std::path::PathBuf {
-    support::profile_path().join("container")
-}
+use crate::harness::{self, DbLimits, Settings, Source, pg};
 
-async fn open(url: &str, limits: DbLimits) -> storage::Storage {
-    storage::open_postgres(url, &container(), limits).await.expect("the fixture database opens")
+async fn open(url: &str, limits: DbLimits) -> Storage {
+    harness::open(Source::postgres(url), limits).await.expect("the fixture database opens")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -103,7 +97,8 @@ async fn a_foreign_container_is_refused() {
         r#"{"container_version": 1, "loose_prefix_len": 2, "pack_size_target": 4294967296, "hash_type": "sha256", "container_id": "00112233445566778899aabbccddeeff", "compression_algorithm": "zlib+1"}"#,
     )
     .unwrap();
-    let err = storage::open_postgres(url, dir.path(), DbLimits::default()).await.err().expect("refused");
+    let source = Source::Postgres { url: url.to_string(), repository: dir.path().to_path_buf() };
+    let err = harness::open(source, DbLimits::default()).await.err().expect("refused");
     assert!(matches!(err, StorageError::Invalid { .. }), "{err}");
     assert!(err.to_string().contains("033224ffd2184514ad071d5c4cb0d14b"), "{err}");
 }
@@ -118,8 +113,7 @@ async fn recovers_when_postgresql_restarts() {
     };
     let url = pg::load_fixture(&cluster.admin_url(), false).expect("fixture loads");
     let limits = DbLimits { max_connections: 3, statement_timeout: Duration::from_secs(10) };
-    let storage = open(&url, limits).await;
-    let app = http::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
+    let app = harness::build(Source::postgres(&url), Settings::default(), limits).await;
     let uri = "/api/v4/nodes?limit=3&orderby=-id";
 
     // Background load: a bounded number of requests, stopped by a flag or a deadline.
@@ -130,7 +124,7 @@ async fn recovers_when_postgresql_restarts() {
             let deadline = Instant::now() + Duration::from_secs(120);
             let mut statuses = Vec::new();
             while !stop.load(Ordering::Relaxed) && statuses.len() < 20_000 && Instant::now() < deadline {
-                let answer = support::get(&app, uri).await;
+                let answer = harness::get(&app, uri).await;
                 if answer.status == 503 {
                     assert!(answer.json()["message"].is_string(), "503 without a message");
                 }
@@ -141,11 +135,11 @@ async fn recovers_when_postgresql_restarts() {
         })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(support::get(&app, uri).await.status, 200);
+    assert_eq!(harness::get(&app, uri).await.status, 200);
 
     let c = cluster.clone();
     tokio::task::spawn_blocking(move || c.stop()).await.unwrap().expect("pg_ctl stop");
-    let down = support::get(&app, uri).await;
+    let down = harness::get(&app, uri).await;
     assert_eq!(down.status, 503, "{}", String::from_utf8_lossy(&down.body));
     assert_eq!(down.header("content-type").as_deref(), Some("application/json"));
     let message = down.json()["message"].as_str().unwrap().to_string();
@@ -156,7 +150,7 @@ async fn recovers_when_postgresql_restarts() {
     tokio::task::spawn_blocking(move || c.start_again()).await.unwrap().expect("pg_ctl start");
     let mut recovered = None;
     for attempt in 0..50 {
-        if support::get(&app, uri).await.status == 200 {
+        if harness::get(&app, uri).await.status == 200 {
             recovered = Some(attempt);
             break;
         }
@@ -164,7 +158,7 @@ async fn recovers_when_postgresql_restarts() {
     }
     let attempt = recovered.expect("answers 200 again after PostgreSQL is back");
     for _ in 0..20 {
-        let answer = support::get(&app, uri).await;
+        let answer = harness::get(&app, uri).await;
         assert_eq!(answer.status, 200);
         assert_eq!(answer.json()["data"]["nodes"][0]["id"], 459);
     }
@@ -226,7 +220,7 @@ fn serve_and_get(args: &[&str], env: &[(&str, &Path)], path: &str) -> (String, S
 #[test]
 fn serves_a_url_and_a_profile_from_the_command_line() {
     let Some(url) = pg::shared() else { return };
-    let folder = support::profile_path();
+    let folder = harness::profile_path();
     let path = "/api/v4/nodes?limit=1&orderby=-id";
     let (log, answer) = serve_and_get(&[url, "--repository", folder.to_str().unwrap()], &[], path);
     assert!(answer.starts_with("HTTP/1.1 200"), "{log}\n{answer}");
@@ -276,13 +270,12 @@ async fn cached_counts_follow_writes() {
     let Some(shared) = pg::shared() else { return };
     // A database of its own: the write must not disturb the other tests.
     let url = pg::load_fixture(&pg::with_database(shared, "postgres"), true).expect("fixture loads");
-    let storage = open(&url, DbLimits::default()).await;
-    let app = http::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
-    let count = |answer: support::Answer| answer.header("x-total-count").unwrap().parse::<i64>().unwrap();
-    let before = count(support::get(&app, "/api/v4/nodes?limit=1").await);
+    let app = harness::build(Source::postgres(&url), Settings::default(), DbLimits::default()).await;
+    let count = |answer: harness::Answer| answer.header("x-total-count").unwrap().parse::<i64>().unwrap();
+    let before = count(harness::get(&app, "/api/v4/nodes?limit=1").await);
     let total = |body: serde_json::Value| body["data"]["total"].as_i64().unwrap();
-    let stats = total(support::get(&app, "/api/v4/nodes/statistics").await.json());
-    assert_eq!(count(support::get(&app, "/api/v4/nodes?limit=1").await), before);
+    let stats = total(harness::get(&app, "/api/v4/nodes/statistics").await.json());
+    assert_eq!(count(harness::get(&app, "/api/v4/nodes?limit=1").await), before);
     let writer = pg::connect(&url).await.unwrap();
     writer
         .batch_execute(
@@ -292,6 +285,6 @@ async fn cached_counts_follow_writes() {
         )
         .await
         .unwrap();
-    assert_eq!(count(support::get(&app, "/api/v4/nodes?limit=1").await), before + 1);
-    assert_eq!(total(support::get(&app, "/api/v4/nodes/statistics").await.json()), stats + 1);
+    assert_eq!(count(harness::get(&app, "/api/v4/nodes?limit=1").await), before + 1);
+    assert_eq!(total(harness::get(&app, "/api/v4/nodes/statistics").await.json()), stats + 1);
 }

@@ -1,16 +1,12 @@
 //! Opening storage: what is accepted, what is refused with a clear message, and proof that the
 //! user's files are never touched.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use aiida_rest::storage;
-use aiida_rest::storage::db::DbLimits;
-use support::Backend;
+use crate::harness::{self, Backend, DbLimits, Settings};
 
 /// Every file below `dir` with its size and modification time.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, SystemTime)> {
@@ -30,7 +26,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u64, SystemTime)> {
 }
 
 async fn open_err(path: &Path) -> String {
-    match storage::open_path(path, DbLimits::default()).await {
+    match harness::open(path, DbLimits::default()).await {
         Ok(_) => panic!("{} opened", path.display()),
         Err(e) => e.to_string(),
     }
@@ -38,18 +34,18 @@ async fn open_err(path: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn serving_never_touches_the_storage() {
-    let profile = support::profile_path();
-    let archive = support::archive_path();
+    let profile = harness::profile_path();
+    let archive = harness::archive_path();
     let before = (snapshot(&profile), std::fs::metadata(&archive).unwrap().modified().unwrap());
     for backend in [Backend::Archive, Backend::Profile] {
-        let app = support::app(backend).await;
+        let app = harness::app(backend).await;
         for uri in [
             "/api/v4/nodes?limit=50&attributes=true",
             "/api/v4/nodes/bda9c7d7-ddb9-45fe-9094-c679c5f06782/repo/contents?filename=%22aiida.out%22",
             "/api/v4/nodes/14be297a-be3b-47d9-9293-359076b70752/repo/contents?filename=%22Fe.pbe-nc-fixture.UPF%22",
             "/api/v4/groups",
         ] {
-            assert_eq!(support::get(&app, uri).await.status, 200, "{uri}");
+            assert_eq!(harness::get(&app, uri).await.status, 200, "{uri}");
         }
     }
     let after = (snapshot(&profile), std::fs::metadata(&archive).unwrap().modified().unwrap());
@@ -102,7 +98,7 @@ async fn unsupported_versions_name_found_and_supported() {
     // A profile database at an unknown schema revision.
     let profile = dir.path().join("profile");
     std::fs::create_dir(&profile).unwrap();
-    std::fs::copy(support::profile_path().join("database.sqlite"), profile.join("database.sqlite")).unwrap();
+    std::fs::copy(harness::profile_path().join("database.sqlite"), profile.join("database.sqlite")).unwrap();
     let conn = rusqlite::Connection::open(profile.join("database.sqlite")).unwrap();
     conn.execute("UPDATE alembic_version SET version_num = 'main_0099'", []).unwrap();
     drop(conn);
@@ -138,20 +134,16 @@ fn missing_profile_is_a_config_error() {
 async fn wal_mode_databases_get_no_side_files() {
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path();
-    std::fs::copy(support::profile_path().join("database.sqlite"), profile.join("database.sqlite")).unwrap();
-    let container = support::profile_path().join("container");
+    std::fs::copy(harness::profile_path().join("database.sqlite"), profile.join("database.sqlite")).unwrap();
+    let container = harness::profile_path().join("container");
     std::os::unix::fs::symlink(&container, profile.join("container")).unwrap();
     let conn = rusqlite::Connection::open(profile.join("database.sqlite")).unwrap();
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
     drop(conn);
     let before: Vec<_> = std::fs::read_dir(profile).unwrap().map(|e| e.unwrap().file_name()).collect();
-    let storage = storage::open_path(profile, DbLimits::default()).await.unwrap();
-    let app = aiida_rest::http::router(aiida_rest::http::AppState {
-        storage: std::sync::Arc::new(storage),
-        settings: std::sync::Arc::new(Default::default()),
-    });
-    assert_eq!(support::get(&app, "/api/v4/nodes?limit=3").await.status, 200);
+    let app = harness::build(profile, Settings::default(), DbLimits::default()).await;
+    assert_eq!(harness::get(&app, "/api/v4/nodes?limit=3").await.status, 200);
     let after: Vec<_> = std::fs::read_dir(profile).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(before, after);
 }
@@ -160,17 +152,13 @@ async fn wal_mode_databases_get_no_side_files() {
 async fn cached_counts_follow_changes_of_a_live_profile() {
     let dir = tempfile::tempdir().unwrap();
     let profile = dir.path();
-    std::fs::copy(support::profile_path().join("database.sqlite"), profile.join("database.sqlite")).unwrap();
-    std::os::unix::fs::symlink(support::profile_path().join("container"), profile.join("container")).unwrap();
-    let storage = storage::open_path(profile, DbLimits::default()).await.unwrap();
-    let app = aiida_rest::http::router(aiida_rest::http::AppState {
-        storage: std::sync::Arc::new(storage),
-        settings: std::sync::Arc::new(Default::default()),
-    });
-    let count = |answer: support::Answer| answer.header("x-total-count").unwrap().parse::<i64>().unwrap();
-    let before = count(support::get(&app, "/api/v4/nodes?limit=1").await);
-    let stats = support::get(&app, "/api/v4/nodes/statistics").await.json();
-    assert_eq!(count(support::get(&app, "/api/v4/nodes?limit=1").await), before);
+    std::fs::copy(harness::profile_path().join("database.sqlite"), profile.join("database.sqlite")).unwrap();
+    std::os::unix::fs::symlink(harness::profile_path().join("container"), profile.join("container")).unwrap();
+    let app = harness::build(profile, Settings::default(), DbLimits::default()).await;
+    let count = |answer: harness::Answer| answer.header("x-total-count").unwrap().parse::<i64>().unwrap();
+    let before = count(harness::get(&app, "/api/v4/nodes?limit=1").await);
+    let stats = harness::get(&app, "/api/v4/nodes/statistics").await.json();
+    assert_eq!(count(harness::get(&app, "/api/v4/nodes?limit=1").await), before);
     // Another process (AiiDA) adds a node.
     let conn = rusqlite::Connection::open(profile.join("database.sqlite")).unwrap();
     conn.execute(
@@ -182,7 +170,7 @@ async fn cached_counts_follow_changes_of_a_live_profile() {
     )
     .unwrap();
     drop(conn);
-    assert_eq!(count(support::get(&app, "/api/v4/nodes?limit=1").await), before + 1);
-    let after = support::get(&app, "/api/v4/nodes/statistics").await.json();
+    assert_eq!(count(harness::get(&app, "/api/v4/nodes?limit=1").await), before + 1);
+    let after = harness::get(&app, "/api/v4/nodes/statistics").await.json();
     assert_eq!(after["data"]["total"].as_i64().unwrap(), stats["data"]["total"].as_i64().unwrap() + 1);
 }

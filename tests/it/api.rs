@@ -1,13 +1,12 @@
 //! Behaviour where aiida-rest deliberately differs from the reference (its documented intent
 //! instead of its failures), and HTTP details the golden files do not show.
 
-mod support;
-
 use serde_json::Value;
-use support::{Backend, get, request};
+
+use crate::harness::{self, Backend, get, request};
 
 async fn both() -> Vec<axum::Router> {
-    vec![support::app(Backend::Archive).await, support::app(Backend::Profile).await]
+    vec![harness::app(Backend::Archive).await, harness::app(Backend::Profile).await]
 }
 
 fn ids(body: &Value, label: &str) -> Vec<i64> {
@@ -62,7 +61,7 @@ async fn users_by_id_and_no_emails() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_are_400_json() {
-    let app = support::app(Backend::Archive).await;
+    let app = harness::app(Backend::Archive).await;
     for (uri, needle) in [
         ("/api/v4/nodes?limit=abc", "Limit value must be an integer"),
         ("/api/v4/nodes?nonexistent=1", "valid columns are"),
@@ -84,7 +83,7 @@ async fn bad_requests_are_400_json() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quoted_values_keep_encoded_ampersands() {
-    let app = support::app(Backend::Archive).await;
+    let app = harness::app(Backend::Archive).await;
     let answer = get(&app, "/api/v4/nodes?label=%22a%26b%22&limit=1").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json()["query_string"], "label=\"a&b\"&limit=1");
@@ -92,7 +91,7 @@ async fn quoted_values_keep_encoded_ampersands() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn routing_methods_and_headers() {
-    let app = support::app(Backend::Archive).await;
+    let app = harness::app(Backend::Archive).await;
     // Unknown URL: 404 with the endpoints.
     let unknown = get(&app, "/api/v4/nonexistent").await;
     assert_eq!(unknown.status, 404);
@@ -126,7 +125,7 @@ async fn routing_methods_and_headers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cors() {
-    let app = support::app(Backend::Archive).await;
+    let app = harness::app(Backend::Archive).await;
     let plain = get(&app, "/api/v4/server").await;
     assert_eq!(plain.header("access-control-allow-origin").as_deref(), Some("*"));
     let req = axum::http::Request::builder()
@@ -165,8 +164,8 @@ async fn projected_booleans_stay_booleans() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn negative_limit_is_bounded() {
-    let settings = aiida_rest::http::Settings { max_rows: 7, ..Default::default() };
-    let app = support::app_with(Backend::Archive, settings).await;
+    let settings = harness::Settings { max_rows: 7, ..Default::default() };
+    let app = harness::app_with(Backend::Archive, settings).await;
     let answer = get(&app, "/api/v4/nodes?limit=-1").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.json()["data"]["nodes"].as_array().unwrap().len(), 7);

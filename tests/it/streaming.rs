@@ -1,19 +1,15 @@
 //! Repository files are streamed: a file of hundreds of megabytes goes through the router in
 //! constant memory.
 
-mod support;
-
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
-use aiida_rest::http::{self, AppState, Settings};
-use aiida_rest::storage;
-use aiida_rest::storage::db::DbLimits;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+
+use crate::harness::{self, DbLimits, Settings};
 
 const SIZE: usize = 256 << 20;
 const KEY: &str = "5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592";
@@ -27,7 +23,7 @@ fn peak_rss() -> u64 {
 
 /// A profile folder whose node 1 holds one large file, `big.bin`, stored as a loose object.
 fn make_profile(dir: &Path) {
-    std::fs::copy(support::profile_path().join("database.sqlite"), dir.join("database.sqlite")).unwrap();
+    std::fs::copy(harness::profile_path().join("database.sqlite"), dir.join("database.sqlite")).unwrap();
     let conn = rusqlite::Connection::open(dir.join("database.sqlite")).unwrap();
     conn.execute(
         "UPDATE db_dbnode SET repository_metadata = ?1 WHERE id = 1",
@@ -38,8 +34,8 @@ fn make_profile(dir: &Path) {
     let container = dir.join("container");
     std::fs::create_dir_all(container.join("loose").join(&KEY[..2])).unwrap();
     std::fs::create_dir_all(container.join("packs")).unwrap();
-    std::fs::copy(support::profile_path().join("container/config.json"), container.join("config.json")).unwrap();
-    std::fs::copy(support::profile_path().join("container/packs.idx"), container.join("packs.idx")).unwrap();
+    std::fs::copy(harness::profile_path().join("container/config.json"), container.join("config.json")).unwrap();
+    std::fs::copy(harness::profile_path().join("container/packs.idx"), container.join("packs.idx")).unwrap();
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(container.join("loose").join(&KEY[..2]).join(&KEY[2..])).unwrap(),
     );
@@ -50,12 +46,15 @@ fn make_profile(dir: &Path) {
     file.flush().unwrap();
 }
 
+/// Runs in a process of its own: the other tests of this binary would move its peak memory.
 #[tokio::test(flavor = "multi_thread")]
 async fn large_files_stream_in_constant_memory() {
+    if !harness::alone("streaming::large_files_stream_in_constant_memory") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     make_profile(dir.path());
-    let storage = storage::open_path(dir.path(), DbLimits::default()).await.unwrap();
-    let app = http::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
+    let app = harness::build(dir.path(), Settings::default(), DbLimits::default()).await;
     let uuid = "45abcd9f-342a-4102-8da2-0d9dfc222d4f";
     let request =
         Request::get(format!("/api/v4/nodes/{uuid}/repo/contents?filename=%22big.bin%22")).body(Body::empty()).unwrap();
@@ -88,16 +87,15 @@ async fn a_missing_object_is_a_404_and_paths_stay_inside_the_node() {
     make_profile(dir.path());
     // The metadata still names the object, but the container lost it.
     std::fs::remove_file(dir.path().join("container/loose").join(&KEY[..2]).join(&KEY[2..])).unwrap();
-    let storage = storage::open_path(dir.path(), DbLimits::default()).await.unwrap();
-    let app = http::router(AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) });
+    let app = harness::build(dir.path(), Settings::default(), DbLimits::default()).await;
     let base = "/api/v4/nodes/45abcd9f-342a-4102-8da2-0d9dfc222d4f/repo";
-    let missing = support::get(&app, &format!("{base}/contents?filename=%22big.bin%22")).await;
+    let missing = harness::get(&app, &format!("{base}/contents?filename=%22big.bin%22")).await;
     assert_eq!(missing.status, 404);
     assert!(missing.json()["message"].as_str().unwrap().contains(KEY));
     for bad in ["%22../big.bin%22", "%22/etc/passwd%22", "%22a/../../b%22", "%22a%00b%22"] {
-        let answer = support::get(&app, &format!("{base}/contents?filename={bad}")).await;
+        let answer = harness::get(&app, &format!("{base}/contents?filename={bad}")).await;
         assert_eq!(answer.status, 400, "{bad}: {}", String::from_utf8_lossy(&answer.body));
-        let listing = support::get(&app, &format!("{base}/list?filename={bad}")).await;
+        let listing = harness::get(&app, &format!("{base}/list?filename={bad}")).await;
         assert_eq!(listing.status, 400, "{bad}");
     }
 }

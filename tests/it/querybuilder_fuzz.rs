@@ -1,4 +1,4 @@
-//! `POST /querybuilder` under invalid and hostile bodies. `tests/querybuilder.rs` fuzzes valid
+//! `POST /querybuilder` under invalid and hostile bodies. The `querybuilder` module fuzzes valid
 //! QueryBuilder dicts; this file sends everything else: JSON of every shape, broken JSON, and
 //! dicts with hostile text in every string position (tags, entity types, column names, JSON
 //! path keys, operators, order directions, casts, functions), duplicate and unknown tags,
@@ -14,19 +14,15 @@
 //! failure at once, where a property test stops at the first; `every_nasty_string_in_every_position`
 //! does the same for the hostile strings. `QB_FUZZ_STATS=1` prints the status of every answer.
 
-mod support;
-
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use aiida_rest::http::{self, AppState, Settings};
-use aiida_rest::storage;
-use aiida_rest::storage::db::DbLimits;
 use axum::Router;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value, json};
-use support::{Answer, request};
+
+use crate::harness::{self, Answer, Backend, DbLimits, Settings, request};
 
 const QB: &str = "/api/v4/querybuilder";
 /// The row cap of the app used for the limit/offset property (small, so that it bites).
@@ -73,21 +69,11 @@ impl Server {
             Server::Postgres => &POSTGRES,
         };
         cell.get_or_init(|| {
-            // As `support::app_with`, with the short statement time limit.
+            // The short statement time limit instead of the default.
             let limits = DbLimits { statement_timeout: STATEMENT_TIMEOUT, ..DbLimits::default() };
-            let storage = runtime()
-                .block_on(async {
-                    match self {
-                        Server::Postgres => {
-                            let url = support::pg::shared().expect("PostgreSQL is available");
-                            storage::open_postgres(url, &support::profile_path().join("container"), limits).await
-                        }
-                        _ => storage::open_path(&support::archive_path(), limits).await,
-                    }
-                })
-                .expect("fixture opens");
+            let backend = if self == Server::Postgres { Backend::Postgres } else { Backend::Archive };
             let settings = Settings { max_rows: self.max_rows(), ..Settings::default() };
-            http::router(AppState { storage: Arc::new(storage), settings: Arc::new(settings) })
+            runtime().block_on(harness::build(backend, settings, limits))
         })
     }
 }
@@ -165,7 +151,7 @@ fn check(server: Server, body: &str) -> Result<(), TestCaseError> {
 }
 
 fn postgres() -> bool {
-    support::pg::shared().is_some()
+    harness::pg::shared().is_some()
 }
 
 fn config(cases: u32) -> ProptestConfig {

@@ -2,19 +2,18 @@
 //! posting switched off), the server's bounds (row cap, email), clear 400s where the reference
 //! fails, and a property test: random valid QueryBuilder dicts never produce a 5xx.
 
-mod support;
-
 use std::sync::OnceLock;
 
-use aiida_rest::http::Settings;
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::{Value, json};
-use support::{Answer, Backend, request};
 use tower::ServiceExt;
+
+use crate::harness::{self, Answer, Backend, Settings, request};
 
 const QB: &str = "/api/v4/querybuilder";
 
@@ -28,7 +27,7 @@ fn ids(body: &Value, tag: &str) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cors_preflight_allows_the_explorer() {
-    let app = support::app(Backend::Archive).await;
+    let app = harness::app(Backend::Archive).await;
     let req = Request::builder()
         .method("OPTIONS")
         .uri("/api/v4/querybuilder/")
@@ -49,7 +48,7 @@ async fn cors_preflight_allows_the_explorer() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn get_explains_how_to_post() {
-    let app = support::app(Backend::Archive).await;
+    let app = harness::app(Backend::Archive).await;
     let answer = request(&app, "GET", QB, None).await;
     assert_eq!(answer.status, 405);
     assert_eq!(answer.header("x-total-count").as_deref(), Some("1"));
@@ -65,7 +64,7 @@ async fn get_explains_how_to_post() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn posting_can_be_switched_off() {
-    let app = support::app_with(Backend::Archive, Settings { posting: false, ..Settings::default() }).await;
+    let app = harness::app_with(Backend::Archive, Settings { posting: false, ..Settings::default() }).await;
     for method in ["GET", "POST"] {
         let answer = request(&app, method, QB, Some("{}")).await;
         assert_eq!(answer.status, 404, "{method}");
@@ -75,7 +74,7 @@ async fn posting_can_be_switched_off() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_bodies_are_400_and_huge_ones_413() {
-    let app = support::app(Backend::Archive).await;
+    let app = harness::app(Backend::Archive).await;
     for (body, needle) in [
         ("not-json", "not valid JSON"),
         ("[1, 2]", "MUST be a valid QueryBuilder.as_dict()"),
@@ -98,7 +97,7 @@ async fn bad_bodies_are_400_and_huge_ones_413() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rows_are_capped_but_counted() {
-    let app = support::app_with(Backend::Archive, Settings { max_rows: 7, ..Settings::default() }).await;
+    let app = harness::app_with(Backend::Archive, Settings { max_rows: 7, ..Settings::default() }).await;
     let all = json!({"path": [{"entity_type": "", "tag": "n"}], "project": {"n": ["id"]}});
     let answer = post(&app, &all).await;
     assert_eq!(ids(&answer.json(), "n"), (1..=7).collect::<Vec<_>>());
@@ -122,7 +121,7 @@ async fn rows_are_capped_but_counted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn emails_are_never_returned() {
-    let app = support::app(Backend::Archive).await;
+    let app = harness::app(Backend::Archive).await;
     for project in [json!(["**"]), json!([{"*": {}}]), json!(["id", "email"]), json!([])] {
         let body = json!({"path": [{"entity_type": "user", "tag": "u"}], "project": {"u": project}});
         let answer = post(&app, &body).await;
@@ -153,7 +152,7 @@ async fn emails_are_never_returned() {
 #[tokio::test(flavor = "multi_thread")]
 async fn query_size_limits_are_400() {
     let mut backends = vec![Backend::Archive];
-    if support::pg::shared().is_some() {
+    if harness::pg::shared().is_some() {
         backends.push(Backend::Postgres);
     }
     let node = json!([{"entity_type": "", "tag": "n"}]);
@@ -279,7 +278,7 @@ async fn query_size_limits_are_400() {
         ),
     ];
     for backend in backends {
-        let app = support::app(backend).await;
+        let app = harness::app(backend).await;
         for (inside, beyond, needle) in &cases {
             let answer = post(&app, inside).await;
             assert_eq!(answer.status, 200, "{backend:?}, {needle}: {}", String::from_utf8_lossy(&answer.body));
@@ -296,11 +295,11 @@ async fn query_size_limits_are_400() {
 #[tokio::test(flavor = "multi_thread")]
 async fn json_keys_are_checked() {
     let mut backends = vec![Backend::Archive];
-    if support::pg::shared().is_some() {
+    if harness::pg::shared().is_some() {
         backends.push(Backend::Postgres);
     }
     for backend in backends {
-        let app = support::app(backend).await;
+        let app = harness::app(backend).await;
         for key in ["\0", "a\0b", "\"", "va\"lue"] {
             for body in [
                 json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {format!("attributes.{key}"): {">": 1}}}}),
@@ -336,7 +335,7 @@ async fn json_keys_are_checked() {
 /// More QueryBuilder requests than may run at once all get their answer.
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_queries_wait_their_turn() {
-    let app = support::app(Backend::Archive).await;
+    let app = harness::app(Backend::Archive).await;
     let body = json!({"path": [{"entity_type": "", "tag": "a"}, {"entity_type": "", "tag": "d", "with_ancestors": "a"}],
         "project": {"a": ["id"], "d": ["id"]}, "distinct": true, "limit": 5});
     let answers = futures_util::future::join_all((0..16).map(|_| post(&app, &body))).await;
@@ -349,7 +348,7 @@ async fn concurrent_queries_wait_their_turn() {
 #[tokio::test(flavor = "multi_thread")]
 async fn json_values_keep_their_types() {
     for backend in [Backend::Archive, Backend::Profile] {
-        let app = support::app(backend).await;
+        let app = harness::app(backend).await;
         let body = json!({"path": [{"entity_type": "", "tag": "n"}], "filters": {"n": {"extras.bool_extra": true}},
             "project": {"n": ["id", "extras.bool_extra", "extras.list_extra", {"extras.int_extra": {"cast": "f"}}]}});
         let answer = post(&app, &body).await;
@@ -368,7 +367,7 @@ async fn json_values_keep_their_types() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn joins_the_reference_cannot_project() {
-    let app = support::app(Backend::Archive).await;
+    let app = harness::app(Backend::Archive).await;
     // Group membership and ancestor walks as edges (the reference fails on both).
     let body = json!({"path": [{"entity_type": "group.core", "tag": "g", "filters": {"id": 1}}, {"entity_type": "", "tag": "n", "with_group": "g"}],
         "project": {"g--n": ["dbnode_id", "dbgroup_id"]}, "order_by": {"n": ["id"]}, "limit": 2});
@@ -392,7 +391,7 @@ async fn joins_the_reference_cannot_project() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn query_string_is_echoed_undecoded() {
-    let app = support::app(Backend::Archive).await;
+    let app = harness::app(Backend::Archive).await;
     let body = r#"{"path": [{"entity_type": "", "tag": "n"}], "project": {"n": ["id"]}, "limit": 1}"#;
     let answer = request(&app, "POST", "/api/v4/querybuilder?label=%22a%20b%22", Some(body)).await;
     assert_eq!(answer.json()["query_string"], "label=%22a%20b%22");
@@ -678,7 +677,7 @@ fn app_on(backend: Backend) -> &'static Router {
     static ARCHIVE: OnceLock<Router> = OnceLock::new();
     static POSTGRES: OnceLock<Router> = OnceLock::new();
     let cell = if backend == Backend::Postgres { &POSTGRES } else { &ARCHIVE };
-    cell.get_or_init(|| runtime().block_on(support::app(backend)))
+    cell.get_or_init(|| runtime().block_on(harness::app(backend)))
 }
 
 fn never_5xx(backend: Backend, dict: &Value) -> Result<(), TestCaseError> {
@@ -710,8 +709,16 @@ fn never_5xx(backend: Backend, dict: &Value) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// 1000 cases; failures found are kept in `querybuilder.proptest-regressions` next to this file
+/// and replayed before any new case. (Named explicitly: proptest's default would look for
+/// `tests/proptest-regressions/querybuilder.txt`, beside the folder that holds `main.rs`.)
+fn config() -> ProptestConfig {
+    let persistence = FileFailurePersistence::WithSource("proptest-regressions");
+    ProptestConfig { cases: 1000, failure_persistence: Some(Box::new(persistence)), ..ProptestConfig::default() }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn random_queries_never_fail_on_sqlite(dict in query_dict()) {
@@ -720,11 +727,11 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn random_queries_never_fail_on_postgres(dict in query_dict()) {
-        if support::pg::shared().is_some() {
+        if harness::pg::shared().is_some() {
             never_5xx(Backend::Postgres, &dict)?;
         }
     }

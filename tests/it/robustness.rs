@@ -7,15 +7,14 @@
 //! deliberately does not render (`mpl_pdf`, `mpl_png`); a 503 means the storage is unreachable,
 //! which cannot happen on an archive.
 
-mod support;
-
 use std::sync::LazyLock;
 
 use axum::Router;
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::Value;
-use support::{Answer, Backend};
+
+use crate::harness::{self, Answer, Backend};
 
 /// One application over the demo archive for every case (opening it per case would dominate
 /// the run time), with the identifiers that exist in it so that paths reach the handlers.
@@ -30,9 +29,9 @@ struct Fixture {
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    let app = rt.block_on(support::app(Backend::Archive));
+    let app = rt.block_on(harness::app(Backend::Archive));
     let rows = |uri: &'static str, label: &'static str| {
-        let answer = rt.block_on(support::get(&app, uri));
+        let answer = rt.block_on(harness::get(&app, uri));
         assert_eq!(answer.status, 200, "{uri}");
         answer.json()["data"][label].as_array().expect("a list").clone()
     };
@@ -714,7 +713,7 @@ fn method() -> impl Strategy<Value = &'static str> {
 
 fn send(method: &str, uri: &str, body: Option<&str>) -> Answer {
     let f = &*FIXTURE;
-    f.rt.block_on(support::request(&f.app, method, uri, body))
+    f.rt.block_on(harness::request(&f.app, method, uri, body))
 }
 
 fn decoded(uri: &str) -> String {

@@ -1,0 +1,16 @@
+//! The integration tests: one binary, one module per subject, one harness.
+//!
+//! `cargo test --test it` runs them all; `cargo test --test it golden::profile::v4` one golden
+//! file on one storage (see `golden.rs` for selecting single entries with `GOLDEN=`).
+
+mod harness;
+
+mod api;
+mod golden;
+mod postgres;
+mod querybuilder;
+mod querybuilder_fuzz;
+mod robustness;
+mod storage;
+mod streaming;
+mod types;
