@@ -124,7 +124,7 @@ pub fn description(node: &NodeInfo) -> String {
     match attrs.get("array|kpoints").and_then(|s| s.get(0)).and_then(Value::as_u64) {
         Some(n) => format!("(Path of {n} kpts)"),
         // No k-points at all: the reference raises; `/links/tree` then shows the class name.
-        None => node.node_type.rsplit('.').nth(1).unwrap_or("").to_string(),
+        None => crate::model::node_class::class_name(&node.node_type).to_string(),
     }
 }
 
