@@ -161,6 +161,9 @@ fn str2bool(v: &str) -> bool {
 mod upf2 {
     use super::*;
 
+    /// A JSON object's entries, in the converter's order.
+    type Entries = Vec<(String, Py)>;
+
     pub(super) struct Element {
         pub tag: String,
         pub attrib: Vec<(String, String)>,
@@ -333,7 +336,7 @@ mod upf2 {
         Ok((Element { tag, attrib, text: None, children: Vec::new() }, self_closing, j))
     }
 
-    fn header(root: &Element) -> Result<Vec<(String, Py)>, ExportError> {
+    fn header(root: &Element) -> Result<Entries, ExportError> {
         let node = root.find("PP_HEADER")?;
         Ok(vec![
             ("number_of_proj".into(), Py::Int(py_int(node.attr("number_of_proj")?)?)),
@@ -367,7 +370,7 @@ mod upf2 {
         let nproj = int_of(&header, "number_of_proj");
         let spin_orbit = bool_of(&header, "spin_orbit");
 
-        let mut pp: Vec<(String, Py)> = Vec::new();
+        let mut pp: Entries = Vec::new();
         pp.push(("radial_grid".into(), float_list(&root.find("PP_MESH/PP_R")?.floats(false)?)));
         if bool_of(&header, "core_correction") {
             pp.push(("core_charge_density".into(), float_list(&root.find("PP_NLCC")?.floats(false)?)));
@@ -400,12 +403,8 @@ mod upf2 {
 
     /// `PP_NONLOCAL/PP_BETA.n`: the projectors (cut at their cutoff radius) and their angular
     /// momenta.
-    fn beta_projectors(
-        root: &Element,
-        nproj: i64,
-        spin_orbit: bool,
-    ) -> Result<(Vec<Vec<(String, Py)>>, Vec<i64>), ExportError> {
-        let mut betas: Vec<Vec<(String, Py)>> = Vec::new();
+    fn beta_projectors(root: &Element, nproj: i64, spin_orbit: bool) -> Result<(Vec<Entries>, Vec<i64>), ExportError> {
+        let mut betas: Vec<Entries> = Vec::new();
         let mut beta_l: Vec<i64> = Vec::new();
         for i in 0..nproj.max(0) {
             let node = root.find(&format!("PP_NONLOCAL/PP_BETA.{}", i + 1))?;
@@ -469,7 +468,7 @@ mod upf2 {
     }
 
     /// The PAW data; adds `cutoff_radius_index` and `paw_core_energy` to the header.
-    fn paw_data(root: &Element, nproj: i64, header: &mut Vec<(String, Py)>) -> Result<Vec<(String, Py)>, ExportError> {
+    fn paw_data(root: &Element, nproj: i64, header: &mut Entries) -> Result<Entries, ExportError> {
         let aug = root.find("PP_NONLOCAL/PP_AUGMENTATION")?;
         header.push(("cutoff_radius_index".into(), Py::Int(py_int(aug.attr("cutoff_r_index")?)?)));
         let mut data = vec![
@@ -531,7 +530,7 @@ mod upf2 {
 
     /// Spin-orbit: the projectors' `l` becomes the float `lll` (in place) and `jjj` is set
     /// again.
-    fn relativistic_projectors(root: &Element, betas: &mut [Vec<(String, Py)>]) -> Result<(), ExportError> {
+    fn relativistic_projectors(root: &Element, betas: &mut [Entries]) -> Result<(), ExportError> {
         for (i, beta) in betas.iter_mut().enumerate() {
             let rel = root.find(&format!("PP_SPIN_ORB/PP_RELBETA.{}", i + 1))?;
             let lll = py_float(rel.attr("lll")?)?;
