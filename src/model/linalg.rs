@@ -35,8 +35,9 @@ pub enum Kernels {
 
 impl Kernels {
     /// The one family every exporter reproduces: the recorded reference answers
-    /// (`tests/fixtures/v4.jsonl`, and the CIF files the fixture's CifData nodes were written
-    /// from) were made on an AVX2 machine.
+    /// (`tests/fixtures/v4.jsonl`) were made on an AVX2 machine. Its BandsData downloads, whose
+    /// path lengths go through `inv`, a GEMM and norms of a non-orthogonal cell, match only with
+    /// these kernels; no recorded StructureData or KpointsData answer tells the families apart.
     pub const REFERENCE: Kernels = Kernels::Haswell;
 
     /// Whether the C kernels fuse `a*b + c`.

@@ -90,6 +90,7 @@ impl Dimensionality {
     }
 }
 
+/// A StructureData: the cell, its periodicity, the kinds and the sites.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Structure {
     /// The lattice vectors as rows (Å).
