@@ -29,7 +29,7 @@ pub fn export(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Ex
         // TrajectoryData's cif (ASE + PyCifRW) and xsf writers are not part of this module.
         _ => Err(ExportError::NotAvailable(format!(
             "The {format} export of {} is not implemented by this server.",
-            node.node_type.trim_end_matches('.').rsplit('.').next().unwrap_or("this node")
+            crate::model::node_class::class_name(&node.node_type)
         ))),
     }
 }

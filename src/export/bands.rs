@@ -5,14 +5,17 @@
 //! by side, and the x axis, i.e. the running length of the k-point path in Cartesian coordinates.
 //! That length goes through `numpy.linalg.inv` (the reciprocal cell), a matrix product and vector
 //! norms, all done by OpenBLAS in the reference, and its full `repr` appears in most formats, so
-//! [`Kernels`] redoes those operations in the order and with the roundings of OpenBLAS' kernels.
+//! [`crate::model::linalg`] redoes those operations in the order and with the roundings of
+//! OpenBLAS' kernels ([`Kernels::REFERENCE`]; the tests also check the AVX-512 family).
 
 use serde_json::{Map, Value};
 
 use super::array::{FILE_HEADER, Py, read_array};
 use super::npy::NpyData;
 use super::{Export, ExportError, NodeFiles, NodeInfo};
+use crate::model::linalg::{self, Kernels};
 use crate::model::pyjson::python_float_repr;
+use crate::model::structure::mat3_of;
 
 pub fn export(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Export, ExportError> {
     let text = render(node, files, format, Kernels::REFERENCE)?;
@@ -103,7 +106,7 @@ impl BandsPlot {
             [n, 3] => (0..n).map(|i| [0, 1, 2].map(|j| kpoints.get_f64(i * 3 + j))).collect::<Vec<_>>(),
             _ => return Err(invalid("the kpoints array is not a list of 3-vectors")),
         };
-        let cell = attrs.get("cell").and_then(matrix3).ok_or_else(|| invalid("the node has no valid cell"))?;
+        let cell = attrs.get("cell").and_then(mat3_of).ok_or_else(|| invalid("the node has no valid cell"))?;
 
         let labels: Vec<(i64, String)> = match (attrs.get("label_numbers"), attrs.get("labels")) {
             (Some(Value::Array(numbers)), Some(Value::Array(names))) => numbers
@@ -459,18 +462,6 @@ impl BandsPlot {
     }
 }
 
-fn matrix3(value: &Value) -> Option<[[f64; 3]; 3]> {
-    let rows = value.as_array().filter(|r| r.len() == 3)?;
-    let mut m = [[0.0; 3]; 3];
-    for (i, row) in rows.iter().enumerate() {
-        let row = row.as_array().filter(|r| r.len() == 3)?;
-        for (j, v) in row.iter().enumerate() {
-            m[i][j] = v.as_f64()?;
-        }
-    }
-    Some(m)
-}
-
 /// Python's `seq[start:stop]` bounds for a sequence of `len` items.
 fn py_slice(len: usize, start: i64, stop: i64) -> std::ops::Range<usize> {
     let clamp = |i: i64| {
@@ -535,103 +526,6 @@ fn prettify(label: &str, style: Prettify) -> String {
     out
 }
 
-/// Which OpenBLAS kernels' roundings to reproduce. The reference's arithmetic depends on the CPU
-/// OpenBLAS picks at run time: the C kernels are built without FMA contraction for Haswell/Zen
-/// and with it for SkylakeX, while the assembly GEMM kernels always use FMA.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Kernels {
-    /// AVX2 machines: the recorded answers (`tests/fixtures/v4.jsonl`) were made on one.
-    Haswell,
-    /// AVX-512 machines (the reference running on this development host, for instance).
-    #[cfg_attr(not(test), allow(dead_code))]
-    SkylakeX,
-}
-
-impl Kernels {
-    const REFERENCE: Kernels = Kernels::Haswell;
-
-    /// Whether the C kernels (dot, gemv, the TRSM solve) fuse `a*b + c`.
-    fn fused_c(self) -> bool {
-        self == Kernels::SkylakeX
-    }
-
-    /// `acc + a*b` as a kernel of this family computes it in C.
-    fn c_madd(self, a: f64, b: f64, acc: f64) -> f64 {
-        if self.fused_c() { a.mul_add(b, acc) } else { acc + a * b }
-    }
-
-    /// `c - a*b` (the TRSM solve step).
-    fn c_msub(self, c: f64, a: f64, b: f64) -> f64 {
-        if self.fused_c() { (-a).mul_add(b, c) } else { c - a * b }
-    }
-}
-
-/// `numpy.linalg.inv` of a 3×3 matrix: OpenBLAS `dgesv` with the identity on the right, i.e.
-/// `getf2` (left-looking LU with partial pivoting, the pivot column scaled by the reciprocal of the
-/// pivot), then `trsm` forward with the unit lower factor and backward with the upper one (which
-/// multiplies by reciprocals of the diagonal).
-fn inverse3(m: &[[f64; 3]; 3], k: Kernels) -> Result<[[f64; 3]; 3], ExportError> {
-    let mut a = *m;
-    let mut pivots = [0usize; 3];
-    for j in 0..3 {
-        for i in 0..j {
-            let p = pivots[i];
-            if p != i {
-                let t = a[i][j];
-                a[i][j] = a[p][j];
-                a[p][j] = t;
-            }
-        }
-        // U part of column j (only row 1 of column 2 has a product to subtract).
-        for i in 1..j {
-            let dot = (0..i).fold(0.0, |acc, l| k.c_madd(a[i][l], a[l][j], acc));
-            a[i][j] -= dot;
-        }
-        // gemv: the rest of the column minus L times the U part.
-        for r in j..3 {
-            let t = (0..j).fold(0.0, |acc, l| k.c_madd(a[r][l], a[l][j], acc));
-            a[r][j] -= t;
-        }
-        // First index of the largest magnitude.
-        let p = (j..3).fold(j, |best, r| if a[r][j].abs() > a[best][j].abs() { r } else { best });
-        pivots[j] = p;
-        if a[p][j] == 0.0 {
-            return Err(invalid("the cell is singular: Singular matrix"));
-        }
-        let reciprocal = 1.0 / a[p][j];
-        if p != j {
-            // Only the columns done so far; later ones get the swap when their turn comes.
-            let (upper, lower) = a.split_at_mut(p);
-            upper[j][..=j].swap_with_slice(&mut lower[0][..=j]);
-        }
-        for row in a.iter_mut().skip(j + 1) {
-            row[j] *= reciprocal;
-        }
-    }
-    let mut inv = [[0.0; 3]; 3];
-    for col in 0..3 {
-        let mut b = [0.0; 3];
-        b[col] = 1.0;
-        for (i, &p) in pivots.iter().enumerate() {
-            b.swap(i, p);
-        }
-        // Forward: rows 0-1 in the TRSM solve, row 2 through a GEMM kernel (always fused).
-        let x0 = b[0];
-        let x1 = k.c_msub(b[1], x0, a[1][0]);
-        let x2 = b[2] - a[2][1].mul_add(x1, a[2][0] * x0);
-        // Backward: row 2 solved, rows 0-1 updated by a GEMM kernel, then solved.
-        let y2 = x2 * (1.0 / a[2][2]);
-        let c0 = x0 - a[0][2] * y2;
-        let c1 = x1 - a[1][2] * y2;
-        let y1 = c1 * (1.0 / a[1][1]);
-        let y0 = k.c_msub(c0, y1, a[0][1]) * (1.0 / a[0][0]);
-        inv[0][col] = y0;
-        inv[1][col] = y1;
-        inv[2][col] = y2;
-    }
-    Ok(inv)
-}
-
 /// The x axis: the running length of the path through the Cartesian k-points, restarting nowhere
 /// but adding nothing between two consecutive labelled points (a jump in the path).
 fn path_lengths(
@@ -640,14 +534,8 @@ fn path_lengths(
     labels: &[(i64, String)],
     k: Kernels,
 ) -> Result<Vec<f64>, ExportError> {
-    let inv = inverse3(cell, k)?;
-    let two_pi = 2.0 * std::f64::consts::PI;
-    // reciprocal_cell = 2π · inv(cell)ᵀ; Cartesian k = Σ_j rec[j][i]·k[j], a GEMM (fused, in j order).
-    let rec: [[f64; 3]; 3] = std::array::from_fn(|i| std::array::from_fn(|j| two_pi * inv[j][i]));
-    let cartesian: Vec<[f64; 3]> = kpoints
-        .iter()
-        .map(|p| std::array::from_fn(|i| rec[2][i].mul_add(p[2], rec[1][i].mul_add(p[1], rec[0][i] * p[0]))))
-        .collect();
+    let rec = k.reciprocal_cell(cell).ok_or_else(|| invalid("the cell is singular: Singular matrix"))?;
+    let cartesian = linalg::matmul(kpoints, &rec);
     let labelled = |i: usize| labels.iter().any(|(n, _)| *n == i as i64);
     let mut x = vec![0.0];
     let mut total = 0.0;
@@ -656,8 +544,7 @@ fn path_lengths(
             0.0
         } else {
             let v: [f64; 3] = std::array::from_fn(|c| cartesian[i][c] - cartesian[i - 1][c]);
-            // numpy.linalg.norm: sqrt(ddot(v, v)).
-            (1..3).fold(v[0] * v[0], |acc, c| k.c_madd(v[c], v[c], acc)).sqrt()
+            k.norm(&v)
         };
         total += d;
         x.push(total);
@@ -1372,19 +1259,6 @@ mod tests {
                 other => panic!("{format}: {other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn inverse_follows_openblas() {
-        // numpy.linalg.inv of the fixture cells on both kernel families (bit patterns).
-        let cell = [
-            [-1.9201484643121, 1.9201484643121, 2.7155],
-            [1.9201484643121, -1.9201484643121, 2.7155],
-            [1.9201484643121, 1.9201484643121, -2.7155],
-        ];
-        let inv = inverse3(&cell, Kernels::SkylakeX).unwrap();
-        assert_eq!(inv[0][0], 5.9109683121775405e-18, "{inv:?}");
-        assert!(inverse3(&[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 0.0, 1.0]], Kernels::Haswell).is_err());
     }
 
     #[test]

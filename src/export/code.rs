@@ -5,11 +5,7 @@
 use serde_json::Value;
 
 use super::{Export, ExportError, NodeInfo};
-
-const INSTALLED: &str = "data.core.code.installed.InstalledCode.";
-const PORTABLE: &str = "data.core.code.portable.PortableCode.";
-const CONTAINERIZED: &str = "data.core.code.containerized.ContainerizedCode.";
-const LEGACY: &str = "data.core.code.Code.";
+use crate::model::node_class::{CodeClass, NodeClass};
 
 pub fn export(node: &NodeInfo, format: &str) -> Result<Export, ExportError> {
     match format {
@@ -22,9 +18,9 @@ pub fn export(node: &NodeInfo, format: &str) -> Result<Export, ExportError> {
 /// portable ones, `label@repository` for a legacy code without computer.
 pub fn description(node: &NodeInfo) -> String {
     let computer = node.computer_label.as_deref();
-    match node.node_type.as_str() {
-        PORTABLE => node.label.clone(),
-        LEGACY => format!("{}@{}", node.label, computer.unwrap_or("repository")),
+    match NodeClass::code_class(&node.node_type) {
+        Some(CodeClass::Portable) => node.label.clone(),
+        Some(CodeClass::Legacy) => format!("{}@{}", node.label, computer.unwrap_or("repository")),
         _ => format!("{}@{}", node.label, computer.unwrap_or("")),
     }
 }
@@ -66,18 +62,18 @@ fn yaml(node: &NodeInfo) -> Result<String, ExportError> {
             .map(Scalar::Str)
             .ok_or_else(|| ExportError::Invalid("'NoneType' object has no attribute 'label'".into()))
     };
-    match node.node_type.as_str() {
-        INSTALLED => {
+    match NodeClass::code_class(&node.node_type) {
+        Some(CodeClass::Installed) => {
             fields.push(("filepath_executable", executable()));
             fields.push(("computer", computer()?));
         }
-        CONTAINERIZED => {
+        Some(CodeClass::Containerized) => {
             fields.push(("filepath_executable", executable()));
             fields.push(("computer", computer()?));
             fields.push(("engine_command", text("engine_command")));
             fields.push(("image_name", text("image_name")));
         }
-        PORTABLE => {
+        Some(CodeClass::Portable) => {
             fields.push(("filepath_executable", executable()));
             // The reference dumps the code's files into `<cwd>/<label>` and names that
             // directory; this server only names it.

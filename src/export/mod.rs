@@ -13,6 +13,7 @@ mod structure;
 use serde_json::Value;
 
 use crate::model::node_class::NodeClass;
+use crate::model::structure::StructureError;
 use crate::storage::repository::RepoError;
 
 /// The node as the exporters see it.
@@ -80,6 +81,12 @@ pub enum ExportError {
     NotAvailable(String),
     #[error(transparent)]
     Repo(#[from] RepoError),
+}
+
+impl From<StructureError> for ExportError {
+    fn from(e: StructureError) -> Self {
+        ExportError::Invalid(e.0)
+    }
 }
 
 /// The node_type of a class and the download formats the reference offers for it, sorted as

@@ -68,6 +68,28 @@ const CANONICAL: &[(NodeClass, &str)] = &[
 /// The namespace of every code class (`data.core.code.installed.InstalledCode.`, ...).
 pub const CODE_NAMESPACE: &str = "data.core.code.";
 
+/// Which code class a [`NodeClass::Code`] node is (their downloads and labels differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CodeClass {
+    /// `InstalledCode`: an executable on a computer.
+    Installed,
+    /// `PortableCode`: files stored with the node.
+    Portable,
+    /// `ContainerizedCode`: an executable in a container image on a computer.
+    Containerized,
+    /// The legacy `Code` class.
+    Legacy,
+    /// `AbstractCode` or another class in the code namespace.
+    Other,
+}
+
+const CODE_CLASSES: &[(CodeClass, &str)] = &[
+    (CodeClass::Installed, "data.core.code.installed.InstalledCode."),
+    (CodeClass::Portable, "data.core.code.portable.PortableCode."),
+    (CodeClass::Containerized, "data.core.code.containerized.ContainerizedCode."),
+    (CodeClass::Legacy, "data.core.code.Code."),
+];
+
 impl NodeClass {
     /// The class of a stored `node_type`.
     pub fn of(node_type: &str) -> NodeClass {
@@ -82,6 +104,14 @@ impl NodeClass {
             Family::Process => NodeClass::OtherProcess,
             Family::Other => NodeClass::Other,
         }
+    }
+
+    /// The code class of a code's `node_type` (`None` for anything that is not a code).
+    pub fn code_class(node_type: &str) -> Option<CodeClass> {
+        if NodeClass::of(node_type) != NodeClass::Code {
+            return None;
+        }
+        Some(CODE_CLASSES.iter().find(|(_, t)| *t == node_type).map_or(CodeClass::Other, |(c, _)| *c))
     }
 
     /// The canonical `node_type` of the class, where it has exactly one.
@@ -112,6 +142,12 @@ impl Family {
             Family::Other
         }
     }
+}
+
+/// The Python class name in a `node_type`: `KpointsData` for
+/// `data.core.array.kpoints.KpointsData.`.
+pub fn class_name(node_type: &str) -> &str {
+    node_type.trim_end_matches('.').rsplit('.').next().unwrap_or(node_type)
 }
 
 /// Whether `node_type` is a data node (only those have downloads and derived properties).
@@ -153,5 +189,21 @@ mod tests {
         assert!(is_data("data.core.bool.Bool."));
         assert!(is_process("process.workflow.workchain.WorkChainNode."));
         assert!(!is_data("node.Node."));
+    }
+
+    #[test]
+    fn code_classes_and_class_names() {
+        assert_eq!(NodeClass::code_class("data.core.code.installed.InstalledCode."), Some(CodeClass::Installed));
+        assert_eq!(NodeClass::code_class("data.core.code.portable.PortableCode."), Some(CodeClass::Portable));
+        assert_eq!(
+            NodeClass::code_class("data.core.code.containerized.ContainerizedCode."),
+            Some(CodeClass::Containerized)
+        );
+        assert_eq!(NodeClass::code_class("data.core.code.Code."), Some(CodeClass::Legacy));
+        assert_eq!(NodeClass::code_class("data.core.code.abstract.AbstractCode."), Some(CodeClass::Other));
+        assert_eq!(NodeClass::code_class("data.core.int.Int."), None);
+        assert_eq!(class_name("data.core.array.kpoints.KpointsData."), "KpointsData");
+        assert_eq!(class_name("node.Node."), "Node");
+        assert_eq!(class_name(""), "");
     }
 }
