@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use aiida_rest::http::listener::LenientListener;
-use aiida_rest::http::{self, AppState, Settings};
+use aiida_rest::http::v4::V4;
+use aiida_rest::http::{App, AppState, Settings};
 use aiida_rest::storage::db::DbLimits;
 use aiida_rest::storage::{self, Source};
 
@@ -125,7 +126,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let settings = Settings { posting: !args.no_posting, max_rows: args.max_rows.max(1), ..Settings::default() };
     let prefix = settings.prefix.clone();
     let description = storage.description.clone();
-    let app = http::router(AppState { storage: Arc::new(storage), settings: Arc::new(settings) });
+    let state = AppState { storage: Arc::new(storage), settings: Arc::new(settings) };
+    let app = App::new().nest(&prefix, V4::new(state)).into_router();
     let addr = format!("{}:{}", args.host, args.port);
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(l) => l,

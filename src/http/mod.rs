@@ -1,10 +1,42 @@
-//! The HTTP layer: one entry point that routes every request under the prefix, the CORS
-//! rules of the reference, and the JSON error answers.
+//! The HTTP layer: the application's router, its middleware, the error mapping, the
+//! query-string grammar and parameters shared by API versions, and the APIs (`v4/`).
+//!
+//! # How a request travels
+//!
+//! [`App::into_router`] stacks, outermost first:
+//! 1. `head::head`: HEAD is handled as GET and answered without the body.
+//! 2. `path::decode`: routing sees the percent-decoded path, as Werkzeug's does; the
+//!    received URI stays available (`path::ReceivedUri`, read by the [`Ctx`] extractor).
+//! 3. `cors::cors`: under the mounted prefixes (`path::Prefixes`), preflights are
+//!    answered and CORS headers added, as Flask-Cors does for the reference.
+//! 4. `body::limit`: under the mounted prefixes, POST bodies are read whole (413 above
+//!    4 MiB).
+//! 5. The routes: each API is a [`Router`] nested under its prefix. A path under no prefix
+//!    gets the 404 that lists the endpoints of every mounted API.
+//!
+//! # Adding an API (`/api/v2`, `/optimade/v1`, `/health`)
+//!
+//! Write a module with a type implementing [`Api`]: its [`Router`] has paths relative to the
+//! prefix, its handlers take the storage from their `State` (never from a global) and a
+//! [`Ctx`] for what the answer echoes. Then mount it with one more line where the application
+//! is built (`src/main.rs`, and [`router`] if the tests should see it):
+//! `App::new().nest("/api/v4", V4::new(state.clone())).nest("/api/v2", V2::new(state))`.
+//! HEAD, CORS, path decoding, the body limit and the unknown-URL 404 come with the mount. No
+//! v4 file changes; the `tests` module below mounts a small API beside v4 to show it.
+//!
+//! # Several databases
+//!
+//! An API instance serves the database of its [`AppState`]; serving several is mounting one
+//! instance per database, e.g. `.nest(&format!("/{name}/api/v4"), V4::new(state_of(name)))`.
 
+mod body;
 mod conditions;
+mod cors;
 pub mod error;
+mod head;
 pub mod listener;
 mod params;
+mod path;
 pub mod querystring;
 pub(crate) mod render;
 mod request;
@@ -13,23 +45,20 @@ pub mod v4;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
+use axum::routing::any_service;
 
-use crate::http::error::{ApiError, ApiResult};
+use crate::http::error::ApiError;
 use crate::storage::Storage;
 
 pub use request::Ctx;
 pub(crate) use request::json_response;
-use v4::routes::{self, Route, RouteError};
-use v4::{collection, node, properties, server, types};
 
 /// Server settings that shape the API.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// URL prefix of every route, `/api/v4`.
+    /// Where [`router`] (and the `aiida-rest` command) mounts REST API v4, `/api/v4`.
     pub prefix: String,
     /// Whether `POST /querybuilder` is served.
     pub posting: bool,
@@ -43,156 +72,146 @@ impl Default for Settings {
     }
 }
 
+/// What one mounted API serves: one database (storage), and the settings of its answers.
 #[derive(Clone)]
 pub struct AppState {
     pub storage: Arc<Storage>,
     pub settings: Arc<Settings>,
 }
 
-/// The application: every request goes through [`handle`].
+/// An API that [`App::nest`] can mount under a prefix.
+pub trait Api {
+    /// The API's routes, their paths relative to the prefix. `prefix` is where it is mounted,
+    /// for the answers that echo it.
+    fn router(self, prefix: &str) -> Router;
+
+    /// Its lines of `available_endpoints`, which the 404 for an unknown URL lists.
+    fn endpoints(&self, prefix: &str) -> Vec<String>;
+}
+
+/// The application being built: the APIs and where they are mounted.
+#[derive(Default)]
+pub struct App {
+    routes: Router,
+    prefixes: Vec<String>,
+    endpoints: Vec<String>,
+}
+
+impl App {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Mounts `api` under `prefix` (e.g. `/api/v4`, no trailing slash): it answers that path,
+    /// with or without a trailing slash, and every path below it; `/api/v4x` is not below it.
+    pub fn nest(mut self, prefix: &str, api: impl Api) -> Self {
+        self.endpoints.extend(api.endpoints(prefix));
+        self.prefixes.push(prefix.to_string());
+        self.routes = self.routes.nest_service(prefix, api.router(prefix));
+        self
+    }
+
+    /// The application, ready for `axum::serve` (or `oneshot` in tests).
+    pub fn into_router(self) -> Router {
+        let endpoints: Arc<[String]> = self.endpoints.into();
+        let routes = self.routes.fallback(move || unknown_route(endpoints.clone()));
+        let prefixes = path::Prefixes(self.prefixes.into());
+        // The layers wrap the routes as one service, so that they run before routing (path
+        // decoding must); the last layer added runs first. As a method router, the stack
+        // also gets axum's finishing touch on every answer (`Content-Length` when known).
+        let layered = any_service(routes)
+            .layer(from_fn_with_state(prefixes.clone(), body::limit))
+            .layer(from_fn_with_state(prefixes, cors::cors))
+            .layer(from_fn(path::decode))
+            .layer(from_fn(head::head));
+        Router::new().fallback_service(layered)
+    }
+}
+
+/// The application for one database: REST API v4 under `settings.prefix`.
 pub fn router(state: AppState) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    let prefix = state.settings.prefix.clone();
+    App::new().nest(&prefix, v4::V4::new(state)).into_router()
 }
 
-/// Largest request body read (only `POST /querybuilder` has one).
-const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-
-async fn handle(State(state): State<AppState>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let body = if parts.method == Method::POST {
-        axum::body::to_bytes(body, MAX_BODY_BYTES).await.ok()
-    } else {
-        Some(axum::body::Bytes::new())
-    };
-    let prefix = state.settings.prefix.as_str();
-    // Routing sees the decoded path, as Werkzeug's does (`/api/v4/n%6Fdes` is `/nodes`).
-    let path = request::unquote(parts.uri.path());
-    let under_prefix = path.starts_with(prefix);
-    let mut response = if !under_prefix {
-        unknown_route(&state)
-    } else if parts.method == Method::OPTIONS && parts.headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
-        preflight(&parts.headers)
-    } else if body.is_none() {
-        let message = format!("The request body could not be read or is larger than {} MiB.", MAX_BODY_BYTES >> 20);
-        json_response(StatusCode::PAYLOAD_TOO_LARGE, &serde_json::json!({ "message": message }), None, None)
-    } else {
-        let ctx = Ctx::new(parts.method.clone(), &parts.uri, &parts.headers);
-        let below = &path[prefix.len()..];
-        // `/api/v4x` shares the prefix text but is not under it.
-        if !below.is_empty() && !below.starts_with('/') {
-            unknown_route(&state)
-        } else {
-            match dispatch(&state, &ctx, below, body.as_deref().unwrap_or_default()).await {
-                Ok(response) => response,
-                Err(err) => err.into_response(),
-            }
-        }
-    };
-    if under_prefix {
-        add_cors(response.headers_mut(), &parts.headers);
-    }
-    if parts.method == Method::HEAD {
-        response = strip_body(response);
-    }
-    response
+async fn unknown_route(endpoints: Arc<[String]>) -> Response {
+    ApiError::UnknownRoute(endpoints.to_vec()).into_response()
 }
 
-fn unknown_route(state: &AppState) -> Response {
-    ApiError::UnknownRoute(routes::available_endpoints(&state.settings.prefix, state.settings.posting)).into_response()
-}
+/// A second API mounted beside v4, as `/api/v2` or `/optimade/v1` will be: one `nest` line,
+/// no v4 file touched.
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::extract::State;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
 
-async fn dispatch(state: &AppState, ctx: &Ctx, below: &str, body: &[u8]) -> ApiResult<Response> {
-    let settings = &state.settings;
-    let route = match routes::parse(below, settings.posting) {
-        Ok(route) => route,
-        Err(RouteError::Unknown) => {
-            return Err(ApiError::UnknownRoute(routes::available_endpoints(&settings.prefix, settings.posting)));
-        }
-        Err(RouteError::BadId { resource, id }) => {
-            return Err(ApiError::not_found(format!(
-                "'{id}' is not a valid identifier of {}: {}",
-                resource.name(),
-                if resource == routes::Resource::Users {
-                    "users are identified by their integer id"
-                } else {
-                    "use a UUID or the start of one (hexadecimal digits, with the dashes at their places)"
-                }
-            )));
-        }
-    };
-    let allow = if route == Route::QueryBuilder { "GET, HEAD, OPTIONS, POST" } else { "GET, HEAD, OPTIONS" };
-    match ctx.method {
-        Method::GET | Method::HEAD => {}
-        Method::POST if route == Route::QueryBuilder => {}
-        Method::OPTIONS => {
-            let mut response = StatusCode::OK.into_response();
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-            return Ok(response);
-        }
-        _ => return Err(ApiError::MethodNotAllowed(allow)),
-    }
-    let db = &state.storage.db;
-    match route {
-        Route::ServerInfo => Ok(server::info(ctx, &settings.prefix)),
-        Route::ServerEndpoints => Ok(server::endpoints(ctx, &settings.prefix, settings.posting)),
-        Route::List { resource, page } => collection::list(db, ctx, resource, None, page, settings.max_rows).await,
-        Route::Detail { resource, id } => collection::list(db, ctx, resource, Some(&id), None, settings.max_rows).await,
-        Route::ProjectableProperties(resource) => properties::projectable_properties(ctx, resource),
-        Route::QueryBuilder if ctx.method == Method::POST => {
-            params::Params::parse(&ctx.query)?;
-            v4::querybuilder::post(db, ctx, body, settings.max_rows).await
-        }
-        Route::QueryBuilder => Ok(v4::querybuilder::method_not_allowed(ctx)),
-        Route::Statistics => types::statistics(db, ctx).await,
-        Route::FullTypes => types::full_types(db, ctx, false).await,
-        Route::FullTypesCount => types::full_types(db, ctx, true).await,
-        Route::DownloadFormats => types::download_formats(ctx).await,
-        Route::Node { id, part, page } => {
-            node::node_part(db, &state.storage.repo, ctx, &id, part, page, settings.max_rows).await
-        }
-        Route::ProcessReport { id } => node::process_report(db, ctx, &id, settings.max_rows).await,
-        Route::CalcjobFiles { id, outputs } => {
-            node::calcjob_files(db, ctx, ctx.raw_query.as_deref(), &id, outputs).await
-        }
-    }
-}
+    use super::*;
+    use crate::storage::db::DbLimits;
 
-/// Answers a CORS preflight the way Flask-Cors does: everything is allowed.
-fn preflight(headers: &HeaderMap) -> Response {
-    let mut response = StatusCode::OK.into_response();
-    let out = response.headers_mut();
-    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    out.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"),
-    );
-    if let Some(requested) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-        out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
-    }
-    response
-}
+    /// `GET /hello`: the description of the database it serves, in the envelope v4 uses.
+    struct Hello(AppState);
 
-/// Any origin may read the API: `*`, or the caller's origin echoed (with `Vary: Origin`).
-fn add_cors(out: &mut HeaderMap, request: &HeaderMap) {
-    match request.get(header::ORIGIN) {
-        Some(origin) => {
-            out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-            out.insert(header::VARY, HeaderValue::from_static("Origin"));
+    impl Api for Hello {
+        fn router(self, _prefix: &str) -> Router {
+            let hello = async |State(state): State<AppState>, ctx: Ctx| {
+                let data = json!({ "serving": state.storage.description });
+                json_response(StatusCode::OK, &ctx.envelope("hello", None, data), Some(1), None)
+            };
+            Router::new().route("/hello", get(hello)).with_state(self.0)
         }
-        None => {
-            out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+
+        fn endpoints(&self, prefix: &str) -> Vec<String> {
+            vec![format!("{:<15} {:<20} {prefix}/hello/", "hello", "GET,HEAD,OPTIONS")]
         }
     }
-}
 
-/// HEAD: the headers of GET, including the length of the body that is not sent.
-fn strip_body(response: Response) -> Response {
-    let (mut parts, body) = response.into_parts();
-    if !parts.headers.contains_key(header::CONTENT_LENGTH)
-        && let Some(len) = axum::body::HttpBody::size_hint(&body).exact()
-    {
-        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    async fn send(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let request = Request::builder().method(method).uri(uri).body(Body::from(body.to_string())).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (parts.status, parts.headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
-    Response::from_parts(parts, Body::empty())
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_api_beside_v4() {
+        let storage = crate::storage::open(&crate::storage::Source::Demo, DbLimits::default()).await.unwrap();
+        let state = AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) };
+        let app = App::new().nest("/api/v4", v4::V4::new(state.clone())).nest("/api/v2", Hello(state)).into_router();
+
+        // The new API, with what every mount brings: decoding, CORS, HEAD.
+        let (status, headers, body) = send(&app, "GET", "/api/v2/h%65llo", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["path"], "/api/v2/hello");
+        assert!(body["data"]["serving"].is_string());
+        assert_eq!(headers["access-control-allow-origin"], "*");
+        assert_eq!(headers["access-control-expose-headers"], "X-Total-Count");
+        let (status, headers, body) = send(&app, "HEAD", "/api/v2/hello", "").await;
+        assert_eq!((status, body), (StatusCode::OK, Value::Null));
+        assert!(headers["content-length"].to_str().unwrap().parse::<u64>().unwrap() > 0);
+        let (status, ..) = send(&app, "POST", "/api/v2/hello", &"x".repeat(5 << 20)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+        // v4 unchanged beside it.
+        let (status, _, body) = send(&app, "GET", "/api/v4/server", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["data"]["API_prefix"], "/api/v4");
+        let (status, _, body) = send(&app, "GET", "/api/v4/nothing", "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["available_endpoints"].as_array().unwrap().len(), 46);
+
+        // Outside every prefix: the 404 lists both APIs; `/api/v2x` is not under `/api/v2`.
+        for uri in ["/api/v2x/hello", "/other"] {
+            let (status, _, body) = send(&app, "GET", uri, "").await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
+            let endpoints = body["available_endpoints"].as_array().unwrap();
+            assert_eq!(endpoints.len(), 47, "{uri}");
+            assert_eq!(endpoints[46], "hello           GET,HEAD,OPTIONS     /api/v2/hello/");
+        }
+    }
 }

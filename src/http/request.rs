@@ -1,8 +1,14 @@
 //! What a handler knows about the request it answers, and the JSON envelope every answer wears.
 
+use std::convert::Infallible;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
+
+use super::path::ReceivedUri;
 
 /// The parts of a request that appear in the envelope.
 #[derive(Debug, Clone)]
@@ -34,8 +40,6 @@ impl Ctx {
             .or_else(|| uri.authority().map(|a| a.as_str()))
             .unwrap_or("localhost");
         let raw_query = uri.query().map(str::to_string);
-        // A HEAD answer carries the headers of the GET answer, Content-Length included.
-        let method = if method == Method::HEAD { Method::GET } else { method };
         Self {
             method,
             path: unquote(uri.path()),
@@ -99,15 +103,25 @@ impl Ctx {
     }
 }
 
-/// A JSON answer with the reference's headers.
+/// A handler's `Ctx` argument: the request as received (before the path was canonicalised and
+/// a nest prefix stripped), so answers echo the full path whatever the router did with it.
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let uri = parts.extensions.get::<ReceivedUri>().map_or(&parts.uri, |received| &received.0);
+        Ok(Ctx::new(parts.method.clone(), uri, &parts.headers))
+    }
+}
+
+/// A JSON answer with the reference's headers (the CORS layer adds
+/// `Access-Control-Expose-Headers` to those with a total).
 pub fn json_response(status: StatusCode, body: &Value, total: Option<i64>, link: Option<String>) -> Response {
     let mut response = (status, crate::model::pyjson::to_string(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(total) = total {
         headers.insert("x-total-count", HeaderValue::from(total));
-        let expose = if link.is_some() { "X-Total-Count,Link" } else { "X-Total-Count" };
-        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(expose));
     }
     if let Some(link) = link
         && let Ok(value) = HeaderValue::from_str(&link)

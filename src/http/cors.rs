@@ -1,0 +1,74 @@
+//! CORS as the reference's Flask-Cors configures it: any origin may read the APIs.
+//!
+//! For the paths under a mounted prefix ([`Prefixes`]: by text, as Flask-Cors matches,
+//! `/api/v4x` included), [`cors`] answers preflights itself (everything is allowed)
+//! and adds `Access-Control-Allow-Origin` (`*`, or the caller's origin echoed with
+//! `Vary: Origin`) to every answer, and `Access-Control-Expose-Headers` to the answers that
+//! carry `X-Total-Count` (and `Link`) so that browser clients can page.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::path::Prefixes;
+use super::request::unquote;
+
+/// Middleware (`from_fn_with_state`). Runs after `path::decode` or on its own: it
+/// decodes the path it receives.
+pub async fn cors(State(prefixes): State<Prefixes>, request: Request, next: Next) -> Response {
+    if !prefixes.cover(&unquote(request.uri().path())) {
+        return next.run(request).await;
+    }
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let mut response = if is_preflight(&request) {
+        preflight(request.headers())
+    } else {
+        let mut response = next.run(request).await;
+        expose_paging(response.headers_mut());
+        response
+    };
+    allow_origin(response.headers_mut(), origin);
+    response
+}
+
+fn is_preflight(request: &Request) -> bool {
+    request.method() == Method::OPTIONS && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// The answer to a preflight: every method, and the headers the caller asks for.
+fn preflight(request: &HeaderMap) -> Response {
+    let mut response = StatusCode::OK.into_response();
+    let out = response.headers_mut();
+    out.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    out.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"),
+    );
+    if let Some(requested) = request.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
+    }
+    response
+}
+
+/// `*`, or the caller's origin echoed (with `Vary: Origin`).
+fn allow_origin(out: &mut HeaderMap, origin: Option<HeaderValue>) {
+    match origin {
+        Some(origin) => {
+            out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            out.insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        None => {
+            out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        }
+    }
+}
+
+/// Paged answers let browsers read `X-Total-Count` and, when there is one, `Link`.
+fn expose_paging(out: &mut HeaderMap) {
+    if !out.contains_key("x-total-count") || out.contains_key(header::ACCESS_CONTROL_EXPOSE_HEADERS) {
+        return;
+    }
+    let expose = if out.contains_key(header::LINK) { "X-Total-Count,Link" } else { "X-Total-Count" };
+    out.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(expose));
+}
