@@ -33,8 +33,9 @@ struct ServeArgs {
     /// A `.aiida` archive file, a `core.sqlite_dos` profile folder (database.sqlite +
     /// container/), or the URL of a core.psql_dos database,
     /// `postgresql://user[:password]@host[:port]/database` (with --repository; the password
-    /// may also come from $PGPASSWORD). Without it (and without --profile) the demo archive
-    /// built into the program is served.
+    /// may also come from $PGPASSWORD). Without it (and without --profile) the default profile
+    /// of the AiiDA configuration is served, as `verdi` picks it ($AIIDA_PATH or ~/.aiida); the
+    /// demo archive built into the program where there is no configuration or no profile.
     storage: Option<PathBuf>,
     /// The disk-objectstore container of the PostgreSQL database given as STORAGE (the
     /// container folder, or the folder holding `container/`).
@@ -110,7 +111,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
         (None, Some(name)) => Source::Profile(name.clone()),
-        (None, None) => Source::Demo,
+        (None, None) => Source::Default,
     };
     let limits = DbLimits {
         max_connections: args.max_connections.max(1),

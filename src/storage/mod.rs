@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::storage::db::{Cell, Db, DbError, DbLimits, Dialect, PgPool, Query, SqlitePool};
 use crate::storage::repository::{Repository, archive::ArchiveRepo, objectstore::Container};
-use aiida_config::{ProfileStorage, PsqlDos};
+use aiida_config::{DefaultProfile, ProfileStorage, PsqlDos};
 
 /// The archive schema version this server reads (`metadata.json` `export_version`).
 pub const ARCHIVE_VERSION: &str = "main_0001";
@@ -55,6 +55,9 @@ pub struct Storage {
 #[derive(Debug, Clone)]
 pub enum Source {
     Demo,
+    /// Nothing named: the default profile of the AiiDA configuration, as `verdi` picks it, or
+    /// the demo archive when there is no configuration or no profile at all.
+    Default,
     Path(PathBuf),
     Profile(String),
     /// A `postgresql://` URL and the disk-objectstore container of that database.
@@ -69,18 +72,49 @@ pub async fn open(source: &Source, limits: DbLimits) -> Result<Storage, StorageE
         Source::Demo => open_demo(limits).await,
         Source::Path(path) => open_path(path, limits).await,
         Source::Postgres { url, repository } => open_postgres(url, repository, limits).await,
-        Source::Profile(name) => match aiida_config::find_profile(name)? {
-            ProfileStorage::SqliteDos(dir) => open_profile_folder(&dir, limits).await,
-            ProfileStorage::SqliteZip(file) => open_archive(&file, limits).await,
-            ProfileStorage::PsqlDos(settings) => {
-                let mut storage = open_psql_dos(&settings, limits).await?;
-                storage.description = format!("profile '{name}' ({})", storage.description);
+        Source::Profile(name) => {
+            let mut storage = open_profile(name, aiida_config::find_profile(name)?, limits).await?;
+            storage.description = format!("profile '{name}' ({})", storage.description);
+            Ok(storage)
+        }
+        Source::Default => match aiida_config::find_default_profile()? {
+            DefaultProfile::Named { name, config_file, storage } => {
+                // Nothing was named on the command line: say where the storage came from.
+                let what = format!("the default profile '{name}' of {}", config_file.display());
+                let mut storage = open_profile(&name, storage, limits)
+                    .await
+                    .map_err(|e| StorageError::Config(format!("{what}: {e}")))?;
+                storage.description = format!("{what} ({})", storage.description);
                 Ok(storage)
             }
-            ProfileStorage::Other(backend) => Err(StorageError::Unsupported(format!(
-                "profile '{name}' uses the storage backend '{backend}'; supported: core.psql_dos, core.sqlite_dos, core.sqlite_zip"
-            ))),
+            DefaultProfile::NoConfiguration(file) => {
+                let mut storage = open_demo(limits).await?;
+                storage.description = format!(
+                    "the demo archive built into the program (no AiiDA configuration: {} does not exist)",
+                    file.display()
+                );
+                Ok(storage)
+            }
+            DefaultProfile::NoProfiles(file) => {
+                let mut storage = open_demo(limits).await?;
+                storage.description = format!(
+                    "the demo archive built into the program (the AiiDA configuration {} has no profile)",
+                    file.display()
+                );
+                Ok(storage)
+            }
         },
+    }
+}
+
+async fn open_profile(name: &str, profile: ProfileStorage, limits: DbLimits) -> Result<Storage, StorageError> {
+    match profile {
+        ProfileStorage::SqliteDos(dir) => open_profile_folder(&dir, limits).await,
+        ProfileStorage::SqliteZip(file) => open_archive(&file, limits).await,
+        ProfileStorage::PsqlDos(settings) => open_psql_dos(&settings, limits).await,
+        ProfileStorage::Other(backend) => Err(StorageError::Unsupported(format!(
+            "profile '{name}' uses the storage backend '{backend}'; supported: core.psql_dos, core.sqlite_dos, core.sqlite_zip"
+        ))),
     }
 }
 
@@ -89,7 +123,7 @@ async fn open_demo(limits: DbLimits) -> Result<Storage, StorageError> {
     let path = scratch.path().join("demo.aiida");
     std::fs::write(&path, DEMO_ARCHIVE).map_err(|e| invalid(&path, e.to_string()))?;
     let mut storage = open_archive(&path, limits).await?;
-    storage.description = "the demo archive (examples/demo.aiida)".into();
+    storage.description = "the demo archive built into the program (examples/demo.aiida)".into();
     storage._scratch.push(scratch);
     Ok(storage)
 }
