@@ -3,6 +3,7 @@
 
 pub mod aiida_config;
 pub mod db;
+pub mod ratelog;
 pub mod repository;
 
 use std::fs::File;
