@@ -59,12 +59,38 @@ impl SqlitePool {
         };
         // Fail at start-up, not on the first request, when the file is not a database.
         let first = pool.connect()?;
-        first
-            .conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-            .map_err(|e| DbError::Unavailable(format!("{}: {e}", path.display())))?;
+        first.conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).map_err(|e| {
+            let damaged = if is_damage(&e) { "the file is damaged or not an SQLite database: " } else { "" };
+            DbError::Unavailable(format!("{}: {damaged}{e}", path.display()))
+        })?;
         pool.inner.idle.lock().expect("pool lock").push(first);
         Ok(pool)
+    }
+
+    /// For the checks at start-up: the first cell of `sql` as text (`None` without a row or for
+    /// NULL), with a damaged file told apart from other failures (such as a missing table).
+    pub async fn check_scalar(&self, sql: &str) -> Result<Option<String>, CheckError> {
+        let pool = self.clone();
+        let sql = sql.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let pooled = pool.connect().map_err(|e| CheckError::Failed(e.to_string()))?;
+            let row = pooled.conn.query_row(&sql, [], |row| {
+                Ok(match row.get_ref(0)? {
+                    ValueRef::Null => None,
+                    ValueRef::Integer(v) => Some(v.to_string()),
+                    ValueRef::Real(v) => Some(v.to_string()),
+                    ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                })
+            });
+            match row {
+                Ok(value) => Ok(value),
+                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+                Err(e) if is_damage(&e) => Err(CheckError::Damaged(e.to_string())),
+                Err(e) => Err(CheckError::Failed(e.to_string())),
+            }
+        })
+        .await
+        .map_err(|e| CheckError::Failed(format!("check task failed: {e}")))?
     }
 
     fn connect(&self) -> Result<Pooled, DbError> {
@@ -167,6 +193,20 @@ fn execute(conn: &Connection, query: &Query) -> Result<Vec<Row>, DbError> {
         out.push(cells);
     }
     Ok(out)
+}
+
+/// Why a start-up check of [`SqlitePool::check_scalar`] failed.
+#[derive(Debug)]
+pub enum CheckError {
+    /// SQLite found the file damaged (`SQLITE_CORRUPT`) or not a database (`SQLITE_NOTADB`).
+    Damaged(String),
+    Failed(String),
+}
+
+/// Whether SQLite says the file is damaged (or is not a database at all).
+pub fn is_damage(err: &rusqlite::Error) -> bool {
+    use rusqlite::ffi::ErrorCode;
+    matches!(err, rusqlite::Error::SqliteFailure(e, _) if matches!(e.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase))
 }
 
 fn map_err(err: rusqlite::Error) -> DbError {
