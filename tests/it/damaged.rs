@@ -17,7 +17,7 @@ use axum::http::Request;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use crate::harness::{self, DbLimits, Settings};
+use crate::harness::{self, DbLimits, Settings, Source, pg};
 
 /// Copies a folder tree.
 fn copy_tree(from: &Path, to: &Path) {
@@ -339,4 +339,40 @@ async fn damaged_alembic_version_page() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("damaged"), "{stderr}");
+}
+
+/// A PostgreSQL outage under load is logged when it starts and when it ends, not once (or
+/// twice) per request: 300 requests answered 503 write a handful of lines.
+#[tokio::test]
+async fn postgresql_outage_does_not_flood_the_log() {
+    let cluster = match pg::Cluster::start() {
+        Ok(cluster) => cluster,
+        Err(why) => return pg::unavailable(&why),
+    };
+    let url = pg::load_fixture(&cluster.admin_url(), false).expect("fixture loads");
+    let limits = DbLimits { max_connections: 3, statement_timeout: Duration::from_secs(10) };
+    let app = harness::build(Source::postgres(&url), Settings::default(), limits).await;
+    let uri = "/api/v4/nodes?limit=3&orderby=-id";
+    assert_eq!(harness::get(&app, uri).await.status, 200);
+
+    let log = Captured::default();
+    let _guard = log.install();
+    cluster.stop().expect("pg_ctl stop");
+    for _ in 0..300 {
+        assert_eq!(harness::get(&app, uri).await.status, 503);
+    }
+    let while_down = log.lines("");
+    assert!(while_down.len() <= 6, "{} lines for 300 failed requests: {while_down:#?}", while_down.len());
+    assert_eq!(log.lines("PostgreSQL unreachable").len(), 1, "{while_down:#?}");
+
+    cluster.start_again().expect("pg_ctl start");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while harness::get(&app, uri).await.status != 200 {
+        assert!(Instant::now() < deadline, "no recovery");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("logged while PostgreSQL was down and back: {:#?}", log.lines(""));
+    let back = log.lines("PostgreSQL reachable again");
+    assert_eq!(back.len(), 1, "{:#?}", log.lines(""));
+    assert!(back[0].contains("queries answered 503"), "{}", back[0]);
 }
