@@ -289,6 +289,64 @@ async fn damage_while_streaming_aborts_and_logs_once() {
     assert_eq!(refused.len(), 2, "{refused:#?}");
 }
 
+/// On the wire: an archive member whose CRC fails only at its end (after the first chunk went
+/// out with the headers) ends the connection before `Content-Length` bytes, so no client can
+/// take the file for complete.
+#[tokio::test]
+async fn crc_failure_at_the_end_closes_the_connection_short() {
+    use std::io::Read;
+    const SIZE: usize = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("big.aiida");
+    // The demo archive with the object PLAIN_5760 replaced by a large stored one.
+    let name = format!("repo/{PLAIN_5760}");
+    {
+        let mut source = zip::ZipArchive::new(File::open(harness::archive_path()).unwrap()).unwrap();
+        let mut out = zip::ZipWriter::new(File::create(&archive).unwrap());
+        for i in 0..source.len() {
+            let entry = source.by_index_raw(i).unwrap();
+            if entry.name() != name {
+                out.raw_copy_file(entry).unwrap();
+            }
+        }
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        out.start_file(name.as_str(), options).unwrap();
+        out.write_all(&(0..SIZE).map(|i| (i % 251) as u8).collect::<Vec<u8>>()).unwrap();
+        out.finish().unwrap();
+    }
+    let (_, data, _) = zip_entry(&archive, &name);
+    let file = OpenOptions::new().write(true).open(&archive).unwrap();
+    file.write_all_at(b"\xff", data + 150_000).unwrap();
+    drop(file);
+
+    let app = harness::build(archive.as_path(), Settings::default(), DbLimits::default()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (uuid, path) = file_of(PLAIN_5760);
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            stream,
+            "GET /api/v4/nodes/{uuid}/repo/contents?filename=%22{path}%22 HTTP/1.1\r\nHost: {address}\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = Vec::new();
+        // Keep-alive was asked for: only a failed response ends the connection.
+        stream.read_to_end(&mut answer).map(|_| answer)
+    })
+    .await
+    .unwrap()
+    .expect("the server closes the connection");
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("headers") + 4;
+    let head = String::from_utf8_lossy(&answer[..split]).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains(&format!("content-length: {SIZE}")), "{head}");
+    let body = answer.len() - split;
+    assert!((65_536..SIZE).contains(&body), "{body} body bytes of {SIZE}");
+}
+
 /// A damaged database file is reported at start as damaged (with its path), not as a
 /// missing table, and the program exits with status 2.
 #[tokio::test]
