@@ -154,8 +154,10 @@ pub async fn open_archive(path: &Path, limits: DbLimits) -> Result<Storage, Stor
         std::io::copy(&mut entry, &mut out)
             .map_err(|e| invalid(path, format!("cannot extract db.sqlite3 (corrupt archive?): {e}")))?;
     }
-    let pool = SqlitePool::open(&db_path, true, limits)
-        .map_err(|e| invalid(path, format!("db.sqlite3 is not a readable SQLite database: {e}")))?;
+    let pool = SqlitePool::open(&db_path, true, limits).map_err(|e| match e {
+        CheckError::Damaged(e) => damaged(path, "its db.sqlite3", &e),
+        CheckError::Failed(e) => invalid(path, format!("db.sqlite3 is not a readable SQLite database: {e}")),
+    })?;
     check_aiida_tables(&pool, path).await?;
     let repo = ArchiveRepo::open(path).map_err(|e| invalid(path, e.to_string()))?;
     Ok(Storage {
@@ -180,8 +182,10 @@ pub async fn open_profile_folder(dir: &Path, limits: DbLimits) -> Result<Storage
             db_path.display()
         );
     }
-    let pool = SqlitePool::open(&db_path, immutable, limits)
-        .map_err(|e| invalid(&db_path, format!("not a readable SQLite database: {e}")))?;
+    let pool = SqlitePool::open(&db_path, immutable, limits).map_err(|e| match e {
+        CheckError::Damaged(e) => damaged(&db_path, "its first page", &e),
+        CheckError::Failed(e) => invalid(&db_path, format!("not a readable SQLite database: {e}")),
+    })?;
     check_aiida_tables(&pool, &db_path).await?;
     let version = match pool.check_scalar("SELECT version_num FROM alembic_version").await {
         Ok(Some(version)) => version,
@@ -324,6 +328,17 @@ fn wal_without_shared_memory(db_path: &Path) -> bool {
     is_wal && !Path::new(&shm).exists()
 }
 
+const AIIDA_TABLES: [&str; 8] = [
+    "db_dbnode",
+    "db_dblink",
+    "db_dbuser",
+    "db_dbcomputer",
+    "db_dbgroup",
+    "db_dbgroup_dbnodes",
+    "db_dbcomment",
+    "db_dblog",
+];
+
 /// The database file is damaged: say so (not that a table is missing), and how to look closer.
 fn damaged(path: &Path, what: &str, error: &str) -> StorageError {
     invalid(
@@ -349,6 +364,15 @@ async fn check_aiida_tables(pool: &SqlitePool, path: &Path) -> Result<(), Storag
         .unwrap_or_default();
     if n != "8" {
         return Err(invalid(path, "not an AiiDA database: the AiiDA tables (db_dbnode, ...) are missing"));
+    }
+    // The first row of each table: a cheap look at the root pages (a full integrity check
+    // would read the whole file), so that a damaged table is reported now, not per request.
+    for table in AIIDA_TABLES {
+        match pool.check_scalar(&format!("SELECT count(*) FROM (SELECT * FROM {table} NOT INDEXED LIMIT 1)")).await {
+            Ok(_) => {}
+            Err(CheckError::Damaged(e)) => return Err(damaged(path, &format!("its table {table}"), &e)),
+            Err(CheckError::Failed(e)) => return Err(invalid(path, format!("cannot read the table {table}: {e}"))),
+        }
     }
     Ok(())
 }

@@ -347,6 +347,38 @@ async fn crc_failure_at_the_end_closes_the_connection_short() {
     assert!((65_536..SIZE).contains(&body), "{body} body bytes of {SIZE}");
 }
 
+/// Overwrites the root page of `table` in the SQLite file at `path` with zeros.
+fn zero_root_page(path: &Path, table: &str) {
+    let (page_size, root_page): (i64, i64) = {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let page_size = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        let root_page =
+            conn.query_row("SELECT rootpage FROM sqlite_master WHERE name = ?1", [table], |r| r.get(0)).unwrap();
+        (page_size, root_page)
+    };
+    let file = OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(&vec![0u8; page_size as usize], (root_page - 1) as u64 * page_size as u64).unwrap();
+}
+
+/// Other damage found at start: a table's root page, the file header.
+#[tokio::test]
+async fn damaged_database_file() {
+    for (case, expected) in [("db_dbnode", "db_dbnode"), ("header", "first page")] {
+        let dir = tempfile::tempdir().unwrap();
+        let db_path = dir.path().join("database.sqlite");
+        fs::copy(harness::profile_path().join("database.sqlite"), &db_path).unwrap();
+        if case == "header" {
+            OpenOptions::new().write(true).open(&db_path).unwrap().write_all_at(&[0x42; 16], 0).unwrap();
+        } else {
+            zero_root_page(&db_path, case);
+        }
+        let err = harness::open(dir.path(), DbLimits::default()).await.err().expect("a damaged database is refused");
+        let message = err.to_string();
+        assert!(message.contains("damaged") && message.contains(expected), "{case}: {message}");
+        assert!(message.starts_with(&db_path.display().to_string()), "{message}");
+    }
+}
+
 /// A damaged database file is reported at start as damaged (with its path), not as a
 /// missing table, and the program exits with status 2.
 #[tokio::test]
@@ -354,17 +386,7 @@ async fn damaged_alembic_version_page() {
     let dir = tempfile::tempdir().unwrap();
     let root = profile_copy(dir.path());
     let db_path = root.join("database.sqlite");
-    let (page_size, root_page): (i64, i64) = {
-        let conn = rusqlite::Connection::open(&db_path).unwrap();
-        let page_size = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
-        let root_page = conn
-            .query_row("SELECT rootpage FROM sqlite_master WHERE name = 'alembic_version'", [], |r| r.get(0))
-            .unwrap();
-        (page_size, root_page)
-    };
-    let file = OpenOptions::new().write(true).open(&db_path).unwrap();
-    file.write_all_at(&vec![0u8; page_size as usize], (root_page - 1) as u64 * page_size as u64).unwrap();
-    drop(file);
+    zero_root_page(&db_path, "alembic_version");
 
     let err = harness::open(root.as_path(), DbLimits::default()).await.err().expect("a damaged database is refused");
     let message = err.to_string();

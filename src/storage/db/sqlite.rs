@@ -38,7 +38,9 @@ pub struct SqlitePool {
 impl SqlitePool {
     /// Opens `path` read-only. `immutable` tells SQLite the file cannot change (archives we
     /// extracted ourselves), which skips all locking; a live profile must not use it.
-    pub fn open(path: &Path, immutable: bool, limits: DbLimits) -> Result<Self, DbError> {
+    ///
+    /// Fails with [`CheckError::Damaged`] when SQLite finds the file damaged or not a database.
+    pub fn open(path: &Path, immutable: bool, limits: DbLimits) -> Result<Self, CheckError> {
         let mut uri = String::from("file:");
         uri.push_str(&percent_encoding::utf8_percent_encode(&path.to_string_lossy(), URI_PATH).to_string());
         uri.push_str("?mode=ro");
@@ -58,10 +60,9 @@ impl SqlitePool {
             }),
         };
         // Fail at start-up, not on the first request, when the file is not a database.
-        let first = pool.connect()?;
+        let first = pool.connect().map_err(|e| CheckError::Failed(e.to_string()))?;
         first.conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).map_err(|e| {
-            let damaged = if is_damage(&e) { "the file is damaged or not an SQLite database: " } else { "" };
-            DbError::Unavailable(format!("{}: {damaged}{e}", path.display()))
+            if is_damage(&e) { CheckError::Damaged(e.to_string()) } else { CheckError::Failed(e.to_string()) }
         })?;
         pool.inner.idle.lock().expect("pool lock").push(first);
         Ok(pool)
@@ -195,11 +196,13 @@ fn execute(conn: &Connection, query: &Query) -> Result<Vec<Row>, DbError> {
     Ok(out)
 }
 
-/// Why a start-up check of [`SqlitePool::check_scalar`] failed.
-#[derive(Debug)]
+/// Why [`SqlitePool::open`] or a start-up check of [`SqlitePool::check_scalar`] failed.
+#[derive(Debug, thiserror::Error)]
 pub enum CheckError {
     /// SQLite found the file damaged (`SQLITE_CORRUPT`) or not a database (`SQLITE_NOTADB`).
+    #[error("the file is damaged or is not an SQLite database ({0})")]
     Damaged(String),
+    #[error("{0}")]
     Failed(String),
 }
 
