@@ -1,5 +1,9 @@
 //! Opening AiiDA storage: `.aiida` archives, `core.sqlite_dos` profile folders and profiles
-//! named in the AiiDA configuration. Nothing here ever writes to the user's files.
+//! named in the AiiDA configuration. Nothing here ever writes to the user's files. A damaged
+//! database file is reported at start as damaged (`SQLITE_CORRUPT`/`SQLITE_NOTADB` while
+//! reading the header, the schema, `alembic_version` and the first row of each AiiDA table).
+//! [`ratelog`] keeps failures that every request repeats (an unreachable database, a damaged
+//! file) from flooding the log.
 
 pub mod aiida_config;
 pub mod db;
