@@ -57,7 +57,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), error = %self, "request failed");
+            crate::storage::ratelog::server_error(status.as_u16(), &self);
         }
         let body = match &self {
             Self::UnknownRoute(endpoints) => {

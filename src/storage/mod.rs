@@ -1,15 +1,20 @@
 //! Opening AiiDA storage: `.aiida` archives, `core.sqlite_dos` profile folders and profiles
-//! named in the AiiDA configuration. Nothing here ever writes to the user's files.
+//! named in the AiiDA configuration. Nothing here ever writes to the user's files. A damaged
+//! database file is reported at start as damaged (`SQLITE_CORRUPT`/`SQLITE_NOTADB` while
+//! reading the header, the schema, `alembic_version` and the first row of each AiiDA table).
+//! [`ratelog`] keeps failures that every request repeats (an unreachable database, a damaged
+//! file) from flooding the log.
 
 pub mod aiida_config;
 pub mod db;
+pub mod ratelog;
 pub mod repository;
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::storage::db::{Cell, Db, DbError, DbLimits, Dialect, PgPool, Query, SqlitePool};
+use crate::storage::db::{Cell, CheckError, Db, DbError, DbLimits, PgPool, SqlitePool};
 use crate::storage::repository::{Repository, archive::ArchiveRepo, objectstore::Container};
 use aiida_config::{DefaultProfile, ProfileStorage, PsqlDos};
 
@@ -187,8 +192,10 @@ pub async fn open_archive(path: &Path, limits: DbLimits) -> Result<Storage, Stor
         std::io::copy(&mut entry, &mut out)
             .map_err(|e| invalid(path, format!("cannot extract db.sqlite3 (corrupt archive?): {e}")))?;
     }
-    let pool = SqlitePool::open(&db_path, true, limits)
-        .map_err(|e| invalid(path, format!("db.sqlite3 is not a readable SQLite database: {e}")))?;
+    let pool = SqlitePool::open(&db_path, true, limits).map_err(|e| match e {
+        CheckError::Damaged(e) => damaged(path, "its db.sqlite3", &e),
+        CheckError::Failed(e) => invalid(path, format!("db.sqlite3 is not a readable SQLite database: {e}")),
+    })?;
     check_aiida_tables(&pool, path).await?;
     let repo = ArchiveRepo::open(path).map_err(|e| invalid(path, e.to_string()))?;
     Ok(Storage {
@@ -213,12 +220,18 @@ pub async fn open_profile_folder(dir: &Path, limits: DbLimits) -> Result<Storage
             db_path.display()
         );
     }
-    let pool = SqlitePool::open(&db_path, immutable, limits)
-        .map_err(|e| invalid(&db_path, format!("not a readable SQLite database: {e}")))?;
+    let pool = SqlitePool::open(&db_path, immutable, limits).map_err(|e| match e {
+        CheckError::Damaged(e) => damaged(&db_path, "its first page", &e),
+        CheckError::Failed(e) => invalid(&db_path, format!("not a readable SQLite database: {e}")),
+    })?;
     check_aiida_tables(&pool, &db_path).await?;
-    let version = scalar(&pool, "SELECT version_num FROM alembic_version")
-        .await
-        .map_err(|_| invalid(&db_path, "no alembic_version table: not an AiiDA 2.x profile database"))?;
+    let version = match pool.check_scalar("SELECT version_num FROM alembic_version").await {
+        Ok(Some(version)) => version,
+        Err(CheckError::Damaged(e)) => return Err(damaged(&db_path, "its alembic_version table", &e)),
+        Ok(None) | Err(CheckError::Failed(_)) => {
+            return Err(invalid(&db_path, "no alembic_version table: not an AiiDA 2.x profile database"));
+        }
+    };
     if !PROFILE_VERSIONS.contains(&version.as_str()) {
         return Err(invalid(
             &db_path,
@@ -353,24 +366,53 @@ fn wal_without_shared_memory(db_path: &Path) -> bool {
     is_wal && !Path::new(&shm).exists()
 }
 
-async fn check_aiida_tables(pool: &SqlitePool, path: &Path) -> Result<(), StorageError> {
-    let n = scalar(
-        pool,
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN \
-         ('db_dbnode', 'db_dblink', 'db_dbuser', 'db_dbcomputer', 'db_dbgroup', 'db_dbgroup_dbnodes', 'db_dbcomment', 'db_dblog')",
+const AIIDA_TABLES: [&str; 8] = [
+    "db_dbnode",
+    "db_dblink",
+    "db_dbuser",
+    "db_dbcomputer",
+    "db_dbgroup",
+    "db_dbgroup_dbnodes",
+    "db_dbcomment",
+    "db_dblog",
+];
+
+/// The database file is damaged: say so (not that a table is missing), and how to look closer.
+fn damaged(path: &Path, what: &str, error: &str) -> StorageError {
+    invalid(
+        path,
+        format!(
+            "the database is damaged: reading {what} failed ({error}); restore it from a backup \
+             (`sqlite3 FILE 'PRAGMA integrity_check'` shows the extent of the damage)"
+        ),
     )
-    .await
-    .map_err(|e| invalid(path, e))?;
+}
+
+async fn check_aiida_tables(pool: &SqlitePool, path: &Path) -> Result<(), StorageError> {
+    let n = pool
+        .check_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN \
+             ('db_dbnode', 'db_dblink', 'db_dbuser', 'db_dbcomputer', 'db_dbgroup', 'db_dbgroup_dbnodes', 'db_dbcomment', 'db_dblog')",
+        )
+        .await
+        .map_err(|e| match e {
+            CheckError::Damaged(e) => damaged(path, "its schema", &e),
+            CheckError::Failed(e) => invalid(path, e),
+        })?
+        .unwrap_or_default();
     if n != "8" {
         return Err(invalid(path, "not an AiiDA database: the AiiDA tables (db_dbnode, ...) are missing"));
     }
+    // The first row of each table: a cheap look at the root pages (a full integrity check
+    // would read the whole file), so that a damaged table is reported now, not per request.
+    for table in AIIDA_TABLES {
+        match pool.check_scalar(&format!("SELECT count(*) FROM (SELECT * FROM {table} NOT INDEXED LIMIT 1)")).await {
+            Ok(_) => {}
+            Err(CheckError::Damaged(e)) => return Err(damaged(path, &format!("its table {table}"), &e)),
+            Err(CheckError::Failed(e)) => return Err(invalid(path, format!("cannot read the table {table}: {e}"))),
+        }
+    }
     Ok(())
-}
-
-async fn scalar(pool: &SqlitePool, sql: &str) -> Result<String, String> {
-    let mut q = Query::new(Dialect::Sqlite);
-    q.push(sql);
-    first_text(pool.fetch_all(q).await.map_err(|e| e.to_string())?)
 }
 
 async fn scalar_db(db: &Db, sql: &str) -> Result<String, String> {

@@ -6,6 +6,7 @@
 mod harness;
 
 mod api;
+mod damaged;
 mod golden;
 mod postgres;
 mod querybuilder;

@@ -5,6 +5,7 @@
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::export::{self, ExportError, NodeFiles, NodeInfo};
@@ -13,6 +14,7 @@ use crate::query::lists::resolve_uuid;
 use crate::query::nodes::{self, Direction, LinkList, NodeDict};
 use crate::query::schema;
 use crate::storage::db::Db;
+use crate::storage::ratelog;
 use crate::storage::repository::{EntryKind, RepoError, RepoTree, Repository};
 
 use super::collection::{RequestConditions, check_paging, window};
@@ -174,13 +176,45 @@ async fn repo_contents(repo: &Repository, ctx: &Ctx, node: &LoadedNode, path: &s
         Err(e) => return Err(e.into()),
     };
     let repo = repo.clone();
-    let (size, stream) = blocking(move || Ok(repo.stream_object(&key)?)).await?;
+    let object = key.clone();
+    let (size, stream) = match blocking(move || Ok(repo.stream_object(&object))).await? {
+        Ok(found) => found,
+        Err(err @ (RepoError::Corrupt(_) | RepoError::Io(_))) => return Ok(damaged_file(node, path, &key, &err)),
+        Err(err) => return Err(err.into()),
+    };
     if size == 0 {
         // The reference answers an empty file with its JSON envelope, not an empty download.
         let body = ctx.envelope("nodes", Some(id), Value::String(String::new()));
         return Ok(json_response(StatusCode::OK, &body, Some(1), None));
     }
+    // Damage found only after the headers went out: the error aborts the body, so the client
+    // sees a connection closed before `Content-Length` bytes, never a complete-looking file.
+    let uuid = node.info.uuid.clone();
+    let file = path.to_string();
+    let stream = stream.inspect_err(move |err| {
+        ratelog::error(&format!("stream {key} {err}"), |repeats| {
+            tracing::error!(
+                node = %uuid, file = %file, object = %key, error = %err, repeats,
+                "repository object damaged: its download was aborted after the headers were sent"
+            );
+        });
+    });
     Ok(attachment(Body::from_stream(stream), Some(size), path))
+}
+
+/// The answer for a file whose repository object is damaged (or unreadable): a 500 with a JSON
+/// message naming the object (the details, which may hold paths, go to the log, once per
+/// interval for the same damage). It is not the request's fault, and retrying will not help.
+fn damaged_file(node: &LoadedNode, path: &str, key: &str, err: &RepoError) -> Response {
+    let uuid = &node.info.uuid;
+    ratelog::error(&format!("damaged {err}"), |repeats| {
+        tracing::error!(node = %uuid, file = %path, object = %key, error = %err, repeats, "repository object damaged");
+    });
+    let message = format!(
+        "The file '{path}' of node {uuid} cannot be read: its repository object {key} is damaged or unreadable. \
+         The details are in the server log."
+    );
+    json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "message": message }), None, None)
 }
 
 /// A file download with the reference's headers.

@@ -8,7 +8,7 @@ mod sqlite;
 
 pub use postgres::PgPool;
 pub use sql::{Dialect, Param, Query};
-pub use sqlite::SqlitePool;
+pub use sqlite::{CheckError, SqlitePool};
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use futures_util::TryStreamExt;
@@ -17,6 +17,7 @@ use tokio_postgres::{Client, Config, NoTls, Statement};
 
 use super::cache::ResultCache;
 use super::{Cell, DbError, DbLimits, Dialect, Param, Query, Row};
+use crate::storage::ratelog::{self, Outage, OutageEvent};
 
 /// Prepared statements kept per connection (the API builds few distinct SQL texts).
 const STATEMENT_CACHE: usize = 64;
@@ -37,6 +38,8 @@ struct Inner {
     limits: DbLimits,
     target: String,
     cache: ResultCache,
+    /// Logs an outage of the server once, then in summaries (not once per request).
+    outage: Outage,
 }
 
 #[derive(Clone)]
@@ -62,6 +65,7 @@ impl PgPool {
                 permits: Semaphore::new(limits.max_connections.max(1)),
                 limits,
                 cache: ResultCache::default(),
+                outage: Outage::new(ratelog::INTERVAL),
             }),
         };
         let first = pool.new_conn().await?;
@@ -104,8 +108,8 @@ impl PgPool {
     }
 
     async fn new_conn(&self) -> Result<Conn, DbError> {
+        // Not logged here: `fetch_all` reports the outage, once.
         let (client, connection) = self.inner.config.connect(NoTls).await.map_err(|e| {
-            tracing::warn!(target = %self.inner.target, error = %error_text(&e), "cannot connect to PostgreSQL");
             DbError::Unavailable(format!("cannot connect to the PostgreSQL server ({})", error_text(&e)))
         })?;
         tokio::spawn(async move {
@@ -138,6 +142,7 @@ impl PgPool {
             return Err(DbError::InvalidValue("PostgreSQL text cannot contain NUL characters".into()));
         }
         let limit = self.inner.limits.statement_timeout;
+        // A busy pool is load, not an outage.
         let _permit = match tokio::time::timeout(limit, self.inner.permits.acquire()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => return Err(DbError::Unavailable("the connection pool is closed".into())),
@@ -145,6 +150,42 @@ impl PgPool {
                 return Err(DbError::Unavailable("all database connections stayed busy; try again later".into()));
             }
         };
+        let result = self.run_query(&query).await;
+        match &result {
+            Err(DbError::Unavailable(msg)) => self.log_outage(self.inner.outage.failure(Instant::now()), msg),
+            // The server answered (a timeout says nothing either way).
+            Ok(_) | Err(DbError::Query(_) | DbError::InvalidValue(_)) => {
+                self.log_outage(self.inner.outage.success(Instant::now()), "")
+            }
+            Err(DbError::Timeout) => {}
+        }
+        result
+    }
+
+    fn log_outage(&self, event: Option<OutageEvent>, error: &str) {
+        let target = &self.inner.target;
+        match event {
+            None => {}
+            Some(OutageEvent::Started) => tracing::error!(
+                target = %target, error = %error,
+                "PostgreSQL unreachable: requests that need the database are answered 503 until it is back"
+            ),
+            Some(OutageEvent::StillDown { failures, over }) => tracing::warn!(
+                target = %target, error = %error,
+                "PostgreSQL still unreachable: {failures} queries answered 503 in the last {} s",
+                over.as_secs()
+            ),
+            Some(OutageEvent::Recovered { after, failures }) => tracing::warn!(
+                target = %target,
+                "PostgreSQL reachable again after {:.1} s ({failures} queries answered 503 meanwhile)",
+                after.as_secs_f64()
+            ),
+        }
+    }
+
+    /// Runs the query on an idle or a new connection (the caller holds a permit).
+    async fn run_query(&self, query: &Query) -> Result<Vec<Row>, DbError> {
+        let limit = self.inner.limits.statement_timeout;
         // An idle connection may have died since its last use (PostgreSQL restarted, a proxy
         // timed it out): then the query is tried once more on a fresh one. It only reads.
         for attempt in 0..2 {
@@ -152,17 +193,14 @@ impl PgPool {
                 Some(conn) => (conn, true),
                 None => (self.new_conn().await?, false),
             };
-            let result = match tokio::time::timeout(limit + UNRESPONSIVE_GRACE, run(&mut conn, &query)).await {
+            let result = match tokio::time::timeout(limit + UNRESPONSIVE_GRACE, run(&mut conn, query)).await {
                 Ok(result) => result.map_err(|e| classify(&e, &conn.client)),
                 // The server did not answer; the connection's state is unknown, so it goes.
                 Err(_) => return Err(DbError::Timeout),
             };
             match result {
                 Err(DbError::Unavailable(_)) if reused && attempt == 0 => continue,
-                Err(DbError::Unavailable(msg)) => {
-                    tracing::warn!(target = %self.inner.target, error = %msg, "PostgreSQL query failed");
-                    return Err(DbError::Unavailable(msg));
-                }
+                Err(DbError::Unavailable(msg)) => return Err(DbError::Unavailable(msg)),
                 other => {
                     if !conn.client.is_closed() {
                         self.inner.idle.lock().expect("pool lock").push(conn);

@@ -38,7 +38,9 @@ pub struct SqlitePool {
 impl SqlitePool {
     /// Opens `path` read-only. `immutable` tells SQLite the file cannot change (archives we
     /// extracted ourselves), which skips all locking; a live profile must not use it.
-    pub fn open(path: &Path, immutable: bool, limits: DbLimits) -> Result<Self, DbError> {
+    ///
+    /// Fails with [`CheckError::Damaged`] when SQLite finds the file damaged or not a database.
+    pub fn open(path: &Path, immutable: bool, limits: DbLimits) -> Result<Self, CheckError> {
         let mut uri = String::from("file:");
         uri.push_str(&percent_encoding::utf8_percent_encode(&path.to_string_lossy(), URI_PATH).to_string());
         uri.push_str("?mode=ro");
@@ -58,13 +60,38 @@ impl SqlitePool {
             }),
         };
         // Fail at start-up, not on the first request, when the file is not a database.
-        let first = pool.connect()?;
-        first
-            .conn
-            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-            .map_err(|e| DbError::Unavailable(format!("{}: {e}", path.display())))?;
+        let first = pool.connect().map_err(|e| CheckError::Failed(e.to_string()))?;
+        first.conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).map_err(|e| {
+            if is_damage(&e) { CheckError::Damaged(e.to_string()) } else { CheckError::Failed(e.to_string()) }
+        })?;
         pool.inner.idle.lock().expect("pool lock").push(first);
         Ok(pool)
+    }
+
+    /// For the checks at start-up: the first cell of `sql` as text (`None` without a row or for
+    /// NULL), with a damaged file told apart from other failures (such as a missing table).
+    pub async fn check_scalar(&self, sql: &str) -> Result<Option<String>, CheckError> {
+        let pool = self.clone();
+        let sql = sql.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let pooled = pool.connect().map_err(|e| CheckError::Failed(e.to_string()))?;
+            let row = pooled.conn.query_row(&sql, [], |row| {
+                Ok(match row.get_ref(0)? {
+                    ValueRef::Null => None,
+                    ValueRef::Integer(v) => Some(v.to_string()),
+                    ValueRef::Real(v) => Some(v.to_string()),
+                    ValueRef::Text(t) | ValueRef::Blob(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                })
+            });
+            match row {
+                Ok(value) => Ok(value),
+                Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+                Err(e) if is_damage(&e) => Err(CheckError::Damaged(e.to_string())),
+                Err(e) => Err(CheckError::Failed(e.to_string())),
+            }
+        })
+        .await
+        .map_err(|e| CheckError::Failed(format!("check task failed: {e}")))?
     }
 
     fn connect(&self) -> Result<Pooled, DbError> {
@@ -167,6 +194,22 @@ fn execute(conn: &Connection, query: &Query) -> Result<Vec<Row>, DbError> {
         out.push(cells);
     }
     Ok(out)
+}
+
+/// Why [`SqlitePool::open`] or a start-up check of [`SqlitePool::check_scalar`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// SQLite found the file damaged (`SQLITE_CORRUPT`) or not a database (`SQLITE_NOTADB`).
+    #[error("the file is damaged or is not an SQLite database ({0})")]
+    Damaged(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Whether SQLite says the file is damaged (or is not a database at all).
+pub fn is_damage(err: &rusqlite::Error) -> bool {
+    use rusqlite::ffi::ErrorCode;
+    matches!(err, rusqlite::Error::SqliteFailure(e, _) if matches!(e.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase))
 }
 
 fn map_err(err: rusqlite::Error) -> DbError {

@@ -77,7 +77,7 @@ impl ArchiveRepo {
     pub fn open_object(&self, key: &str) -> Result<EntryReader, RepoError> {
         validate_hex_key(key, ARCHIVE_KEY_LEN)?;
         match self.entry_info(&format!("repo/{key}"))? {
-            Some(info) => self.reader(info),
+            Some(info) => self.reader(info, &format!("object {key}")),
             None => Err(RepoError::MissingObject(key.to_owned())),
         }
     }
@@ -85,7 +85,7 @@ impl ArchiveRepo {
     /// Opens any file entry by its exact name; `NotFound(name)` if absent or a directory.
     pub fn open_entry(&self, name: &str) -> Result<EntryReader, RepoError> {
         match self.entry_info(name)? {
-            Some(info) => self.reader(info),
+            Some(info) => self.reader(info, &format!("entry {name}")),
             None => Err(RepoError::NotFound(name.to_owned())),
         }
     }
@@ -96,7 +96,14 @@ impl ArchiveRepo {
         };
         // Cloning is cheap (Arc'd metadata); the data offset is cached after the first lookup.
         let mut zip = self.zip.clone();
-        let entry = zip.by_index_raw(index).map_err(|e| zip_error(&self.path, e))?;
+        let entry = zip.by_index_raw(index).map_err(|e| match e {
+            // A damaged local header (or one cut off) names the entry.
+            ZipError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                RepoError::Corrupt(format!("{}: entry {name}: local header cut off ({e})", self.path.display()))
+            }
+            ZipError::Io(e) => RepoError::Io(e),
+            other => RepoError::Corrupt(format!("{}: entry {name}: {other}", self.path.display())),
+        })?;
         if entry.is_dir() {
             return Ok(None);
         }
@@ -114,8 +121,11 @@ impl ArchiveRepo {
 
     // The payload is decoded from our own positional reader instead of `ZipFile`, which
     // borrows the archive and so cannot be handed to another thread as an owned reader.
-    fn reader(&self, info: EntryInfo) -> Result<EntryReader, RepoError> {
+    // The local header was checked when the entry was looked up (its signature; the zip crate
+    // finds the data after it); here, that the data lies within the file.
+    fn reader(&self, info: EntryInfo, what: &str) -> Result<EntryReader, RepoError> {
         let range = RangeReader::new(self.file.clone(), info.data_start, info.compressed_size)?;
+        range.check_within_file(&format!("{}: {what}", self.path.display()))?;
         let inner = match info.method {
             CompressionMethod::Stored => {
                 if info.compressed_size != info.size {

@@ -120,16 +120,28 @@ impl Repository {
     }
 
     /// Opens an object and returns its size and a stream of its content in chunks of at most
-    /// [`STREAM_CHUNK_SIZE`] bytes, for use as an HTTP body. Lookup errors (missing object,
-    /// invalid key) are returned here; read errors (e.g. corrupt data) end the stream with `Err`.
+    /// [`STREAM_CHUNK_SIZE`] bytes, for use as an HTTP body.
     ///
-    /// The lookup (an index query and a file open) runs on the calling thread; each chunk is then
-    /// read in `spawn_blocking` only when the stream is polled (which must happen within a Tokio
-    /// runtime), so at most one chunk per stream is in memory and a slow client never pins a
-    /// blocking-pool thread.
+    /// Blocking: the lookup (an index query and a file open) and the read of the first chunk run
+    /// on the calling thread, so that what can be found before an answer starts is an error
+    /// here, not a short body: a missing object or invalid key, and damage ([`RepoError::Corrupt`]
+    /// naming the object): an object beyond the end of its (truncated) pack file or zip, a
+    /// compressed stream that does not start validly, a bad zip local header, and for an
+    /// object that fits in the first chunk (most do) any damage at all, since its length and
+    /// checksum are verified by then. Damage found later ends the stream with `Err`.
+    ///
+    /// Each further chunk is read in `spawn_blocking` only when the stream is polled (which must
+    /// happen within a Tokio runtime), so at most one chunk per stream is in memory and a slow
+    /// client never pins a blocking-pool thread.
     pub fn stream_object(&self, key: &str) -> Result<(u64, ObjectStream), RepoError> {
-        let reader = self.open_object(key)?;
-        Ok((reader.size(), ReaderStream::new(reader)))
+        let mut reader = self.open_object(key)?;
+        let size = reader.size();
+        // One byte more than a small object holds, so that its end (and checksum) is read too.
+        let mut first = vec![0u8; size.saturating_add(1).min(STREAM_CHUNK_SIZE as u64) as usize];
+        let n = read_chunk(&mut reader, &mut first).map_err(|e| read_error(key, e))?;
+        first.truncate(n);
+        let rest = if n < STREAM_CHUNK_SIZE { None } else { Some(reader) };
+        Ok((size, ReaderStream::with_first(Bytes::from(first), rest)))
     }
 
     /// Reads a whole object into memory (blocking). Fails with [`RepoError::TooLarge`] without
@@ -142,11 +154,19 @@ impl Repository {
         }
         let mut out = Vec::with_capacity(size as usize);
         // The reader fails on a length mismatch itself; the limit is a second guard.
-        reader.take(max_bytes.saturating_add(1)).read_to_end(&mut out).map_err(|e| match e.kind() {
-            io::ErrorKind::InvalidData => RepoError::Corrupt(format!("object {key}: {e}")),
-            _ => RepoError::Io(e),
-        })?;
+        reader.take(max_bytes.saturating_add(1)).read_to_end(&mut out).map_err(|e| read_error(key, e))?;
         Ok(out)
+    }
+}
+
+/// A failed read of an object's content: damaged data (wrong length or checksum, an invalid
+/// compressed stream) is [`RepoError::Corrupt`] naming the object.
+fn read_error(key: &str, e: io::Error) -> RepoError {
+    match e.kind() {
+        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::UnexpectedEof => {
+            RepoError::Corrupt(format!("object {key}: {e}"))
+        }
+        _ => RepoError::Io(io::Error::new(e.kind(), format!("object {key}: {e}"))),
     }
 }
 
@@ -165,6 +185,8 @@ type ChunkRead<R> = (R, Vec<u8>, io::Result<usize>);
 
 #[derive(Debug)]
 enum StreamState<R> {
+    /// A chunk read before the stream was handed out, and the reader for the rest (if any).
+    First(Bytes, Option<R>),
     Idle(R),
     Reading(JoinHandle<ChunkRead<R>>),
     Done,
@@ -173,6 +195,11 @@ enum StreamState<R> {
 impl<R: Read + Send + 'static> ReaderStream<R> {
     pub fn new(reader: R) -> Self {
         ReaderStream { state: StreamState::Idle(reader) }
+    }
+
+    /// A stream that yields `first` (unless empty), then what `rest` reads.
+    pub fn with_first(first: Bytes, rest: Option<R>) -> Self {
+        ReaderStream { state: StreamState::First(first, rest) }
     }
 }
 
@@ -185,6 +212,14 @@ impl<R: Read + Send + 'static> Stream for ReaderStream<R> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
             match std::mem::replace(&mut self.state, StreamState::Done) {
+                StreamState::First(first, rest) => {
+                    if let Some(reader) = rest {
+                        self.state = StreamState::Idle(reader);
+                    }
+                    if !first.is_empty() {
+                        return Poll::Ready(Some(Ok(first)));
+                    }
+                }
                 StreamState::Idle(mut reader) => {
                     self.state = StreamState::Reading(tokio::task::spawn_blocking(move || {
                         let mut buf = vec![0u8; STREAM_CHUNK_SIZE];
@@ -441,18 +476,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn stream_ends_with_error_on_corrupt_data() {
+    async fn damage_found_before_or_while_streaming() {
         let dir = tempfile::tempdir().unwrap();
         let root = new_container(dir.path(), 2, "sha256");
-        let key = "4d".repeat(32);
-        fs::write(root.join("packs/0"), vec![7u8; 100_000]).unwrap();
+        let (key, beyond, small) = ("4d".repeat(32), "5e".repeat(32), "6f".repeat(32));
+        fs::write(root.join("packs/0"), vec![7u8; 200_000]).unwrap();
         let conn = rusqlite::Connection::open(root.join("packs.idx")).unwrap();
-        // Claims more bytes than the pack holds.
         index_object(&conn, &key, false, 200_000, 0, 200_000, 0);
+        // Claims more bytes than the pack holds: found before anything is streamed.
+        index_object(&conn, &beyond, false, 300_000, 0, 300_000, 0);
+        // A small compressed object whose stream is cut short: its first chunk is all of it.
+        index_object(&conn, &small, true, 100, 10, 20, 0);
         drop(conn);
         let repo = Repository::open_container(&root).unwrap();
+        for bad in [&beyond, &small] {
+            let err = repo.stream_object(bad).unwrap_err();
+            assert!(matches!(&err, RepoError::Corrupt(m) if m.contains(bad.as_str())), "{err}");
+        }
+
+        // The pack is cut after the answer started: the stream ends with an error.
         let (size, stream) = repo.stream_object(&key).unwrap();
         assert_eq!(size, 200_000);
+        fs::OpenOptions::new().write(true).open(root.join("packs/0")).unwrap().set_len(100_000).unwrap();
         let items: Vec<io::Result<Bytes>> = stream.collect().await;
         let (last, ok) = items.split_last().unwrap();
         assert_eq!(ok.iter().map(|c| c.as_ref().unwrap().len()).sum::<usize>(), 65_536);

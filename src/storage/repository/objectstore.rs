@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::Deserialize;
 
 use super::RepoError;
-use super::readers::{CheckedReader, RangeReader, validate_hex_key};
+use super::readers::{CheckedReader, RangeReader, is_zlib_header, validate_hex_key};
 
 /// Idle index connections kept for reuse.
 const MAX_POOLED_CONNECTIONS: usize = 16;
@@ -171,7 +171,7 @@ impl Container {
             if let Some(loc) = self.lookup_packed(key, fresh)? {
                 let pack = self.inner.root.join("packs").join(loc.pack_id.to_string());
                 match File::open(&pack) {
-                    Ok(file) => return ObjectReader::packed(Arc::new(file), loc).map(Some),
+                    Ok(file) => return ObjectReader::packed(Arc::new(file), loc, key, &pack).map(Some),
                     // A concurrent repack may have just replaced the pack: look further.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e.into()),
@@ -357,8 +357,21 @@ enum ReaderInner {
 }
 
 impl ObjectReader {
-    fn packed(pack: Arc<File>, loc: PackedLoc) -> Result<Self, RepoError> {
+    /// Checks what can be checked without reading the object: its bytes lie within the pack
+    /// file, and a compressed object starts with a zlib header.
+    fn packed(pack: Arc<File>, loc: PackedLoc, key: &str, pack_path: &Path) -> Result<Self, RepoError> {
         let range = RangeReader::new(pack, loc.offset, loc.length)?;
+        let what = format!("object {key} in pack {}", pack_path.display());
+        range.check_within_file(&what)?;
+        if loc.compressed {
+            let (head, got) = range.peek::<2>()?;
+            if !is_zlib_header(&head[..got]) {
+                return Err(RepoError::Corrupt(format!(
+                    "{what}: compressed data does not start with a zlib header (found {:02x?})",
+                    &head[..got]
+                )));
+            }
+        }
         let (location, inner) = if loc.compressed {
             let decoder = ZlibDecoder::new(range);
             (ObjectLocation::PackedCompressed, ReaderInner::Compressed(CheckedReader::new(decoder, loc.size, None)))
@@ -629,11 +642,15 @@ pub(crate) mod tests {
         drop(conn);
         let container = Container::open(&root).unwrap();
         assert_eq!(read_all(&container, &k_plain).1, b"plain");
-        for key in [&k_short, &k_size, &k_bad] {
-            let mut out = Vec::new();
-            let err = container.open_object(key).unwrap().read_to_end(&mut out).unwrap_err();
-            assert!(matches!(err.kind(), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput), "{err:?}");
+        // Found when the object is opened: beyond the end of the pack, no zlib header.
+        for key in [&k_short, &k_bad] {
+            let err = container.open_object(key).unwrap_err();
+            assert!(matches!(&err, RepoError::Corrupt(m) if m.contains(key.as_str())), "{err}");
         }
+        // Found while reading.
+        let mut out = Vec::new();
+        let err = container.open_object(&k_size).unwrap().read_to_end(&mut out).unwrap_err();
+        assert!(matches!(err.kind(), io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput), "{err:?}");
     }
 
     #[test]

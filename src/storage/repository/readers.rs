@@ -22,6 +22,44 @@ impl RangeReader {
             start.checked_add(len).ok_or_else(|| RepoError::Corrupt(format!("byte range {start}+{len} overflows")))?;
         Ok(RangeReader { file, pos: start, end })
     }
+
+    /// Fails with [`RepoError::Corrupt`] (naming `what`) when the range does not lie within the
+    /// file as it is now, e.g. after the file was truncated: better found before an answer
+    /// starts than after its headers went out.
+    pub(crate) fn check_within_file(&self, what: &str) -> Result<(), RepoError> {
+        let len = self.file.metadata()?.len();
+        if self.end > len {
+            return Err(RepoError::Corrupt(format!(
+                "{what}: its data (bytes {}..{}) lies beyond the end of its file ({len} bytes); the file is truncated or the index is wrong",
+                self.pos, self.end
+            )));
+        }
+        Ok(())
+    }
+
+    /// The first `N` bytes of the range (fewer if the range is shorter).
+    pub(crate) fn peek<const N: usize>(&self) -> io::Result<([u8; N], usize)> {
+        let mut head = [0u8; N];
+        let want = (self.end.saturating_sub(self.pos)).min(N as u64) as usize;
+        let mut got = 0;
+        while got < want {
+            match self.file.read_at(&mut head[got..want], self.pos + got as u64)? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        Ok((head, got))
+    }
+}
+
+/// Whether `head` (the first two bytes of a stream) is a valid zlib header for deflate data
+/// without a preset dictionary (RFC 1950 section 2.2).
+pub(crate) fn is_zlib_header(head: &[u8]) -> bool {
+    let [cmf, flg] = match head {
+        [a, b, ..] => [*a, *b],
+        _ => return false,
+    };
+    cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0 && flg & 0x20 == 0
 }
 
 impl Read for RangeReader {
@@ -122,6 +160,29 @@ mod tests {
         let mut out = Vec::new();
         let err = CheckedReader::new(r, 5, None).read_to_end(&mut out).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn range_within_file_and_peek() {
+        let f = temp_file(b"0123456789");
+        let inside = RangeReader::new(f.clone(), 2, 8).unwrap();
+        assert!(inside.check_within_file("x").is_ok());
+        assert_eq!(inside.peek::<3>().unwrap(), (*b"234", 3));
+        let beyond = RangeReader::new(f.clone(), 8, 5).unwrap();
+        let err = beyond.check_within_file("object k").unwrap_err();
+        assert!(matches!(&err, RepoError::Corrupt(m) if m.starts_with("object k:")), "{err}");
+        assert_eq!(beyond.peek::<4>().unwrap().1, 2);
+    }
+
+    #[test]
+    fn zlib_headers() {
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"data").unwrap();
+        let z = enc.finish().unwrap();
+        assert!(is_zlib_header(&z));
+        assert!(!is_zlib_header(&[z[0], z[1] ^ 1]));
+        assert!(!is_zlib_header(&[0, 0]));
+        assert!(!is_zlib_header(&[0x78]));
     }
 
     #[test]
