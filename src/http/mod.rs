@@ -1,7 +1,6 @@
 //! The HTTP layer: one entry point that routes every request under the prefix, the CORS
 //! rules of the reference, and the JSON error answers.
 
-mod conditions;
 pub mod error;
 pub mod listener;
 mod params;

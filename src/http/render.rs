@@ -3,11 +3,11 @@
 use serde_json::{Map, Value};
 
 use crate::model::time as timefmt;
-use crate::query::schema::{Column, Entity, Kind};
+use crate::query::tables::{Column, Kind, Table};
 use crate::storage::db::{Cell, Query};
 
 /// Appends the SELECT expression of `column` (qualified by the entity alias).
-pub fn push_select(q: &mut Query, entity: &Entity, column: Column) {
+pub fn push_select(q: &mut Query, entity: &Table, column: Column) {
     let name = entity.qualified(column.name);
     match column.kind {
         Kind::Uuid => q.uuid_text(&name),
@@ -18,7 +18,7 @@ pub fn push_select(q: &mut Query, entity: &Entity, column: Column) {
 }
 
 /// Appends `expr1, expr2, ...` for the entity's default projection.
-pub fn push_projection(q: &mut Query, entity: &Entity) {
+pub fn push_projection(q: &mut Query, entity: &Table) {
     for (i, name) in entity.projection.iter().enumerate() {
         if i > 0 {
             q.push(", ");
@@ -76,7 +76,7 @@ fn python_floats(value: &mut Value) {
 }
 
 /// The projected columns of one row as a JSON object (cells in projection order).
-pub fn row_object(entity: &Entity, cells: &mut impl Iterator<Item = Cell>) -> Map<String, Value> {
+pub fn row_object(entity: &Table, cells: &mut impl Iterator<Item = Cell>) -> Map<String, Value> {
     let mut map = Map::new();
     for name in entity.projection {
         let column = entity.column(name).expect("projection names are columns");

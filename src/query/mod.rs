@@ -2,7 +2,8 @@
 //! QueryBuilder dialect.
 
 pub mod error;
+pub mod filter;
 pub mod querybuilder;
-pub mod schema;
+pub mod tables;
 
 pub use error::{QueryError, QueryResult};

@@ -6,21 +6,21 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 use crate::http::error::{ApiError, ApiResult};
-use crate::query::schema::{self, Entity, Kind};
+use crate::query::tables::{self, Kind, Table, order_direction};
 use crate::storage::db::{Cell, Db, Dialect, Query};
 
 use super::routes::{Resource, parse_user_id};
-use crate::http::conditions::{push_filter, push_full_type};
+use crate::query::filter::rest::{push_filter, push_full_type};
 use crate::http::params::{LIMIT_MAX, PERPAGE_DEFAULT, Params};
 use crate::http::render::{cell_to_json, full_type, push_projection, row_object};
 use crate::http::request::{Ctx, json_response};
 
-pub fn entity_of(resource: Resource) -> &'static Entity {
+pub fn entity_of(resource: Resource) -> &'static Table {
     match resource {
-        Resource::Nodes | Resource::Processes | Resource::Calcjobs => &schema::NODE,
-        Resource::Computers => &schema::COMPUTER,
-        Resource::Users => &schema::USER,
-        Resource::Groups => &schema::GROUP,
+        Resource::Nodes | Resource::Processes | Resource::Calcjobs => &tables::NODE,
+        Resource::Computers => &tables::COMPUTER,
+        Resource::Users => &tables::USER,
+        Resource::Groups => &tables::GROUP,
     }
 }
 
@@ -83,7 +83,7 @@ pub fn window(params: &Params, page: Option<u64>, total: i64, max_rows: i64) -> 
 }
 
 /// The `ORDER BY` list: the requested columns, then `id` ascending so that pages are stable.
-pub fn push_order(q: &mut Query, entity: &Entity, orderby: &[(String, bool)]) -> ApiResult<()> {
+pub fn push_order(q: &mut Query, entity: &Table, orderby: &[(String, bool)]) -> ApiResult<()> {
     push_order_with(q, entity, &[], orderby)
 }
 
@@ -91,7 +91,7 @@ pub fn push_order(q: &mut Query, entity: &Entity, orderby: &[(String, bool)]) ->
 /// the link columns of link lists.
 pub fn push_order_with(
     q: &mut Query,
-    entity: &Entity,
+    entity: &Table,
     extra: &[(&'static str, &'static str)],
     orderby: &[(String, bool)],
 ) -> ApiResult<()> {
@@ -101,8 +101,8 @@ pub fn push_order_with(
         if let Some((name, sql)) = extra.iter().find(|(n, _)| n == name) {
             if !seen.contains(name) {
                 seen.push(name);
-                let dir = direction(q.dialect, *desc, false);
-                q.push(sql).push(dir);
+                let dir = order_direction(q.dialect, *desc, false);
+                q.push(sql).push(dir).push(", ");
             }
             continue;
         }
@@ -122,8 +122,8 @@ pub fn push_order_with(
             (Kind::Uuid, Dialect::Sqlite) => q.uuid_text(&qualified),
             _ => q.push(&qualified),
         };
-        let dir = direction(q.dialect, *desc, schema::is_nullable(column.name));
-        q.push(dir);
+        let dir = order_direction(q.dialect, *desc, column.nullable);
+        q.push(dir).push(", ");
     }
     if !seen.contains(&"id") {
         q.push(&entity.qualified("id")).push(" ASC, ");
@@ -132,18 +132,8 @@ pub fn push_order_with(
     Ok(())
 }
 
-fn direction(dialect: Dialect, desc: bool, nullable: bool) -> &'static str {
-    match (dialect, desc, nullable) {
-        (Dialect::Sqlite, false, _) | (Dialect::Postgres, false, false) => " ASC, ",
-        (Dialect::Sqlite, true, _) | (Dialect::Postgres, true, false) => " DESC, ",
-        // SQLite's NULL placement: smallest of all.
-        (Dialect::Postgres, false, true) => " ASC NULLS FIRST, ",
-        (Dialect::Postgres, true, true) => " DESC NULLS LAST, ",
-    }
-}
-
 /// Resolves a UUID or UUID prefix from the path to the primary key.
-pub async fn resolve_uuid(db: &Db, entity: &Entity, id: &str) -> ApiResult<i64> {
+pub async fn resolve_uuid(db: &Db, entity: &Table, id: &str) -> ApiResult<i64> {
     let lower = id.to_ascii_lowercase();
     let mut hex: String = lower.chars().filter(|c| *c != '-').collect();
     for pos in [20, 16, 12, 8] {
@@ -152,7 +142,7 @@ pub async fn resolve_uuid(db: &Db, entity: &Entity, id: &str) -> ApiResult<i64> 
         }
     }
     let mut q = db.query();
-    q.push("SELECT id FROM ").push(entity.table).push(" WHERE ");
+    q.push("SELECT id FROM ").push(entity.sql_name).push(" WHERE ");
     let digits: String = hex.chars().filter(|c| *c != '-').collect();
     let is_hex = digits.len() <= 32 && digits.bytes().all(|b| b.is_ascii_hexdigit());
     if q.dialect == Dialect::Postgres && is_hex {
@@ -256,7 +246,7 @@ pub async fn list(
         window(&params, None, 0, max_rows)?;
     }
 
-    let from = format!(" FROM {} {}", entity.table, entity.alias);
+    let from = format!(" FROM {} {}", entity.sql_name, entity.alias);
     let mut count = db.query();
     count.push("SELECT count(*)").push(&from);
     push_where(&mut count)?;
@@ -330,14 +320,14 @@ mod tests {
     #[test]
     fn order_appends_id() {
         let mut q = Query::new(Dialect::Sqlite);
-        push_order(&mut q, &schema::NODE, &[("label".into(), true), ("pk".into(), false)]).unwrap();
+        push_order(&mut q, &tables::NODE, &[("label".into(), true), ("pk".into(), false)]).unwrap();
         assert_eq!(q.sql, " ORDER BY n.label DESC, n.id ASC");
         let mut q = Query::new(Dialect::Sqlite);
-        push_order(&mut q, &schema::NODE, &[]).unwrap();
+        push_order(&mut q, &tables::NODE, &[]).unwrap();
         assert_eq!(q.sql, " ORDER BY n.id ASC");
-        assert!(push_order(&mut q, &schema::NODE, &[("nope".into(), false)]).is_err());
+        assert!(push_order(&mut q, &tables::NODE, &[("nope".into(), false)]).is_err());
         let mut q = Query::new(Dialect::Sqlite);
-        push_order_with(&mut q, &schema::NODE, &[("link_label", "l.label")], &[("link_label".into(), true)]).unwrap();
+        push_order_with(&mut q, &tables::NODE, &[("link_label", "l.label")], &[("link_label".into(), true)]).unwrap();
         assert_eq!(q.sql, " ORDER BY l.label DESC, n.id ASC");
     }
 

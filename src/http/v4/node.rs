@@ -8,13 +8,14 @@ use serde_json::{Map, Value, json};
 
 use crate::export::{self, ExportError, NodeFiles, NodeInfo};
 use crate::http::error::{ApiError, ApiResult};
-use crate::query::schema::{self, Kind};
+use crate::query::tables::{self, Kind};
 use crate::storage::db::{Cell, Db, Query};
 use crate::storage::repository::{EntryKind, RepoError, RepoTree, Repository};
 
 use super::collection::{check_paging, push_order_with, resolve_uuid, window};
 use super::routes::NodePart;
-use crate::http::conditions::{push_condition, push_filter, push_full_type};
+use crate::query::filter::rest::{push_filter, push_full_type};
+use crate::query::filter::sql::push_condition;
 use crate::http::params::{Filter, Params, python_str};
 use crate::http::render::{cell_to_json, full_type, json_text};
 use crate::http::request::{Ctx, json_response};
@@ -79,7 +80,7 @@ pub async fn node_part(
     if !links && part != NodePart::Tree && params.has_filters() {
         return Err(ApiError::bad_request("selecting a specific id does not allow to specify filters"));
     }
-    let pk = resolve_uuid(db, &schema::NODE, id).await?;
+    let pk = resolve_uuid(db, &tables::NODE, id).await?;
     let id_value = Value::String(id.to_string());
     match part {
         NodePart::Incoming | NodePart::Outgoing => {
@@ -312,7 +313,7 @@ fn push_link_filters(q: &mut Query, filters: &[Filter], full_type_filter: Option
                     push_condition(q, column, Kind::Text, &filter.key, *op, value)?;
                 }
             }
-            None => push_filter(q, &schema::NODE, filter)?,
+            None => push_filter(q, &tables::NODE, filter)?,
         }
     }
     if let Some(ft) = full_type_filter {
@@ -344,7 +345,7 @@ async fn links_list(
     let mut order = db.query();
     push_order_with(
         &mut order,
-        &schema::NODE,
+        &tables::NODE,
         &[("link_label", "l.label"), ("link_type", "l.type")],
         &params.orderby()?,
     )?;
@@ -484,7 +485,7 @@ async fn load_process(db: &Db, id: &str, required: &str, class: &str) -> ApiResu
     let pk = if id.bytes().all(|b| b.is_ascii_digit()) {
         id.parse::<i64>().map_err(|_| ApiError::not_found(format!("no node with id {id}")))?
     } else {
-        resolve_uuid(db, &schema::NODE, id).await?
+        resolve_uuid(db, &tables::NODE, id).await?
     };
     let node = load_node(db, pk).await?;
     if !node.info.node_type.starts_with(required) {

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::http::render::{cell_to_json, json_text};
 use crate::model::time as timefmt;
-use crate::query::schema::Kind;
+use crate::query::tables::Kind;
 use crate::storage::db::{Cell, Dialect, Row};
 
 use crate::query::querybuilder::parse::{Cast, Func, Projected, QbQuery};

@@ -15,14 +15,13 @@
 pub mod ojson;
 pub mod parse;
 pub mod sql;
-pub mod tables;
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::http::error::{ApiError, ApiResult};
+use crate::query::{QueryError, QueryResult};
 use crate::storage::db::{Db, Row};
 
 pub use parse::QbQuery;
@@ -34,15 +33,15 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 static RUNNING: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(MAX_RUNNING));
 
 /// The rows of `qb` (at most `max_rows`) and the number of rows the query itself selects.
-pub async fn run(db: &Db, qb: &QbQuery, max_rows: i64) -> ApiResult<(Vec<Row>, i64)> {
+pub async fn run(db: &Db, qb: &QbQuery, max_rows: i64) -> QueryResult<(Vec<Row>, i64)> {
     let requested = qb.limit.filter(|l| *l >= 0);
     let cap = requested.unwrap_or(i64::MAX).min(max_rows.max(0));
     let rows_query = sql::rows_query(qb, db.dialect(), cap)?;
     let permit = match tokio::time::timeout(MAX_WAIT, RUNNING.acquire()).await {
         Ok(Ok(permit)) => permit,
-        Ok(Err(_)) => return Err(ApiError::Internal("the QueryBuilder semaphore is closed".into())),
+        Ok(Err(_)) => return Err(QueryError::Internal("the QueryBuilder semaphore is closed".into())),
         Err(_) => {
-            return Err(ApiError::Unavailable(format!(
+            return Err(QueryError::Unavailable(format!(
                 "the server is busy: {MAX_RUNNING} QueryBuilder queries kept running for {} s; try again later",
                 MAX_WAIT.as_secs()
             )));

@@ -7,11 +7,10 @@
 
 use serde_json::Value;
 
-use crate::http::error::{ApiError, ApiResult};
-use crate::query::schema::{Column, Kind};
+use crate::query::{QueryError, QueryResult};
+use crate::query::tables::{self, Column, Entity, Kind, Table};
 
 use super::ojson::OValue;
-use super::tables::{self, Entity, Table};
 
 // Limits on one query, each answered with a 400 that names it. They are far above real use
 // (the explorer sends a handful of conditions, a dozen projections and two or three path
@@ -57,7 +56,7 @@ struct Budget {
 
 impl Budget {
     /// Counts one more condition.
-    fn term(&mut self) -> ApiResult<()> {
+    fn term(&mut self) -> QueryResult<()> {
         self.terms += 1;
         if self.terms > MAX_TERMS {
             return Err(bad(format!(
@@ -68,11 +67,11 @@ impl Budget {
     }
 
     /// Checks a JSON value compared with `field` (its depth and keys) and counts its values.
-    fn json_value(&mut self, value: &Value, field: &str) -> ApiResult<()> {
+    fn json_value(&mut self, value: &Value, field: &str) -> QueryResult<()> {
         self.walk_json(value, field, 0)
     }
 
-    fn walk_json(&mut self, value: &Value, field: &str, depth: usize) -> ApiResult<()> {
+    fn walk_json(&mut self, value: &Value, field: &str, depth: usize) -> QueryResult<()> {
         let container = matches!(value, Value::Array(_) | Value::Object(_));
         if container && depth >= MAX_JSON_DEPTH {
             return Err(bad(format!(
@@ -107,7 +106,7 @@ impl Budget {
 /// A key of a JSON path or of a JSON object compared with one: SQLite's JSON paths cut a key
 /// at a NUL character and cannot hold a double quote (PostgreSQL would look up the key as
 /// written), so both are refused rather than answered differently per database.
-fn check_key(key: &str, field: &str) -> ApiResult<()> {
+fn check_key(key: &str, field: &str) -> QueryResult<()> {
     if key.contains(['\0', '"']) {
         return Err(bad(format!(
             "{field}: the JSON key {} contains a NUL character or a double quote (\"), which JSON keys in queries cannot hold",
@@ -117,8 +116,8 @@ fn check_key(key: &str, field: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError::bad_request(msg)
+fn bad(msg: impl Into<String>) -> QueryError {
+    QueryError::bad_request(msg)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -349,7 +348,7 @@ impl Tags {
     fn get(&self, tag: &str) -> Option<Target> {
         self.0.iter().find(|(t, _)| t == tag).map(|(_, target)| *target)
     }
-    fn require(&self, tag: &str, context: &str) -> ApiResult<Target> {
+    fn require(&self, tag: &str, context: &str) -> QueryResult<Target> {
         self.get(tag).ok_or_else(|| {
             bad(format!(
                 "{context}: tag '{tag}' is not among the known tags: {}",
@@ -369,7 +368,7 @@ struct Specs {
 }
 
 impl Specs {
-    fn add_filters(&mut self, tag: &str, entries: &[(String, OValue)]) -> ApiResult<()> {
+    fn add_filters(&mut self, tag: &str, entries: &[(String, OValue)]) -> QueryResult<()> {
         let slot = match self.filters.iter_mut().find(|(t, _)| t == tag) {
             Some(slot) => slot,
             None => {
@@ -426,7 +425,7 @@ const ITEM_KEYS: [&str; 13] = [
 ];
 
 /// Reads a POSTed body.
-pub fn parse_body(body: &[u8]) -> ApiResult<QbQuery> {
+pub fn parse_body(body: &[u8]) -> QueryResult<QbQuery> {
     let dict = OValue::parse(body).map_err(|e| {
         bad(format!(
             "The POSTed data is not valid JSON ({e}). POST a QueryBuilder.as_dict() dictionary as a JSON object."
@@ -435,7 +434,7 @@ pub fn parse_body(body: &[u8]) -> ApiResult<QbQuery> {
     parse(&dict)
 }
 
-pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
+pub fn parse(dict: &OValue) -> QueryResult<QbQuery> {
     let Some(entries) = dict.as_object() else {
         return Err(bad(format!(
             "POSTed data MUST be a valid QueryBuilder.as_dict() dictionary (a JSON object). Got instead {}: {}",
@@ -621,7 +620,7 @@ pub fn parse(dict: &OValue) -> ApiResult<QbQuery> {
     Ok(query)
 }
 
-fn too_many_projections() -> ApiError {
+fn too_many_projections() -> QueryError {
     bad(format!("the query projects more than {MAX_PROJECTIONS} values; at most {MAX_PROJECTIONS} are accepted"))
 }
 
@@ -629,7 +628,7 @@ fn all_columns() -> RawProjection {
     RawProjection { name: "**".into(), cast: None, func: None }
 }
 
-fn parse_int(value: Option<&OValue>, key: &str) -> ApiResult<Option<i64>> {
+fn parse_int(value: Option<&OValue>, key: &str) -> QueryResult<Option<i64>> {
     match value {
         None => Ok(None),
         Some(OValue::Number(n)) if n.as_i64().is_some() => Ok(n.as_i64()),
@@ -637,7 +636,7 @@ fn parse_int(value: Option<&OValue>, key: &str) -> ApiResult<Option<i64>> {
     }
 }
 
-fn table_or_error(query: &QbQuery, target: Target, tag: &str, what: &str) -> ApiResult<&'static Table> {
+fn table_or_error(query: &QbQuery, target: Target, tag: &str, what: &str) -> QueryResult<&'static Table> {
     query.table(target).ok_or_else(|| {
         let Target::Edge(i) = target else { unreachable!("vertices always have a table") };
         let join = query.vertices[i].join.as_ref().expect("edges belong to joined vertices");
@@ -657,7 +656,7 @@ fn parse_path_item(
     earlier: &[Vertex],
     tags: &mut Tags,
     specs: &mut Specs,
-) -> ApiResult<Vertex> {
+) -> QueryResult<Vertex> {
     let owned;
     let entries: &[(String, OValue)] = match item {
         OValue::Object(entries) => entries,
@@ -698,7 +697,7 @@ fn parse_path_item(
                     .map(str::to_string)
                     .ok_or_else(|| bad(format!("path item {index}: {} in 'entity_type' is not a string", t.show())))
             })
-            .collect::<ApiResult<_>>()?,
+            .collect::<QueryResult<_>>()?,
         None => {
             return Err(bad(format!("path item {index} needs an 'entity_type' (\"\" for any node)")));
         }
@@ -890,7 +889,7 @@ fn parse_path_item(
 
 /// Entity and type filter for an `entity_type` (or several), as aiida-core's
 /// `_get_ormclass_from_str` and the node/group type filters decide them.
-fn classify(types: &[String], subclassing: bool, index: usize) -> ApiResult<(Entity, Option<(&'static str, OValue)>)> {
+fn classify(types: &[String], subclassing: bool, index: usize) -> QueryResult<(Entity, Option<(&'static str, OValue)>)> {
     let mut entity = None;
     let mut filters = Vec::new();
     for type_string in types {
@@ -977,7 +976,7 @@ fn unique_tag(types: &[String], entity: Entity, tags: &Tags) -> String {
     (1..).map(|i| format!("{base}_{i}")).find(|tag| tags.get(tag).is_none()).expect("some suffix is free")
 }
 
-fn parse_projection_spec(spec: &OValue, tag: &str) -> ApiResult<Vec<RawProjection>> {
+fn parse_projection_spec(spec: &OValue, tag: &str) -> QueryResult<Vec<RawProjection>> {
     let items: Vec<&OValue> = match spec {
         OValue::Array(items) => items.iter().collect(),
         OValue::Null => Vec::new(),
@@ -1033,7 +1032,7 @@ fn parse_projection_spec(spec: &OValue, tag: &str) -> ApiResult<Vec<RawProjectio
     Ok(out)
 }
 
-fn parse_cast(text: &str) -> ApiResult<Cast> {
+fn parse_cast(text: &str) -> QueryResult<Cast> {
     Ok(match text {
         "f" => Cast::Float,
         "i" => Cast::Int,
@@ -1050,7 +1049,7 @@ fn parse_cast(text: &str) -> ApiResult<Cast> {
 }
 
 /// `column` or `column.key.key`: the column (resolving aliases) and the JSON path.
-fn resolve_field(target: Target, table: &Table, name: &str, tag: &str) -> ApiResult<Field> {
+fn resolve_field(target: Target, table: &Table, name: &str, tag: &str) -> QueryResult<Field> {
     let mut parts = name.split('.');
     let column_name = parts.next().unwrap_or("");
     let path: Vec<String> = parts.map(str::to_string).collect();
@@ -1067,7 +1066,7 @@ fn resolve_field(target: Target, table: &Table, name: &str, tag: &str) -> ApiRes
         bad(format!(
             "{column_name} is not a column of {} ('{tag}'); valid columns are: {}",
             table.label,
-            table.valid_names()
+            table.names().join(", ")
         ))
     })?;
     if !path.is_empty() && column.kind != Kind::Json {
@@ -1081,15 +1080,15 @@ fn resolve_field(target: Target, table: &Table, name: &str, tag: &str) -> ApiRes
 
 /// [`resolve_field`] for filters and `order_by`, which must not reach hidden columns either:
 /// a filter on an email address would let a client find it out one character at a time.
-fn resolve_visible_field(target: Target, table: &Table, name: &str, tag: &str) -> ApiResult<Field> {
+fn resolve_visible_field(target: Target, table: &Table, name: &str, tag: &str) -> QueryResult<Field> {
     let field = resolve_field(target, table, name, tag)?;
-    if table.is_hidden(field.column.name) {
-        return Err(bad(tables::HIDDEN_MESSAGE));
+    if table.is_private(field.column.name) {
+        return Err(bad(table.private_message));
     }
     Ok(field)
 }
 
-fn resolve_projections(target: Target, table: &Table, tag: &str, raw: &[RawProjection]) -> ApiResult<Vec<Projected>> {
+fn resolve_projections(target: Target, table: &Table, tag: &str, raw: &[RawProjection]) -> QueryResult<Vec<Projected>> {
     if raw.len() > MAX_PROJECTIONS {
         return Err(too_many_projections());
     }
@@ -1108,7 +1107,7 @@ fn resolve_projections(target: Target, table: &Table, tag: &str, raw: &[RawProje
                 )));
             }
             for column in table.columns {
-                if table.is_hidden(column.name) {
+                if table.is_private(column.name) {
                     continue;
                 }
                 let field = Field { target, column: *column, path: Vec::new() };
@@ -1117,7 +1116,7 @@ fn resolve_projections(target: Target, table: &Table, tag: &str, raw: &[RawProje
             continue;
         }
         let field = resolve_field(target, table, &projection.name, tag)?;
-        if table.is_hidden(field.column.name) {
+        if table.is_private(field.column.name) {
             continue;
         }
         // Like AiiDA, a cast applies only to JSON values.
@@ -1130,7 +1129,7 @@ fn resolve_projections(target: Target, table: &Table, tag: &str, raw: &[RawProje
     Ok(items)
 }
 
-fn parse_order_by(spec: &OValue, tags: &Tags, query: &QbQuery) -> ApiResult<Vec<OrderItem>> {
+fn parse_order_by(spec: &OValue, tags: &Tags, query: &QbQuery) -> QueryResult<Vec<OrderItem>> {
     let specs: Vec<&OValue> = match spec {
         OValue::Array(items) => items.iter().collect(),
         other => vec![other],
@@ -1206,7 +1205,7 @@ fn parse_order_by(spec: &OValue, tags: &Tags, query: &QbQuery) -> ApiResult<Vec<
     Ok(out)
 }
 
-fn parse_direction(text: &str) -> ApiResult<bool> {
+fn parse_direction(text: &str) -> QueryResult<bool> {
     match text {
         "asc" => Ok(false),
         "desc" => Ok(true),
@@ -1222,7 +1221,7 @@ fn parse_filter_entries(
     entries: &[(String, OValue)],
     depth: usize,
     budget: &mut Budget,
-) -> ApiResult<Option<Cond>> {
+) -> QueryResult<Option<Cond>> {
     if depth > MAX_DEPTH {
         return Err(bad(format!("filters are nested more than {MAX_DEPTH} levels deep")));
     }
@@ -1277,7 +1276,7 @@ fn parse_operation(
     value: &OValue,
     depth: usize,
     budget: &mut Budget,
-) -> ApiResult<Cond> {
+) -> QueryResult<Cond> {
     if depth > MAX_DEPTH {
         return Err(bad(format!("filters are nested more than {MAX_DEPTH} levels deep")));
     }
@@ -1428,7 +1427,7 @@ pub fn field_name(field: &Field) -> String {
 mod tests {
     use super::*;
 
-    fn parse_str(text: &str) -> ApiResult<QbQuery> {
+    fn parse_str(text: &str) -> QueryResult<QbQuery> {
         parse_body(text.as_bytes())
     }
 
@@ -1570,8 +1569,8 @@ mod tests {
         assert!(parse_str(&path(3, "with_ancestors")).is_ok());
         assert!(err(&path(4, "with_descendants")).contains("at most 2"));
         let user = r#"{"path":[{"entity_type":"user","tag":"u"}]"#;
-        assert_eq!(err(&format!(r#"{user},"filters":{{"u":{{"email":{{"like":"a%"}}}}}}}}"#)), tables::HIDDEN_MESSAGE);
-        assert_eq!(err(&format!(r#"{user},"order_by":{{"u":["email"]}}}}"#)), tables::HIDDEN_MESSAGE);
+        assert_eq!(err(&format!(r#"{user},"filters":{{"u":{{"email":{{"like":"a%"}}}}}}}}"#)), tables::USER.private_message);
+        assert_eq!(err(&format!(r#"{user},"order_by":{{"u":["email"]}}}}"#)), tables::USER.private_message);
         assert!(!err(&format!(r#"{user},"project":{{"u":["mail"]}}}}"#)).contains("email"));
         for key in ["\\u0000", "a\\\"b"] {
             assert!(err(&node(&format!(r#"{{"attributes.{key}":1}}"#))).contains("double quote"), "{key}");

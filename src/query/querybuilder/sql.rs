@@ -11,12 +11,11 @@
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Number, Value};
 
-use crate::http::error::{ApiError, ApiResult};
-use crate::query::schema::{Column, Kind};
+use crate::query::{QueryError, QueryResult};
+use crate::query::tables::{Column, Entity, GROUP_NODE, Kind, LINK, WALK, order_direction};
 use crate::storage::db::sql::{Dialect, Param, Query};
 
 use super::parse::{Cast, Cond, Field, Func, JoinKind, Op, OrderItem, Projected, QbQuery, Target, field_name};
-use super::tables::{Entity, GROUP_NODE, LINK, WALK};
 
 /// Link types followed by `with_ancestors`/`with_descendants`, as in AiiDA: data provenance
 /// only (inputs of calculations and their created outputs), not workflow call/return links.
@@ -32,8 +31,8 @@ const MAX_PARAMS: usize = 30_000;
 /// of parenthesised halves (see [`Builder::push_joined`]).
 const FLAT_LIST: usize = 16;
 
-fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError::bad_request(msg)
+fn bad(msg: impl Into<String>) -> QueryError {
+    QueryError::bad_request(msg)
 }
 
 /// How the statement shapes its rows.
@@ -86,7 +85,7 @@ pub fn select_items(qb: &QbQuery) -> Vec<&Projected> {
 }
 
 /// The statement returning the rows: at most `limit` of them (the caller bounds it).
-pub fn rows_query(qb: &QbQuery, dialect: Dialect, limit: i64) -> ApiResult<Query> {
+pub fn rows_query(qb: &QbQuery, dialect: Dialect, limit: i64) -> QueryResult<Query> {
     let mut b = Builder::new(qb, dialect);
     b.push_with()?;
     b.q.push("SELECT ");
@@ -103,7 +102,7 @@ pub fn rows_query(qb: &QbQuery, dialect: Dialect, limit: i64) -> ApiResult<Query
 
 /// The statement counting the rows the query itself asks for (its own limit and offset), as
 /// AiiDA's `QueryBuilder.count()` does.
-pub fn count_query(qb: &QbQuery, dialect: Dialect) -> ApiResult<Query> {
+pub fn count_query(qb: &QbQuery, dialect: Dialect) -> QueryResult<Query> {
     let mut b = Builder::new(qb, dialect);
     b.push_with()?;
     b.q.push("SELECT count(*) FROM (SELECT ");
@@ -189,13 +188,13 @@ impl<'a> Builder<'a> {
         Self { qb, q: Query::new(dialect), shape: shape(qb), vertex_alias_override: None, next_alias: 0 }
     }
 
-    fn finish(self) -> ApiResult<Query> {
+    fn finish(self) -> QueryResult<Query> {
         self.check_params()?;
         Ok(self.q)
     }
 
     /// Fails as soon as the statement holds more values than a statement can take.
-    fn check_params(&self) -> ApiResult<()> {
+    fn check_params(&self) -> QueryResult<()> {
         if self.q.params.len() > MAX_PARAMS {
             return Err(bad(format!(
                 "the query needs more than the {MAX_PARAMS} values a statement can take; split it"
@@ -212,8 +211,8 @@ impl<'a> Builder<'a> {
         &mut self,
         items: &[T],
         sep: &str,
-        push: &mut dyn FnMut(&mut Self, &T) -> ApiResult<()>,
-    ) -> ApiResult<()> {
+        push: &mut dyn FnMut(&mut Self, &T) -> QueryResult<()>,
+    ) -> QueryResult<()> {
         if items.len() <= FLAT_LIST {
             for (n, item) in items.iter().enumerate() {
                 if n > 0 {
@@ -282,7 +281,7 @@ impl<'a> Builder<'a> {
     }
 
     /// A JSON number: exact `numeric` on PostgreSQL, an integer or real on SQLite.
-    fn bind_number(&mut self, n: &Number) -> ApiResult<()> {
+    fn bind_number(&mut self, n: &Number) -> QueryResult<()> {
         if self.pg() {
             self.q.push("CAST(CAST(").bind_text(n.to_string()).push(" AS text) AS numeric)");
         } else if let Some(i) = n.as_i64() {
@@ -302,7 +301,7 @@ impl<'a> Builder<'a> {
     // --- statement parts -----------------------------------------------------------------
 
     /// `WITH RECURSIVE` walks for `with_ancestors`/`with_descendants` joins.
-    fn push_with(&mut self) -> ApiResult<()> {
+    fn push_with(&mut self) -> QueryResult<()> {
         let walks: Vec<(usize, usize, JoinKind)> = self
             .qb
             .vertices
@@ -354,7 +353,7 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn push_select_list(&mut self) -> ApiResult<()> {
+    fn push_select_list(&mut self) -> QueryResult<()> {
         let items = select_items(self.qb);
         if items.is_empty() {
             self.q.push("NULL");
@@ -418,7 +417,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn push_from_where(&mut self) -> ApiResult<()> {
+    fn push_from_where(&mut self) -> QueryResult<()> {
         let qb = self.qb;
         let first = &qb.vertices[0];
         self.q.push(" FROM ").push(first.entity.table().sql_name).push(" t0");
@@ -472,7 +471,7 @@ impl<'a> Builder<'a> {
                     format!("{outer}{table} {j} ON {j}.dbnode_id = {x}.id")
                 }
                 (kind, entity) => {
-                    return Err(ApiError::Internal(format!(
+                    return Err(QueryError::Internal(format!(
                         "join {} of a {} passed validation",
                         kind.keyword(),
                         entity.name()
@@ -499,7 +498,7 @@ impl<'a> Builder<'a> {
         self.q.push(" GROUP BY ").push(&positions.join(", "));
     }
 
-    fn push_order_by(&mut self) -> ApiResult<()> {
+    fn push_order_by(&mut self) -> QueryResult<()> {
         if self.shape == Shape::Aggregate {
             return Ok(());
         }
@@ -512,14 +511,7 @@ impl<'a> Builder<'a> {
         };
         for order in &qb.order {
             sep(self);
-            // NULLs first ascending on both databases, as SQLite (the reference) orders them; the
-            // clause only where NULL can occur, so that PostgreSQL can still use an index.
-            let direction = match (order.desc, self.pg() && may_be_null(&order.field)) {
-                (false, false) => " ASC",
-                (true, false) => " DESC",
-                (false, true) => " ASC NULLS FIRST",
-                (true, true) => " DESC NULLS LAST",
-            };
+            let direction = order_direction(self.q.dialect, order.desc, may_be_null(&order.field));
             if self.shape == Shape::Grouped {
                 let same =
                     items.iter().position(|p| p.field == order.field && p.cast == order.cast && p.func.is_none());
@@ -546,9 +538,8 @@ impl<'a> Builder<'a> {
             for (pos, item) in items.iter().enumerate() {
                 sep(self);
                 self.q.push(&(pos + 1).to_string());
-                if self.pg() && (item.func.is_some() || may_be_null(&item.field)) {
-                    self.q.push(" NULLS FIRST");
-                }
+                let nullable = item.func.is_some() || may_be_null(&item.field);
+                self.q.push(order_direction(self.q.dialect, false, nullable));
             }
         } else {
             let ordered_by_id = |target: Target| {
@@ -561,16 +552,12 @@ impl<'a> Builder<'a> {
                     sep(self);
                     self.q.push(&format!("t{i}.id"));
                     // The first entity is always there; joined ones may be outer-joined.
-                    if self.pg() && i > 0 {
-                        self.q.push(" NULLS FIRST");
-                    }
+                    self.q.push(order_direction(self.q.dialect, false, i > 0));
                 }
                 if i > 0 && qb.table(Target::Edge(i)).is_some_and(|t| t.has_id()) && !ordered_by_id(Target::Edge(i)) {
                     sep(self);
                     self.q.push(&format!("e{i}.id"));
-                    if self.pg() {
-                        self.q.push(" NULLS FIRST");
-                    }
+                    self.q.push(order_direction(self.q.dialect, false, true));
                 }
             }
         }
@@ -690,7 +677,7 @@ impl<'a> Builder<'a> {
 
     // --- conditions ------------------------------------------------------------------------
 
-    fn push_cond(&mut self, cond: &Cond) -> ApiResult<()> {
+    fn push_cond(&mut self, cond: &Cond) -> QueryResult<()> {
         match cond {
             Cond::And(parts) | Cond::Or(parts) if parts.is_empty() => {
                 self.q.push("TRUE");
@@ -722,7 +709,7 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn push_column_test(&mut self, field: &Field, op: Op, value: &Value) -> ApiResult<()> {
+    fn push_column_test(&mut self, field: &Field, op: Op, value: &Value) -> QueryResult<()> {
         let column = self.column_sql(field);
         let name = field_name(field);
         match op {
@@ -764,7 +751,7 @@ impl<'a> Builder<'a> {
                 let operands: Vec<Operand> = items
                     .iter()
                     .map(|v| operand(field.column, v, &name))
-                    .collect::<ApiResult<Vec<_>>>()?
+                    .collect::<QueryResult<Vec<_>>>()?
                     .into_iter()
                     // NULL and (for numbers) text match nothing.
                     .filter(|o| !(matches!(o, Operand::Null) || is_int && matches!(o, Operand::Text(_))))
@@ -837,7 +824,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn push_sqlite_json_test(&mut self, field: &Field, op: Op, value: &Value) -> ApiResult<()> {
+    fn push_sqlite_json_test(&mut self, field: &Field, op: Op, value: &Value) -> QueryResult<()> {
         let target = SqliteJson::new(self.column_sql(field), &field.path);
         let name = field_name(field);
         match op {
@@ -964,7 +951,7 @@ impl<'a> Builder<'a> {
     }
 
     /// A scalar bound for comparison with `json_extract` (booleans are 1/0 there).
-    fn sqlite_scalar(&mut self, value: &Value) -> ApiResult<()> {
+    fn sqlite_scalar(&mut self, value: &Value) -> QueryResult<()> {
         match value {
             Value::Number(n) => self.bind_number(n)?,
             Value::String(s) => {
@@ -980,7 +967,7 @@ impl<'a> Builder<'a> {
 
     /// Structural equality of the value at `target` with `value` (NULL where the path is
     /// missing; callers wrap it).
-    fn sqlite_equals(&mut self, target: &SqliteJson, value: &Value) -> ApiResult<()> {
+    fn sqlite_equals(&mut self, target: &SqliteJson, value: &Value) -> QueryResult<()> {
         match value {
             Value::Null => {
                 self.sqlite_fn("json_type", target);
@@ -1033,7 +1020,7 @@ impl<'a> Builder<'a> {
     /// JSON containment as AiiDA's SQLite `json_contains` defines it: objects contain objects
     /// key by key, arrays contain arrays element by element (each wanted element equal to,
     /// or containing, some element), scalars are compared.
-    fn sqlite_contains(&mut self, target: &SqliteJson, value: &Value) -> ApiResult<()> {
+    fn sqlite_contains(&mut self, target: &SqliteJson, value: &Value) -> QueryResult<()> {
         match value {
             Value::Object(map) => {
                 self.q.push("(");
@@ -1071,7 +1058,7 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn push_pg_json_test(&mut self, field: &Field, op: Op, value: &Value) -> ApiResult<()> {
+    fn push_pg_json_test(&mut self, field: &Field, op: Op, value: &Value) -> QueryResult<()> {
         let root = self.column_sql(field);
         let keys = field.path.clone();
         let name = field_name(field);
@@ -1199,7 +1186,7 @@ impl<'a> Builder<'a> {
 /// Whether `field` can be NULL in a row: JSON paths, nullable columns, and anything of a
 /// joined entity (which may be outer-joined).
 fn may_be_null(field: &Field) -> bool {
-    !field.path.is_empty() || crate::query::schema::is_nullable(field.column.name) || field.target != Target::Vertex(0)
+    !field.path.is_empty() || field.column.nullable || field.target != Target::Vertex(0)
 }
 
 fn comparison(op: Op) -> &'static str {
@@ -1232,7 +1219,7 @@ enum Operand {
     Null,
 }
 
-fn operand(column: Column, value: &Value, name: &str) -> ApiResult<Operand> {
+fn operand(column: Column, value: &Value, name: &str) -> QueryResult<Operand> {
     let wrong = |what: &str| bad(format!("{name} cannot be compared with {value}: {what}"));
     Ok(match (column.kind, value) {
         (_, Value::Null) => Operand::Null,
@@ -1309,7 +1296,7 @@ mod tests {
         assert_eq!(
             q.sql,
             "SELECT t0.id, t0.uuid, t0.node_type, t0.label, t0.ctime, t0.mtime FROM db_dbnode t0 \
-             WHERE t0.node_type LIKE ?1 ESCAPE '\\' ORDER BY t0.id LIMIT ?2 OFFSET ?3"
+             WHERE t0.node_type LIKE ?1 ESCAPE '\\' ORDER BY t0.id ASC LIMIT ?2 OFFSET ?3"
         );
         assert_eq!(q.params, vec![Param::Text("%".into()), Param::Int(100), Param::Int(0)]);
     }

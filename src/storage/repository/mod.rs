@@ -13,7 +13,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use futures_util::Stream;
 use tokio::task::JoinHandle;
 
