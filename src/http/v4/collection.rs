@@ -10,10 +10,10 @@ use crate::query::tables::{self, Kind, Table, order_direction};
 use crate::storage::db::{Cell, Db, Dialect, Query};
 
 use super::routes::{Resource, parse_user_id};
-use crate::query::filter::rest::{push_filter, push_full_type};
 use crate::http::params::{LIMIT_MAX, PERPAGE_DEFAULT, Params};
 use crate::http::render::{cell_to_json, full_type, push_projection, row_object};
 use crate::http::request::{Ctx, json_response};
+use crate::query::filter::rest::{push_filter, push_full_type};
 
 pub fn entity_of(resource: Resource) -> &'static Table {
     match resource {

@@ -14,11 +14,11 @@ use crate::storage::repository::{EntryKind, RepoError, RepoTree, Repository};
 
 use super::collection::{check_paging, push_order_with, resolve_uuid, window};
 use super::routes::NodePart;
-use crate::query::filter::rest::{push_filter, push_full_type};
-use crate::query::filter::sql::push_condition;
 use crate::http::params::{Filter, Params, python_str};
 use crate::http::render::{cell_to_json, full_type, json_text};
 use crate::http::request::{Ctx, json_response};
+use crate::query::filter::rest::{push_filter, push_full_type};
+use crate::query::filter::sql::push_condition;
 
 /// The largest file the exporters read into memory.
 const EXPORT_FILE_MAX: u64 = 64 << 20;

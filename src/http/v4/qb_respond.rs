@@ -8,8 +8,8 @@ use crate::model::time as timefmt;
 use crate::query::tables::Kind;
 use crate::storage::db::{Cell, Dialect, Row};
 
+use crate::model::time::parse_client as parse_time;
 use crate::query::querybuilder::parse::{Cast, Func, Projected, QbQuery};
-use crate::query::querybuilder::sql::parse_time;
 
 /// The `data` of the answer for `rows` (cells in the order of `sql::select_items`).
 pub fn data(qb: &QbQuery, rows: Vec<Row>, dialect: Dialect) -> Value {

@@ -266,9 +266,7 @@ impl Translator<'_, '_> {
             // Text columns compare with the text form of a number, as SQLite's column affinity does.
             (Kind::Text | Kind::Uuid, Value::Str(s)) => self.bind_text(s.clone()),
             (Kind::Text | Kind::Uuid, Value::Int(i)) => self.bind_text(i.to_string()),
-            (Kind::Text | Kind::Uuid, Value::Float(f)) => {
-                self.bind_text(crate::model::pyjson::python_float_repr(*f))
-            }
+            (Kind::Text | Kind::Uuid, Value::Float(f)) => self.bind_text(crate::model::pyjson::python_float_repr(*f)),
             (Kind::Text | Kind::Uuid, Value::Bool(b)) => self.bind_text(if *b { "1" } else { "0" }.to_string()),
             (Kind::Time, Value::DateTime(dt)) => self.push_time(dt.datetime.with_timezone(&Utc))?,
             (_, other) => {

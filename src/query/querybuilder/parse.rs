@@ -7,8 +7,8 @@
 
 use serde_json::Value;
 
-use crate::query::{QueryError, QueryResult};
 use crate::query::tables::{self, Column, Entity, Kind, Table};
+use crate::query::{QueryError, QueryResult};
 
 use super::ojson::OValue;
 
@@ -889,7 +889,11 @@ fn parse_path_item(
 
 /// Entity and type filter for an `entity_type` (or several), as aiida-core's
 /// `_get_ormclass_from_str` and the node/group type filters decide them.
-fn classify(types: &[String], subclassing: bool, index: usize) -> QueryResult<(Entity, Option<(&'static str, OValue)>)> {
+fn classify(
+    types: &[String],
+    subclassing: bool,
+    index: usize,
+) -> QueryResult<(Entity, Option<(&'static str, OValue)>)> {
     let mut entity = None;
     let mut filters = Vec::new();
     for type_string in types {
@@ -1569,7 +1573,10 @@ mod tests {
         assert!(parse_str(&path(3, "with_ancestors")).is_ok());
         assert!(err(&path(4, "with_descendants")).contains("at most 2"));
         let user = r#"{"path":[{"entity_type":"user","tag":"u"}]"#;
-        assert_eq!(err(&format!(r#"{user},"filters":{{"u":{{"email":{{"like":"a%"}}}}}}}}"#)), tables::USER.private_message);
+        assert_eq!(
+            err(&format!(r#"{user},"filters":{{"u":{{"email":{{"like":"a%"}}}}}}}}"#)),
+            tables::USER.private_message
+        );
         assert_eq!(err(&format!(r#"{user},"order_by":{{"u":["email"]}}}}"#)), tables::USER.private_message);
         assert!(!err(&format!(r#"{user},"project":{{"u":["mail"]}}}}"#)).contains("email"));
         for key in ["\\u0000", "a\\\"b"] {

@@ -15,6 +15,7 @@ use tokio_postgres::config::Host;
 use tokio_postgres::types::{Format, FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
+use super::Bound;
 use super::cache::ResultCache;
 use super::{Cell, DbError, DbLimits, Dialect, Param, Query, Row};
 
@@ -37,6 +38,7 @@ struct Inner {
     limits: DbLimits,
     target: String,
     cache: ResultCache,
+    client_queries: Bound,
 }
 
 #[derive(Clone)]
@@ -62,6 +64,7 @@ impl PgPool {
                 permits: Semaphore::new(limits.max_connections.max(1)),
                 limits,
                 cache: ResultCache::default(),
+                client_queries: Bound::new(super::CLIENT_QUERIES),
             }),
         };
         let first = pool.new_conn().await?;
@@ -71,6 +74,10 @@ impl PgPool {
 
     pub(super) fn cache(&self) -> &ResultCache {
         &self.inner.cache
+    }
+
+    pub(super) fn client_queries(&self) -> &Bound {
+        &self.inner.client_queries
     }
 
     /// The current transaction snapshot (`xmin:xmax:in-progress xids`): it changes whenever a
