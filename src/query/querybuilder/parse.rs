@@ -435,6 +435,42 @@ pub fn parse_body(body: &[u8]) -> QueryResult<QbQuery> {
 }
 
 pub fn parse(dict: &OValue) -> QueryResult<QbQuery> {
+    let entries = top_entries(dict)?;
+    let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v).filter(|v| !v.is_null());
+    let (vertices, tags, mut specs) = parse_path(get("path"))?;
+    let last_tag = vertices.last().expect("path is not empty").tag.clone();
+    let answer_tags = read_top_projections(get("project"), &tags, &mut specs, last_tag)?;
+    read_top_filters(get("filters"), &tags, &mut specs)?;
+    check_project_map(get("project_map"))?;
+    let limit = parse_int(get("limit"), "limit")?;
+    let offset = parse_int(get("offset"), "offset")?;
+    let distinct = match get("distinct") {
+        None => false,
+        Some(OValue::Bool(b)) => *b,
+        Some(other) => {
+            return Err(bad(format!("'distinct' must be true or false, not {}", other.show())));
+        }
+    };
+    let mut query = QbQuery {
+        vertices,
+        filters: Vec::new(),
+        projections: Vec::new(),
+        answer_tags,
+        order: Vec::new(),
+        limit,
+        offset,
+        distinct,
+    };
+    resolve_filters(&mut query, &specs, &tags)?;
+    resolve_all_projections(&mut query, &specs, &tags)?;
+    if let Some(order_by) = get("order_by") {
+        query.order = parse_order_by(order_by, &tags, &query)?;
+    }
+    Ok(query)
+}
+
+/// The entries of the dictionary, whose keys are checked.
+fn top_entries(dict: &OValue) -> QueryResult<&[(String, OValue)]> {
     let Some(entries) = dict.as_object() else {
         return Err(bad(format!(
             "POSTed data MUST be a valid QueryBuilder.as_dict() dictionary (a JSON object). Got instead {}: {}",
@@ -450,9 +486,12 @@ pub fn parse(dict: &OValue) -> QueryResult<QbQuery> {
             )));
         }
     }
-    let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v).filter(|v| !v.is_null());
+    Ok(entries)
+}
 
-    let path = match get("path") {
+/// The path items, their tags, and the filters and projections they give.
+fn parse_path(path: Option<&OValue>) -> QueryResult<(Vec<Vertex>, Tags, Specs)> {
+    let path = match path {
         Some(OValue::Array(items)) if !items.is_empty() => items,
         Some(OValue::Array(_)) | None => {
             return Err(bad(
@@ -466,7 +505,6 @@ pub fn parse(dict: &OValue) -> QueryResult<QbQuery> {
     if path.len() > MAX_PATH {
         return Err(bad(format!("'path' has {} items; at most {MAX_PATH} are accepted", path.len())));
     }
-
     let mut specs = Specs::default();
     let mut tags = Tags(Vec::new());
     let mut vertices: Vec<Vertex> = Vec::new();
@@ -485,12 +523,19 @@ pub fn parse(dict: &OValue) -> QueryResult<QbQuery> {
             "'path' has {walks} with_ancestors/with_descendants joins; at most {MAX_WALKS} are accepted (each walk multiplies the rows by the paths of the provenance graph)"
         )));
     }
+    Ok((vertices, tags, specs))
+}
 
-    // Top-level projections replace those of the path items; the answer holds only the tags
-    // named here (all of them empty means: the last item, every column).
+/// Top-level projections replace those of the path items; the answer holds only the tags
+/// named here (all of them empty means: the last item, every column). Returns those tags.
+fn read_top_projections(
+    project: Option<&OValue>,
+    tags: &Tags,
+    specs: &mut Specs,
+    last_tag: String,
+) -> QueryResult<Vec<String>> {
     let mut answer_tags = Vec::new();
-    let last_tag = vertices.last().expect("path is not empty").tag.clone();
-    match get("project") {
+    match project {
         None => specs.set_projection(&last_tag, vec![all_columns()]),
         Some(OValue::Object(project)) => {
             for (tag, spec) in project {
@@ -515,8 +560,12 @@ pub fn parse(dict: &OValue) -> QueryResult<QbQuery> {
     if answer_tags.is_empty() {
         answer_tags.push(last_tag);
     }
+    Ok(answer_tags)
+}
 
-    match get("filters") {
+/// Top-level filters, merged key by key into those of the path items.
+fn read_top_filters(filters: Option<&OValue>, tags: &Tags, specs: &mut Specs) -> QueryResult<()> {
+    match filters {
         None => {}
         Some(OValue::Object(filters)) => {
             for (tag, spec) in filters {
@@ -537,11 +586,14 @@ pub fn parse(dict: &OValue) -> QueryResult<QbQuery> {
             return Err(bad(format!("'filters' must be an object mapping tags to filters, not {}", other.type_name())));
         }
     }
+    Ok(())
+}
 
-    // Checked but not applied: aiida-core 2.9.4 accepts `project_map` and answers with the
-    // projected names all the same.
-    match get("project_map") {
-        None => {}
+/// Checked but not applied: aiida-core 2.9.4 accepts `project_map` and answers with the
+/// projected names all the same.
+fn check_project_map(project_map: Option<&OValue>) -> QueryResult<()> {
+    match project_map {
+        None => Ok(()),
         Some(OValue::Object(map)) => {
             let valid = map
                 .iter()
@@ -549,44 +601,31 @@ pub fn parse(dict: &OValue) -> QueryResult<QbQuery> {
             if !valid {
                 return Err(bad("'project_map' values must be objects mapping projected names to answer keys"));
             }
+            Ok(())
         }
-        Some(_) => return Err(bad("'project_map' must be an object")),
+        Some(_) => Err(bad("'project_map' must be an object")),
     }
+}
 
-    let limit = parse_int(get("limit"), "limit")?;
-    let offset = parse_int(get("offset"), "offset")?;
-    let distinct = match get("distinct") {
-        None => false,
-        Some(OValue::Bool(b)) => *b,
-        Some(other) => {
-            return Err(bad(format!("'distinct' must be true or false, not {}", other.show())));
-        }
-    };
-
-    let mut query = QbQuery {
-        vertices,
-        filters: Vec::new(),
-        projections: Vec::new(),
-        answer_tags,
-        order: Vec::new(),
-        limit,
-        offset,
-        distinct,
-    };
-
+/// The collected filters of each tag as conditions.
+fn resolve_filters(query: &mut QbQuery, specs: &Specs, tags: &Tags) -> QueryResult<()> {
     let mut budget = Budget::default();
     for (tag, entries) in &specs.filters {
         let target = tags.get(tag).expect("filter tags are checked");
         if entries.is_empty() {
             continue;
         }
-        let table = table_or_error(&query, target, tag, "filter on")?;
+        let table = table_or_error(query, target, tag, "filter on")?;
         if let Some(cond) = parse_filter_entries(target, table, tag, entries, 0, &mut budget)? {
             query.filters.push((target, cond));
         }
     }
+    Ok(())
+}
 
-    // Vertices first, then edges, as AiiDA orders the projected columns.
+/// The collected projections of each tag, vertices first, then edges, as AiiDA orders the
+/// projected columns.
+fn resolve_all_projections(query: &mut QbQuery, specs: &Specs, tags: &Tags) -> QueryResult<()> {
     let mut ordered: Vec<&(String, Vec<RawProjection>)> = specs.projections.iter().collect();
     ordered.sort_by_key(|(tag, _)| match tags.get(tag) {
         Some(Target::Vertex(i)) => (0, i),
@@ -598,7 +637,7 @@ pub fn parse(dict: &OValue) -> QueryResult<QbQuery> {
             continue;
         }
         let target = tags.get(tag).expect("projection tags are checked");
-        let table = table_or_error(&query, target, tag, "project")?;
+        let table = table_or_error(query, target, tag, "project")?;
         let items = resolve_projections(target, table, tag, raw)?;
         query.projections.push(TagProjection { tag: tag.clone(), target, items });
         let projected: usize = query.projections.iter().map(|p| p.items.len()).sum();
@@ -613,11 +652,7 @@ pub fn parse(dict: &OValue) -> QueryResult<QbQuery> {
             "projections with 'func' (count, max, min) cannot be mixed with plain projections: the query has no grouping",
         ));
     }
-
-    if let Some(order_by) = get("order_by") {
-        query.order = parse_order_by(order_by, &tags, &query)?;
-    }
-    Ok(query)
+    Ok(())
 }
 
 fn too_many_projections() -> QueryError {
@@ -649,157 +684,185 @@ fn table_or_error(query: &QbQuery, target: Target, tag: &str, what: &str) -> Que
     })
 }
 
-/// Reads one item of `path` (a dict, or a bare entity type string).
-fn parse_path_item(
+/// One item of `path` (a dict, or a bare entity type string), being read.
+struct PathItem<'a> {
     index: usize,
-    item: &OValue,
-    earlier: &[Vertex],
-    tags: &mut Tags,
-    specs: &mut Specs,
-) -> QueryResult<Vertex> {
-    let owned;
-    let entries: &[(String, OValue)] = match item {
-        OValue::Object(entries) => entries,
-        OValue::String(s) => {
-            owned = vec![("entity_type".to_string(), OValue::String(s.clone()))];
-            &owned
-        }
-        other => {
-            return Err(bad(format!(
-                "path item {index} must be an object (or an entity type string), not {}",
-                other.type_name()
-            )));
-        }
-    };
-    let get = |key: &str| entries.iter().find(|(k, _)| k == key).map(|(_, v)| v).filter(|v| !v.is_null());
-    let mut join_kwargs: Vec<(&str, &OValue)> = Vec::new();
-    for (key, value) in entries {
-        if key.starts_with("with_") || key == "direction" {
-            if !value.is_null() {
-                join_kwargs.push((key.as_str(), value));
-            }
-        } else if !ITEM_KEYS.contains(&key.as_str()) {
-            return Err(bad(format!(
-                "'{key}' is not a valid key of path item {index}; valid keys are: {}, and a joining keyword such as with_incoming",
-                ITEM_KEYS[..12].join(", ")
-            )));
-        }
-    }
-    if get("cls").is_some() {
-        return Err(bad(format!("path item {index}: 'cls' cannot be sent as JSON; give 'entity_type' instead")));
-    }
-    let types: Vec<String> = match get("entity_type") {
-        Some(OValue::String(s)) => vec![s.clone()],
-        Some(OValue::Array(list)) if !list.is_empty() => list
-            .iter()
-            .map(|t| {
-                t.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| bad(format!("path item {index}: {} in 'entity_type' is not a string", t.show())))
-            })
-            .collect::<QueryResult<_>>()?,
-        None => {
-            return Err(bad(format!("path item {index} needs an 'entity_type' (\"\" for any node)")));
-        }
-        Some(other) => {
-            return Err(bad(format!(
-                "path item {index}: 'entity_type' must be a string or a list of strings, not {}",
-                other.show()
-            )));
-        }
-    };
-    if let Some(orm_base) = get("orm_base")
-        && orm_base.as_str().is_none()
-    {
-        return Err(bad(format!("path item {index}: 'orm_base' must be a string")));
-    }
-    let subclassing = match get("subclassing") {
-        None => true,
-        Some(OValue::Bool(b)) => *b,
-        Some(other) => {
-            return Err(bad(format!("path item {index}: 'subclassing' must be true or false, not {}", other.show())));
-        }
-    };
-    let (entity, type_filter) = classify(&types, subclassing, index)?;
+    entries: Vec<(String, OValue)>,
+    /// `with_*` and `direction` keys that are set.
+    join_kwargs: Vec<(String, &'a OValue)>,
+}
 
-    let tag = match get("tag") {
-        Some(OValue::String(tag)) => {
-            if tag.contains("--") {
-                return Err(bad(format!("tag '{tag}' cannot contain '--', which joins the tags of edges")));
+impl<'a> PathItem<'a> {
+    /// Checks the keys of the item.
+    fn new(index: usize, item: &'a OValue) -> QueryResult<Self> {
+        let (entries, borrowed): (Vec<(String, OValue)>, &'a [(String, OValue)]) = match item {
+            OValue::Object(entries) => (Vec::new(), entries),
+            OValue::String(s) => (vec![("entity_type".to_string(), OValue::String(s.clone()))], &[]),
+            other => {
+                return Err(bad(format!(
+                    "path item {index} must be an object (or an entity type string), not {}",
+                    other.type_name()
+                )));
             }
-            if tags.get(tag).is_some() {
-                return Err(bad(format!("the tag '{tag}' is already in use")));
-            }
-            tag.clone()
-        }
-        None => unique_tag(&types, entity, tags),
-        Some(other) => {
-            return Err(bad(format!("path item {index}: 'tag' must be a string, not {}", other.show())));
-        }
-    };
-    tags.0.push((tag.clone(), Target::Vertex(index)));
-    if let Some((key, spec)) = type_filter {
-        specs.add_filters(&tag, &[(key.to_string(), spec)])?;
-    }
-    if let Some(filters) = get("filters") {
-        let Some(filters) = filters.as_object() else {
-            return Err(bad(format!("path item {index}: 'filters' must be an object")));
         };
-        specs.add_filters(&tag, filters)?;
-    }
-    if let Some(project) = get("project") {
-        specs.set_projection(&tag, parse_projection_spec(project, &tag)?);
-    }
-    let outer = match get("outerjoin") {
-        None => false,
-        Some(OValue::Bool(b)) => *b,
-        Some(other) => {
-            return Err(bad(format!("path item {index}: 'outerjoin' must be true or false, not {}", other.show())));
+        let mut join_kwargs = Vec::new();
+        for (key, value) in borrowed {
+            if key.starts_with("with_") || key == "direction" {
+                if !value.is_null() {
+                    join_kwargs.push((key.clone(), value));
+                }
+            } else if !ITEM_KEYS.contains(&key.as_str()) {
+                return Err(bad(format!(
+                    "'{key}' is not a valid key of path item {index}; valid keys are: {}, and a joining keyword such as with_incoming",
+                    ITEM_KEYS[..12].join(", ")
+                )));
+            }
         }
-    };
+        let entries = if borrowed.is_empty() { entries } else { borrowed.to_vec() };
+        Ok(Self { index, entries, join_kwargs })
+    }
 
-    let explicit_keyword = match get("joining_keyword") {
-        None => None,
-        Some(OValue::String(s)) => Some(s.as_str()),
-        Some(other) => {
-            return Err(bad(format!("path item {index}: 'joining_keyword' must be a string, not {}", other.show())));
+    fn get(&self, key: &str) -> Option<&OValue> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v).filter(|v| !v.is_null())
+    }
+
+    fn flag(&self, key: &str, default: bool) -> QueryResult<bool> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(OValue::Bool(b)) => Ok(*b),
+            Some(other) => {
+                Err(bad(format!("path item {}: '{key}' must be true or false, not {}", self.index, other.show())))
+            }
         }
-    };
-    let explicit_value = match get("joining_value") {
-        None => None,
-        Some(OValue::String(s)) => Some(s.as_str()),
-        Some(other) => {
-            return Err(bad(format!(
-                "path item {index}: 'joining_value' must be a tag (a string), not {}",
-                other.show()
-            )));
+    }
+
+    /// The entity, the type filter it implies and the types given.
+    fn entity(&self) -> QueryResult<(Entity, Option<(&'static str, OValue)>, Vec<String>)> {
+        let index = self.index;
+        if self.get("cls").is_some() {
+            return Err(bad(format!("path item {index}: 'cls' cannot be sent as JSON; give 'entity_type' instead")));
         }
-    };
-    if index == 0 {
-        if !join_kwargs.is_empty() || explicit_keyword.is_some() || explicit_value.is_some() {
+        let types: Vec<String> = match self.get("entity_type") {
+            Some(OValue::String(s)) => vec![s.clone()],
+            Some(OValue::Array(list)) if !list.is_empty() => list
+                .iter()
+                .map(|t| {
+                    t.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| bad(format!("path item {index}: {} in 'entity_type' is not a string", t.show())))
+                })
+                .collect::<QueryResult<_>>()?,
+            None => {
+                return Err(bad(format!("path item {index} needs an 'entity_type' (\"\" for any node)")));
+            }
+            Some(other) => {
+                return Err(bad(format!(
+                    "path item {index}: 'entity_type' must be a string or a list of strings, not {}",
+                    other.show()
+                )));
+            }
+        };
+        if let Some(orm_base) = self.get("orm_base")
+            && orm_base.as_str().is_none()
+        {
+            return Err(bad(format!("path item {index}: 'orm_base' must be a string")));
+        }
+        let subclassing = self.flag("subclassing", true)?;
+        let (entity, type_filter) = classify(&types, subclassing, index)?;
+        Ok((entity, type_filter, types))
+    }
+
+    /// The item's tag (given, or made up as AiiDA does).
+    fn tag(&self, types: &[String], entity: Entity, tags: &Tags) -> QueryResult<String> {
+        match self.get("tag") {
+            Some(OValue::String(tag)) => {
+                if tag.contains("--") {
+                    return Err(bad(format!("tag '{tag}' cannot contain '--', which joins the tags of edges")));
+                }
+                if tags.get(tag).is_some() {
+                    return Err(bad(format!("the tag '{tag}' is already in use")));
+                }
+                Ok(tag.clone())
+            }
+            None => Ok(unique_tag(types, entity, tags)),
+            Some(other) => Err(bad(format!("path item {}: 'tag' must be a string, not {}", self.index, other.show()))),
+        }
+    }
+
+    /// Collects the filters and projection of `tag` given under `filters_key`/`project_key`.
+    fn add_specs(&self, tag: &str, filters_key: &str, project_key: &str, specs: &mut Specs) -> QueryResult<()> {
+        if let Some(filters) = self.get(filters_key) {
+            let Some(filters) = filters.as_object() else {
+                return Err(bad(format!("path item {}: '{filters_key}' must be an object", self.index)));
+            };
+            specs.add_filters(tag, filters)?;
+        }
+        if let Some(project) = self.get(project_key) {
+            specs.set_projection(tag, parse_projection_spec(project, tag)?);
+        }
+        Ok(())
+    }
+
+    /// `joining_keyword` and `joining_value`, when given.
+    fn explicit_join(&self) -> QueryResult<(Option<&str>, Option<&str>)> {
+        let index = self.index;
+        let keyword = match self.get("joining_keyword") {
+            None => None,
+            Some(OValue::String(s)) => Some(s.as_str()),
+            Some(other) => {
+                return Err(bad(format!(
+                    "path item {index}: 'joining_keyword' must be a string, not {}",
+                    other.show()
+                )));
+            }
+        };
+        let value = match self.get("joining_value") {
+            None => None,
+            Some(OValue::String(s)) => Some(s.as_str()),
+            Some(other) => {
+                return Err(bad(format!(
+                    "path item {index}: 'joining_value' must be a tag (a string), not {}",
+                    other.show()
+                )));
+            }
+        };
+        Ok((keyword, value))
+    }
+
+    /// The first item: nothing to join to.
+    fn check_unjoined(&self, explicit: (Option<&str>, Option<&str>)) -> QueryResult<()> {
+        if !self.join_kwargs.is_empty() || explicit.0.is_some() || explicit.1.is_some() {
             return Err(bad("the first path item cannot be joined to anything: remove its joining keyword"));
         }
         for key in ["edge_tag", "edge_filters", "edge_project"] {
-            if get(key).is_some() {
+            if self.get(key).is_some() {
                 return Err(bad(format!("the first path item has no edge: remove '{key}'")));
             }
         }
-        return Ok(Vertex { tag, entity, join: None });
+        Ok(())
     }
 
-    let valid = relationships(entity);
-    let valid_names = || {
-        let mut names: Vec<&str> = valid.iter().map(|(k, _)| k.keyword()).collect();
-        if entity == Entity::Node {
-            names.push("direction");
+    /// The joining keyword and the tag joined to, from a `with_*`/`direction` key, the explicit
+    /// pair, or the default (a node `with_incoming` the item before, others `with_node`).
+    fn join_spec(
+        &self,
+        entity: Entity,
+        tag: &str,
+        explicit: (Option<&str>, Option<&str>),
+        earlier: &[Vertex],
+        valid_names: &dyn Fn() -> String,
+    ) -> QueryResult<(String, String)> {
+        let index = self.index;
+        if self.join_kwargs.len() > 1 || (self.join_kwargs.len() == 1 && explicit.0.is_some()) {
+            return Err(bad(format!("path item {index} ('{tag}') gives more than one joining specification")));
         }
-        names.join(", ")
-    };
-    if join_kwargs.len() > 1 || (join_kwargs.len() == 1 && explicit_keyword.is_some()) {
-        return Err(bad(format!("path item {index} ('{tag}') gives more than one joining specification")));
-    }
-    let (keyword, with_tag): (String, String) = if let Some((key, value)) = join_kwargs.first() {
-        if *key == "direction" {
+        if let Some((key, value)) = self.join_kwargs.first() {
+            if key != "direction" {
+                let Some(with_tag) = value.as_str() else {
+                    return Err(bad(format!("path item {index}: '{key}' must name a tag, not {}", value.show())));
+                };
+                return Ok((key.to_string(), with_tag.to_string()));
+            }
             if entity != Entity::Node {
                 return Err(bad(format!(
                     "'direction' joins nodes only; valid keywords for {}: {}",
@@ -816,74 +879,115 @@ fn parse_path_item(
                 return Err(bad(format!("direction={n} does not point to an earlier path item")));
             }
             let keyword = if n > 0 { "with_incoming" } else { "with_outgoing" };
-            (keyword.to_string(), earlier[index - n.unsigned_abs() as usize].tag.clone())
-        } else {
-            let Some(with_tag) = value.as_str() else {
-                return Err(bad(format!("path item {index}: '{key}' must name a tag, not {}", value.show())));
-            };
-            (key.to_string(), with_tag.to_string())
+            return Ok((keyword.to_string(), earlier[index - n.unsigned_abs() as usize].tag.clone()));
         }
-    } else if let Some(keyword) = explicit_keyword {
-        let Some(with_tag) = explicit_value else {
+        if let Some(keyword) = explicit.0 {
+            let Some(with_tag) = explicit.1 else {
+                return Err(bad(format!(
+                    "path item {index}: 'joining_keyword' needs a 'joining_value' (the tag to join to)"
+                )));
+            };
+            return Ok((keyword.to_string(), with_tag.to_string()));
+        }
+        let keyword = if entity == Entity::Node { "with_incoming" } else { "with_node" };
+        Ok((keyword.to_string(), earlier[index - 1].tag.clone()))
+    }
+
+    /// The join of the item to an earlier one, checked against what the entities allow.
+    fn join(
+        &self,
+        entity: Entity,
+        tag: &str,
+        explicit: (Option<&str>, Option<&str>),
+        earlier: &[Vertex],
+    ) -> QueryResult<(JoinKind, usize, String)> {
+        let index = self.index;
+        let valid = relationships(entity);
+        let valid_names = || {
+            let mut names: Vec<&str> = valid.iter().map(|(k, _)| k.keyword()).collect();
+            if entity == Entity::Node {
+                names.push("direction");
+            }
+            names.join(", ")
+        };
+        let (keyword, with_tag) = self.join_spec(entity, tag, explicit, earlier, &valid_names)?;
+        let invalid = || {
+            bad(format!(
+                "'{keyword}' is not a valid keyword for joining a {}; valid keywords are: {}",
+                entity.name(),
+                valid_names()
+            ))
+        };
+        let kind = JoinKind::parse(&keyword).ok_or_else(invalid)?;
+        let Some(&(_, expected)) = valid.iter().find(|(k, _)| *k == kind) else {
+            if entity == Entity::Link {
+                return Err(bad("links cannot be joined to other entities: query them as the only path item"));
+            }
+            return Err(invalid());
+        };
+        let Some(with) = earlier.iter().position(|v| v.tag == with_tag) else {
             return Err(bad(format!(
-                "path item {index}: 'joining_keyword' needs a 'joining_value' (the tag to join to)"
+                "path item {index} ('{tag}') joins {keyword} '{with_tag}', which is not the tag of an earlier path item"
             )));
         };
-        (keyword.to_string(), with_tag.to_string())
-    } else {
-        let keyword = if entity == Entity::Node { "with_incoming" } else { "with_node" };
-        (keyword.to_string(), earlier[index - 1].tag.clone())
-    };
-    let Some(kind) = JoinKind::parse(&keyword) else {
-        return Err(bad(format!(
-            "'{keyword}' is not a valid keyword for joining a {}; valid keywords are: {}",
-            entity.name(),
-            valid_names()
-        )));
-    };
-    let Some(&(_, expected)) = valid.iter().find(|(k, _)| *k == kind) else {
-        if entity == Entity::Link {
-            return Err(bad("links cannot be joined to other entities: query them as the only path item"));
+        if earlier[with].entity != expected {
+            return Err(bad(format!(
+                "path item {index} ('{tag}', a {}) joins {keyword} '{with_tag}', which is a {}; {keyword} needs a {}",
+                entity.name(),
+                earlier[with].entity.name(),
+                expected.name()
+            )));
         }
-        return Err(bad(format!(
-            "'{keyword}' is not a valid keyword for joining a {}; valid keywords are: {}",
-            entity.name(),
-            valid_names()
-        )));
-    };
-    let Some(with) = earlier.iter().position(|v| v.tag == with_tag) else {
-        return Err(bad(format!(
-            "path item {index} ('{tag}') joins {keyword} '{with_tag}', which is not the tag of an earlier path item"
-        )));
-    };
-    if earlier[with].entity != expected {
-        return Err(bad(format!(
-            "path item {index} ('{tag}', a {}) joins {keyword} '{with_tag}', which is a {}; {keyword} needs a {}",
-            entity.name(),
-            earlier[with].entity.name(),
-            expected.name()
-        )));
+        Ok((kind, with, with_tag))
     }
-    let edge_tag = match get("edge_tag") {
-        None => format!("{with_tag}--{tag}"),
-        Some(OValue::String(s)) => s.clone(),
-        Some(other) => {
-            return Err(bad(format!("path item {index}: 'edge_tag' must be a string, not {}", other.show())));
-        }
-    };
-    if tags.get(&edge_tag).is_some() {
-        return Err(bad(format!("the tag '{edge_tag}' is already in use")));
-    }
-    tags.0.push((edge_tag.clone(), Target::Edge(index)));
-    if let Some(filters) = get("edge_filters") {
-        let Some(filters) = filters.as_object() else {
-            return Err(bad(format!("path item {index}: 'edge_filters' must be an object")));
+
+    /// The tag of the edge to the earlier item.
+    fn edge_tag(&self, with_tag: &str, tag: &str, tags: &Tags) -> QueryResult<String> {
+        let edge_tag = match self.get("edge_tag") {
+            None => format!("{with_tag}--{tag}"),
+            Some(OValue::String(s)) => s.clone(),
+            Some(other) => {
+                return Err(bad(format!(
+                    "path item {}: 'edge_tag' must be a string, not {}",
+                    self.index,
+                    other.show()
+                )));
+            }
         };
-        specs.add_filters(&edge_tag, filters)?;
+        if tags.get(&edge_tag).is_some() {
+            return Err(bad(format!("the tag '{edge_tag}' is already in use")));
+        }
+        Ok(edge_tag)
     }
-    if let Some(project) = get("edge_project") {
-        specs.set_projection(&edge_tag, parse_projection_spec(project, &edge_tag)?);
+}
+
+/// Reads one item of `path`: its entity and tag, its filters and projections (into `specs`),
+/// and its join to an earlier item.
+fn parse_path_item(
+    index: usize,
+    item: &OValue,
+    earlier: &[Vertex],
+    tags: &mut Tags,
+    specs: &mut Specs,
+) -> QueryResult<Vertex> {
+    let item = PathItem::new(index, item)?;
+    let (entity, type_filter, types) = item.entity()?;
+    let tag = item.tag(&types, entity, tags)?;
+    tags.0.push((tag.clone(), Target::Vertex(index)));
+    if let Some((key, spec)) = type_filter {
+        specs.add_filters(&tag, &[(key.to_string(), spec)])?;
     }
+    item.add_specs(&tag, "filters", "project", specs)?;
+    let outer = item.flag("outerjoin", false)?;
+    let explicit = item.explicit_join()?;
+    if index == 0 {
+        item.check_unjoined(explicit)?;
+        return Ok(Vertex { tag, entity, join: None });
+    }
+    let (kind, with, with_tag) = item.join(entity, &tag, explicit, earlier)?;
+    let edge_tag = item.edge_tag(&with_tag, &tag, tags)?;
+    tags.0.push((edge_tag.clone(), Target::Edge(index)));
+    item.add_specs(&edge_tag, "edge_filters", "edge_project", specs)?;
     Ok(Vertex { tag, entity, join: Some(Join { kind, with, edge_tag, outer }) })
 }
 
