@@ -1401,33 +1401,54 @@ fn parse_operation(
     let wrap = |cond: Cond| {
         if negated { Cond::Not(Box::new(cond)) } else { cond }
     };
-    let describe = || field_name(field);
     if name == "and" || name == "or" {
-        let OValue::Array(list) = value else {
+        return Ok(wrap(parse_combination(field, operator, name, value, depth, budget)?));
+    }
+    let op = operator_of(field, operator, name)?;
+    let value = value.to_value();
+    check_operand(field, op, name, &value, budget)?;
+    Ok(wrap(Cond::Test { field: field.clone(), op, value }))
+}
+
+/// `and`/`or` of operator objects on one field.
+fn parse_combination(
+    field: &Field,
+    operator: &str,
+    name: &str,
+    value: &OValue,
+    depth: usize,
+    budget: &mut Budget,
+) -> QueryResult<Cond> {
+    let describe = || field_name(field);
+    let OValue::Array(list) = value else {
+        return Err(bad(format!(
+            "'{operator}' on {} takes a list of operator objects, not {}",
+            describe(),
+            value.show()
+        )));
+    };
+    let mut subs = Vec::new();
+    for entry in list {
+        let Some(ops) = entry.as_object() else {
             return Err(bad(format!(
-                "'{operator}' on {} takes a list of operator objects, not {}",
+                "'{operator}' on {} takes a list of operator objects; {} is not one",
                 describe(),
-                value.show()
+                entry.show()
             )));
         };
-        let mut subs = Vec::new();
-        for entry in list {
-            let Some(ops) = entry.as_object() else {
-                return Err(bad(format!(
-                    "'{operator}' on {} takes a list of operator objects; {} is not one",
-                    describe(),
-                    entry.show()
-                )));
-            };
-            for (sub_op, sub_value) in ops {
-                subs.push(parse_operation(field, sub_op, sub_value, depth + 1, budget)?);
-            }
+        for (sub_op, sub_value) in ops {
+            subs.push(parse_operation(field, sub_op, sub_value, depth + 1, budget)?);
         }
-        if subs.is_empty() {
-            return Ok(wrap(Cond::And(Vec::new())));
-        }
-        return Ok(wrap(if name == "and" { Cond::And(subs) } else { Cond::Or(subs) }));
     }
+    if subs.is_empty() {
+        return Ok(Cond::And(Vec::new()));
+    }
+    Ok(if name == "and" { Cond::And(subs) } else { Cond::Or(subs) })
+}
+
+/// The operator named `name` (`operator` as given), if it applies to `field`.
+fn operator_of(field: &Field, operator: &str, name: &str) -> QueryResult<Op> {
+    let describe = || field_name(field);
     let op = match name {
         "==" => Op::Eq,
         ">" => Op::Gt,
@@ -1459,7 +1480,12 @@ fn parse_operation(
             describe()
         )));
     }
-    let value = value.to_value();
+    Ok(op)
+}
+
+/// Checks the value an operator is given (JSON values are counted in `budget`).
+fn check_operand(field: &Field, op: Op, name: &str, value: &Value, budget: &mut Budget) -> QueryResult<()> {
+    let describe = || field_name(field);
     match op {
         Op::Like | Op::ILike => {
             let Some(pattern) = value.as_str() else {
@@ -1519,7 +1545,7 @@ fn parse_operation(
         }
         Op::Contains | Op::Eq | Op::Gt | Op::Lt | Op::Ge | Op::Le => {}
     }
-    Ok(wrap(Cond::Test { field: field.clone(), op, value }))
+    Ok(())
 }
 
 pub fn field_name(field: &Field) -> String {

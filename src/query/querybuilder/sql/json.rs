@@ -133,37 +133,7 @@ impl Builder<'_> {
                 }
                 self.q.push(" ESCAPE '\\' ELSE FALSE END");
             }
-            Op::In => {
-                let items = value.as_array().map(Vec::as_slice).unwrap_or_default();
-                let types = if items.iter().all(Value::is_number) {
-                    Some("('integer', 'real')")
-                } else if items.iter().all(Value::is_string) {
-                    Some("('text')")
-                } else {
-                    None
-                };
-                match types {
-                    Some(types) => {
-                        self.q.push("CASE WHEN ");
-                        self.sqlite_fn("json_type", &target);
-                        self.q.push(" IN ").push(types).push(" THEN ");
-                        self.sqlite_fn("json_extract", &target);
-                        self.q.push(" IN (");
-                        for (n, item) in items.iter().enumerate() {
-                            if n > 0 {
-                                self.q.push(", ");
-                            }
-                            self.sqlite_scalar(item)?;
-                        }
-                        self.q.push(") ELSE FALSE END");
-                    }
-                    None => {
-                        self.q.push("COALESCE((");
-                        self.push_joined(items, " OR ", &mut |b, item| b.sqlite_equals(&target, item))?;
-                        self.q.push("), FALSE)");
-                    }
-                }
-            }
+            Op::In => self.sqlite_json_in(&target, value.as_array().map(Vec::as_slice).unwrap_or_default())?,
             Op::Contains => {
                 // NULL where the path is missing, so that a negation does not select it.
                 self.q.push("CASE WHEN ");
@@ -180,29 +150,7 @@ impl Builder<'_> {
                 self.q.bind_text(value.as_str().unwrap_or_default().to_string());
                 self.q.push(")");
             }
-            Op::OfType => {
-                let wanted = value.as_str().unwrap_or_default();
-                self.q.push("COALESCE(");
-                if wanted == "null" {
-                    self.q.push("(");
-                    self.sqlite_fn("json_type", &target);
-                    self.q.push(" = 'null' OR ");
-                    self.sqlite_fn("json_type", &target);
-                    self.q.push(" IS NULL)");
-                } else {
-                    let types = match wanted {
-                        "object" => "('object')",
-                        "array" => "('array')",
-                        "string" => "('text')",
-                        "number" => "('integer', 'real')",
-                        "boolean" => "('true', 'false')",
-                        other => return Err(bad(format!("'{other}' is not a JSON type"))),
-                    };
-                    self.sqlite_fn("json_type", &target);
-                    self.q.push(" IN ").push(types);
-                }
-                self.q.push(", FALSE)");
-            }
+            Op::OfType => self.sqlite_json_of_type(&target, value.as_str().unwrap_or_default())?,
             Op::OfLength | Op::Longer | Op::Shorter => {
                 self.q.push("CASE WHEN ");
                 self.sqlite_fn("json_type", &target);
@@ -213,6 +161,64 @@ impl Builder<'_> {
                 self.q.push(" ELSE FALSE END");
             }
         }
+        Ok(())
+    }
+
+    /// `in` on SQLite: one typed `IN` list when the items are all numbers or all strings.
+    fn sqlite_json_in(&mut self, target: &SqliteJson, items: &[Value]) -> QueryResult<()> {
+        let types = if items.iter().all(Value::is_number) {
+            Some("('integer', 'real')")
+        } else if items.iter().all(Value::is_string) {
+            Some("('text')")
+        } else {
+            None
+        };
+        match types {
+            Some(types) => {
+                self.q.push("CASE WHEN ");
+                self.sqlite_fn("json_type", target);
+                self.q.push(" IN ").push(types).push(" THEN ");
+                self.sqlite_fn("json_extract", target);
+                self.q.push(" IN (");
+                for (n, item) in items.iter().enumerate() {
+                    if n > 0 {
+                        self.q.push(", ");
+                    }
+                    self.sqlite_scalar(item)?;
+                }
+                self.q.push(") ELSE FALSE END");
+            }
+            None => {
+                self.q.push("COALESCE((");
+                self.push_joined(items, " OR ", &mut |b, item| b.sqlite_equals(target, item))?;
+                self.q.push("), FALSE)");
+            }
+        }
+        Ok(())
+    }
+
+    /// `of_type` on SQLite (false, not NULL, where the path is missing).
+    fn sqlite_json_of_type(&mut self, target: &SqliteJson, wanted: &str) -> QueryResult<()> {
+        self.q.push("COALESCE(");
+        if wanted == "null" {
+            self.q.push("(");
+            self.sqlite_fn("json_type", target);
+            self.q.push(" = 'null' OR ");
+            self.sqlite_fn("json_type", target);
+            self.q.push(" IS NULL)");
+        } else {
+            let types = match wanted {
+                "object" => "('object')",
+                "array" => "('array')",
+                "string" => "('text')",
+                "number" => "('integer', 'real')",
+                "boolean" => "('true', 'false')",
+                other => return Err(bad(format!("'{other}' is not a JSON type"))),
+            };
+            self.sqlite_fn("json_type", target);
+            self.q.push(" IN ").push(types);
+        }
+        self.q.push(", FALSE)");
         Ok(())
     }
 
@@ -324,6 +330,52 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// `>`, `<`, `>=`, `<=` on PostgreSQL: only values of the same JSON type compare.
+    fn pg_json_compare(&mut self, root: &str, keys: &[String], name: &str, op: Op, value: &Value) -> QueryResult<()> {
+        let typeof_is = |b: &mut Self, t: &'static str| {
+            b.q.push("jsonb_typeof(");
+            b.push_pg_json(root, keys);
+            b.q.push(") = '").push(t).push("'");
+        };
+        let text_of = |b: &mut Self| {
+            b.q.push("(");
+            b.push_pg_json(root, keys);
+            b.q.push(" #>> '{}')");
+        };
+        self.q.push("CASE WHEN ");
+        match value {
+            Value::Number(n) => {
+                typeof_is(self, "number");
+                self.q.push(" THEN CAST(");
+                text_of(self);
+                self.q.push(" AS numeric)").push(comparison(op));
+                self.bind_number(n)?;
+            }
+            Value::String(s) => {
+                typeof_is(self, "string");
+                self.q.push(" THEN ");
+                text_of(self);
+                self.q.push(comparison(op));
+                self.bind_text(s.clone());
+            }
+            Value::Bool(b) => {
+                // 'false' < 'true' as text, as false < true.
+                typeof_is(self, "boolean");
+                self.q.push(" THEN ");
+                text_of(self);
+                self.q.push(comparison(op));
+                self.bind_text(b.to_string());
+            }
+            _ => {
+                return Err(bad(format!(
+                    "{name} can be compared with >, <, >=, <= only to a number, string or boolean"
+                )));
+            }
+        }
+        self.q.push(" ELSE FALSE END");
+        Ok(())
+    }
+
     pub(super) fn push_pg_json_test(&mut self, field: &Field, op: Op, value: &Value) -> QueryResult<()> {
         let root = self.column_sql(field);
         let keys = field.path.clone();
@@ -346,39 +398,7 @@ impl Builder<'_> {
                 self.bind_jsonb(value);
                 self.q.push(", FALSE)");
             }
-            Op::Gt | Op::Lt | Op::Ge | Op::Le => {
-                self.q.push("CASE WHEN ");
-                match value {
-                    Value::Number(n) => {
-                        typeof_is(self, "number");
-                        self.q.push(" THEN CAST(");
-                        text_of(self);
-                        self.q.push(" AS numeric)").push(comparison(op));
-                        self.bind_number(n)?;
-                    }
-                    Value::String(s) => {
-                        typeof_is(self, "string");
-                        self.q.push(" THEN ");
-                        text_of(self);
-                        self.q.push(comparison(op));
-                        self.bind_text(s.clone());
-                    }
-                    Value::Bool(b) => {
-                        // 'false' < 'true' as text, as false < true.
-                        typeof_is(self, "boolean");
-                        self.q.push(" THEN ");
-                        text_of(self);
-                        self.q.push(comparison(op));
-                        self.bind_text(b.to_string());
-                    }
-                    _ => {
-                        return Err(bad(format!(
-                            "{name} can be compared with >, <, >=, <= only to a number, string or boolean"
-                        )));
-                    }
-                }
-                self.q.push(" ELSE FALSE END");
-            }
+            Op::Gt | Op::Lt | Op::Ge | Op::Le => self.pg_json_compare(&root, &keys, &name, op, value)?,
             Op::Like | Op::ILike => {
                 self.q.push("CASE WHEN ");
                 typeof_is(self, "string");
