@@ -685,19 +685,22 @@ fn table_or_error(query: &QbQuery, target: Target, tag: &str, what: &str) -> Que
 }
 
 /// One item of `path` (a dict, or a bare entity type string), being read.
-struct PathItem<'a> {
+struct PathItem {
     index: usize,
     entries: Vec<(String, OValue)>,
     /// `with_*` and `direction` keys that are set.
-    join_kwargs: Vec<(String, &'a OValue)>,
+    join_kwargs: Vec<(String, OValue)>,
 }
 
-impl<'a> PathItem<'a> {
+/// The type filter an entity type implies: (column, condition).
+type TypeFilter = Option<(&'static str, OValue)>;
+
+impl PathItem {
     /// Checks the keys of the item.
-    fn new(index: usize, item: &'a OValue) -> QueryResult<Self> {
-        let (entries, borrowed): (Vec<(String, OValue)>, &'a [(String, OValue)]) = match item {
-            OValue::Object(entries) => (Vec::new(), entries),
-            OValue::String(s) => (vec![("entity_type".to_string(), OValue::String(s.clone()))], &[]),
+    fn new(index: usize, item: &OValue) -> QueryResult<Self> {
+        let entries: Vec<(String, OValue)> = match item {
+            OValue::Object(entries) => entries.clone(),
+            OValue::String(s) => vec![("entity_type".to_string(), OValue::String(s.clone()))],
             other => {
                 return Err(bad(format!(
                     "path item {index} must be an object (or an entity type string), not {}",
@@ -706,10 +709,10 @@ impl<'a> PathItem<'a> {
             }
         };
         let mut join_kwargs = Vec::new();
-        for (key, value) in borrowed {
+        for (key, value) in &entries {
             if key.starts_with("with_") || key == "direction" {
                 if !value.is_null() {
-                    join_kwargs.push((key.clone(), value));
+                    join_kwargs.push((key.clone(), value.clone()));
                 }
             } else if !ITEM_KEYS.contains(&key.as_str()) {
                 return Err(bad(format!(
@@ -718,7 +721,6 @@ impl<'a> PathItem<'a> {
                 )));
             }
         }
-        let entries = if borrowed.is_empty() { entries } else { borrowed.to_vec() };
         Ok(Self { index, entries, join_kwargs })
     }
 
@@ -737,7 +739,7 @@ impl<'a> PathItem<'a> {
     }
 
     /// The entity, the type filter it implies and the types given.
-    fn entity(&self) -> QueryResult<(Entity, Option<(&'static str, OValue)>, Vec<String>)> {
+    fn entity(&self) -> QueryResult<(Entity, TypeFilter, Vec<String>)> {
         let index = self.index;
         if self.get("cls").is_some() {
             return Err(bad(format!("path item {index}: 'cls' cannot be sent as JSON; give 'entity_type' instead")));
@@ -993,11 +995,7 @@ fn parse_path_item(
 
 /// Entity and type filter for an `entity_type` (or several), as aiida-core's
 /// `_get_ormclass_from_str` and the node/group type filters decide them.
-fn classify(
-    types: &[String],
-    subclassing: bool,
-    index: usize,
-) -> QueryResult<(Entity, Option<(&'static str, OValue)>)> {
+fn classify(types: &[String], subclassing: bool, index: usize) -> QueryResult<(Entity, TypeFilter)> {
     let mut entity = None;
     let mut filters = Vec::new();
     for type_string in types {
@@ -1541,7 +1539,7 @@ fn check_operand(field: &Field, op: Op, name: &str, value: &Value, budget: &mut 
         }
         // Plain columns take only scalars (checked when the SQL is built).
         Op::Contains | Op::Eq | Op::Gt | Op::Lt | Op::Ge | Op::Le if field.is_json() => {
-            budget.json_value(&value, &describe())?
+            budget.json_value(value, &describe())?
         }
         Op::Contains | Op::Eq | Op::Gt | Op::Lt | Op::Ge | Op::Le => {}
     }
