@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use crate::query::filter;
 use crate::query::tables::{self, Column, Entity, Kind, Table};
 use crate::query::{QueryError, QueryResult};
 
@@ -259,7 +260,18 @@ pub enum Cond {
     And(Vec<Cond>),
     Or(Vec<Cond>),
     Not(Box<Cond>),
-    Test { field: Field, op: Op, value: Value },
+    /// A test on a plain column, in the query layer's filter model.
+    Column {
+        field: Field,
+        op: filter::Op,
+        value: filter::Value,
+    },
+    /// A test on a value inside a JSON column (`attributes.x`).
+    Json {
+        field: Field,
+        op: Op,
+        value: Value,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1405,7 +1417,11 @@ fn parse_operation(
     let op = operator_of(field, operator, name)?;
     let value = value.to_value();
     check_operand(field, op, name, &value, budget)?;
-    Ok(wrap(Cond::Test { field: field.clone(), op, value }))
+    if field.is_json() {
+        return Ok(wrap(Cond::Json { field: field.clone(), op, value }));
+    }
+    let (op, value) = super::values::column_condition(field, op, &value)?;
+    Ok(wrap(Cond::Column { field: field.clone(), op, value }))
 }
 
 /// `and`/`or` of operator objects on one field.
@@ -1625,7 +1641,7 @@ mod tests {
         .unwrap();
         let (_, Cond::And(parts)) = q.filters.iter().find(|(t, _)| *t == Target::Vertex(0)).unwrap() else { panic!() };
         assert_eq!(parts.len(), 5);
-        assert!(matches!(&parts[1], Cond::Not(inner) if matches!(**inner, Cond::Test { op: Op::In, .. })));
+        assert!(matches!(&parts[1], Cond::Not(inner) if matches!(**inner, Cond::Column { op: filter::Op::In, .. })));
     }
 
     #[test]
