@@ -1,7 +1,7 @@
 //! AiiDA's QueryBuilder dictionary (`QueryBuilder.as_dict()`) as a checked query, and its SQL.
 //!
 //! - `parse`: the dictionary → a checked query (400 for anything malformed or unknown), its
-//!   comparisons with plain columns in the query layer's filter model (`values`);
+//!   comparisons with plain columns in the query layer's filter model (`parse::values`);
 //! - `sql`: the query → one SQL statement per dialect, every value bound;
 //! - [`run`]: the statement on the database, bounded.
 //!
@@ -17,7 +17,6 @@
 pub mod ojson;
 pub mod parse;
 pub mod sql;
-pub mod values;
 
 use std::time::Duration;
 

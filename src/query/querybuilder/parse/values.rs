@@ -9,7 +9,7 @@ use crate::query::filter::{self, DateTimeValue};
 use crate::query::tables::{Column, Kind};
 use crate::query::{QueryError, QueryResult};
 
-use super::parse::{Field, Op, field_name};
+use super::{Field, Op, field_name};
 
 /// A checked operation on a plain column, in the filter model.
 pub fn column_condition(field: &Field, op: Op, value: &Json) -> QueryResult<(filter::Op, filter::Value)> {
