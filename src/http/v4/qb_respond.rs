@@ -8,7 +8,6 @@ use crate::model::time as timefmt;
 use crate::query::tables::Kind;
 use crate::storage::db::{Cell, Dialect, Row};
 
-use crate::model::time::parse_client as parse_time;
 use crate::query::querybuilder::parse::{Cast, Func, Projected, QbQuery};
 
 /// The `data` of the answer for `rows` (cells in the order of `sql::select_items`).
@@ -124,7 +123,9 @@ fn apply_cast(value: Value, cast: Cast) -> Value {
             other => Value::String(crate::model::pyjson::to_string(&other).trim_end().to_string()),
         },
         Cast::Date => match &value {
-            Value::String(s) => parse_time(s).map(|t| Value::String(timefmt::http_date(t))).unwrap_or(Value::Null),
+            Value::String(s) => {
+                timefmt::parse_client(s).map(|t| Value::String(timefmt::http_date(t))).unwrap_or(Value::Null)
+            }
             _ => Value::Null,
         },
     }
