@@ -30,7 +30,6 @@
 //! instance per database, e.g. `.nest(&format!("/{name}/api/v4"), V4::new(state_of(name)))`.
 
 mod body;
-mod conditions;
 mod cors;
 pub mod error;
 mod head;

@@ -3,6 +3,7 @@
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::querystring::{self, Op, Value};
+pub use crate::query::filter::{Filter, display, python_str};
 
 /// Most fields in one query string, and most values in all its lists: beyond these a query
 /// is not a browsing request, and databases limit expression depth and parameter counts.
@@ -31,13 +32,6 @@ const RESERVED: [&str; 15] = [
     "full_type",
     "profile",
 ];
-
-/// One filter key with all its conditions (several occurrences of a key are combined with AND).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Filter {
-    pub key: String,
-    pub conditions: Vec<(Op, Value)>,
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct Params {
@@ -220,28 +214,6 @@ fn integer(_key: &str, label: &str, value: &Option<Value>) -> ApiResult<Option<i
         Some(_) => return Err(ApiError::bad_request(format!("{label} value must be an integer"))),
     };
     Ok(Some(n))
-}
-
-/// Python's `str()` of a parsed value, used where the reference stringifies.
-pub fn python_str(value: &Value) -> String {
-    match value {
-        Value::Str(s) => s.clone(),
-        Value::Int(i) => i.to_string(),
-        Value::Float(f) => crate::model::pyjson::python_float_repr(*f),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::DateTime(dt) => dt.datetime.to_rfc3339(),
-        Value::List(items) => format!("[{}]", items.iter().map(python_str).collect::<Vec<_>>().join(", ")),
-    }
-}
-
-/// A value as it would be written in a query string, for messages.
-pub fn display(value: &Value) -> String {
-    match value {
-        Value::Str(s) => format!("\"{s}\""),
-        Value::List(items) => items.iter().map(display).collect::<Vec<_>>().join(","),
-        other => python_str(other),
-    }
 }
 
 #[cfg(test)]

@@ -7,61 +7,12 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Eq,
-    Ne,
-    Gt,
-    Ge,
-    Lt,
-    Le,
-    Like,
-    ILike,
-    In,
-    NotIn,
-}
-
-impl Op {
-    /// The operator as written in a query string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Eq => "=",
-            Op::Ne => "!=",
-            Op::Gt => ">",
-            Op::Ge => ">=",
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Like => "=like=",
-            Op::ILike => "=ilike=",
-            Op::In => "=in=",
-            Op::NotIn => "=notin=",
-        }
-    }
-}
+/// The grammar produces the query layer's filter model.
+pub use crate::query::filter::{DateTimeValue, Op, Value};
 
 /// Operators in the reference's try order: the first literal that matches is taken and never
 /// revisited, even if the value after it then fails (so `x=like=,` is not read as `x = like...`).
 const OPERATORS: [Op; 10] = [Op::Like, Op::ILike, Op::In, Op::NotIn, Op::Eq, Op::Ne, Op::Ge, Op::Gt, Op::Le, Op::Lt];
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Str(String),
-    Int(i64),
-    /// Also integers outside the i64 range (Python keeps them as big ints; they only ever reach
-    /// the database as numbers).
-    Float(f64),
-    Bool(bool),
-    DateTime(DateTimeValue),
-    List(Vec<Value>),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DateTimeValue {
-    /// Note that chrono's `PartialEq` compares instants only, not offsets.
-    pub datetime: DateTime<FixedOffset>,
-    /// 1 + number of `T`/`:` in the token; 5 is possible and is rejected by the caller.
-    pub precision: u8,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {

@@ -8,7 +8,7 @@ use crate::model::time as timefmt;
 use crate::query::lists::{EntityRow, NodeRow};
 use crate::query::nodes::{CommentRow, LinkRow, LogRow, TreeNode};
 use crate::query::rows::Timestamp;
-use crate::query::schema::Kind;
+use crate::query::tables::Kind;
 use crate::storage::db::Cell;
 
 /// Converts one cell read as `kind` into JSON.

@@ -1,20 +1,43 @@
 //! Timestamps: stored as naive UTC text, served as RFC 1123 dates in GMT like Flask does.
+//!
+//! One parser reads the text forms a time takes outside the REST query-string grammar (which has
+//! its own, `http::querystring`): the storage's text, PostgreSQL's, and the ISO 8601 dates and
+//! date-times a QueryBuilder client writes.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 
-/// Parses the storage's naive UTC text (`YYYY-MM-DD HH:MM:SS[.ffffff]`, `T` or an offset
-/// tolerated).
+/// Parses an ISO 8601 date or date-time, with or without an offset (none means UTC): the
+/// storage's naive UTC text (`YYYY-MM-DD HH:MM:SS[.ffffff]`, `T` or an offset tolerated), or a
+/// client's `2024-05-01`, `2024-05-01T10:00`, `2024-05-01T10:00:00+02:00`.
 pub fn parse_stored(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Some(dt.with_timezone(&Utc));
     }
-    let trimmed = text.trim_end_matches('Z').trim_end_matches("+00:00").trim_end_matches("+00");
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-        if let Ok(naive) = NaiveDateTime::parse_from_str(trimmed, fmt) {
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%:z"] {
+        if let Ok(dt) = DateTime::parse_from_str(text, fmt) {
+            return Some(dt.with_timezone(&Utc));
+        }
+    }
+    let naive = text.trim_end_matches('Z').trim_end_matches("+00:00").trim_end_matches("+00");
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(naive, fmt) {
             return Some(naive.and_utc());
         }
     }
-    None
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|n| n.and_utc())
+}
+
+/// [`parse_stored`] for a time a client gives: only years from 1 to 9999, what both databases
+/// can compare (PostgreSQL refuses other years, and SQLite would compare their text with the
+/// stored times character by character).
+pub fn parse_client(text: &str) -> Option<DateTime<Utc>> {
+    parse_stored(text).filter(|t| (1..=9999).contains(&t.year()))
+}
+
+/// The storage's own text of an instant: naive UTC `YYYY-MM-DD HH:MM:SS.ffffff`.
+pub fn stored_text(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
 
 /// `Wed, 01 May 2024 08:42:30 GMT`
@@ -32,6 +55,24 @@ mod tests {
         assert_eq!(http_date(dt), "Wed, 01 May 2024 08:42:30 GMT");
         assert_eq!(http_date(parse_stored("2024-05-01T08:42:30+00:00").unwrap()), "Wed, 01 May 2024 08:42:30 GMT");
         assert_eq!(http_date(parse_stored("2024-05-01 08:42:30").unwrap()), "Wed, 01 May 2024 08:42:30 GMT");
+        assert_eq!(http_date(parse_stored("2024-05-01 08:42:30Z").unwrap()), "Wed, 01 May 2024 08:42:30 GMT");
+        assert_eq!(http_date(parse_stored("2024-05-01 08:42:30.5+00").unwrap()), "Wed, 01 May 2024 08:42:30 GMT");
         assert!(parse_stored("garbage").is_none());
+    }
+
+    #[test]
+    fn client_times() {
+        let t = |s: &str| parse_client(s).map(stored_text);
+        assert_eq!(t("2024-05-01").as_deref(), Some("2024-05-01 00:00:00.000000"));
+        assert_eq!(t("2024-05-01T10:00:00+02:00").as_deref(), Some("2024-05-01 08:00:00.000000"));
+        assert_eq!(t("2024-05-01T10:00").as_deref(), Some("2024-05-01 10:00:00.000000"));
+        assert_eq!(t("2024-05-01 08:42:30.228257").as_deref(), Some("2024-05-01 08:42:30.228257"));
+        assert_eq!(t("2024-05-01 08:42:30.228257+00:00").as_deref(), Some("2024-05-01 08:42:30.228257"));
+        assert_eq!(t("yesterday"), None);
+        assert_eq!(t("9999-12-31T23:59:59").as_deref(), Some("9999-12-31 23:59:59.000000"));
+        assert_eq!(t("0001-01-01").as_deref(), Some("0001-01-01 00:00:00.000000"));
+        assert_eq!(t("+99999-01-01"), None);
+        assert_eq!(t("0000-01-01"), None);
+        assert_eq!(t("-0001-01-01"), None);
     }
 }

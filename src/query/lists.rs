@@ -8,7 +8,7 @@
 
 use crate::query::error::{QueryError, QueryResult};
 use crate::query::rows::{Record, Timestamp, push_selects};
-use crate::query::schema::{self, Entity, Kind};
+use crate::query::tables::{self, Kind, Table, order_direction};
 use crate::storage::db::{Db, Dialect, Query};
 
 /// The tables that are listed as collections.
@@ -21,12 +21,12 @@ pub enum Collection {
 }
 
 impl Collection {
-    pub fn entity(self) -> &'static Entity {
+    pub fn entity(self) -> &'static Table {
         match self {
-            Collection::Nodes => &schema::NODE,
-            Collection::Computers => &schema::COMPUTER,
-            Collection::Users => &schema::USER,
-            Collection::Groups => &schema::GROUP,
+            Collection::Nodes => &tables::NODE,
+            Collection::Computers => &tables::COMPUTER,
+            Collection::Users => &tables::USER,
+            Collection::Groups => &tables::GROUP,
         }
     }
 }
@@ -49,7 +49,7 @@ pub struct ExtraColumn {
 /// and `extra`.
 #[derive(Debug, Clone, Copy)]
 pub struct Scope<'a> {
-    pub entity: &'static Entity,
+    pub entity: &'static Table,
     pub extra: &'a [ExtraColumn],
 }
 
@@ -80,7 +80,7 @@ impl OrderBy {
     /// stable. `extra` names further orderable columns (the link columns of link lists).
     pub fn new(
         dialect: Dialect,
-        entity: &Entity,
+        entity: &Table,
         extra: &[ExtraColumn],
         orderby: &[(String, bool)],
     ) -> QueryResult<Self> {
@@ -91,7 +91,7 @@ impl OrderBy {
             if let Some(column) = extra.iter().find(|c| c.name == name) {
                 if !seen.contains(&column.name) {
                     seen.push(column.name);
-                    q.push(column.sql).push(direction(dialect, *desc, false));
+                    q.push(column.sql).push(order_direction(dialect, *desc, false)).push(", ");
                 }
                 continue;
             }
@@ -111,7 +111,7 @@ impl OrderBy {
                 (Kind::Uuid, Dialect::Sqlite) => q.uuid_text(&qualified),
                 _ => q.push(&qualified),
             };
-            q.push(direction(dialect, *desc, schema::is_nullable(column.name)));
+            q.push(order_direction(dialect, *desc, column.nullable)).push(", ");
         }
         if !seen.contains(&"id") {
             q.push(&entity.qualified("id")).push(" ASC, ");
@@ -133,21 +133,11 @@ impl OrderBy {
     }
 }
 
-fn direction(dialect: Dialect, desc: bool, nullable: bool) -> &'static str {
-    match (dialect, desc, nullable) {
-        (Dialect::Sqlite, false, _) | (Dialect::Postgres, false, false) => " ASC, ",
-        (Dialect::Sqlite, true, _) | (Dialect::Postgres, true, false) => " DESC, ",
-        // SQLite's NULL placement: smallest of all.
-        (Dialect::Postgres, false, true) => " ASC NULLS FIRST, ",
-        (Dialect::Postgres, true, true) => " DESC NULLS LAST, ",
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Identifiers
 
 /// Resolves a UUID or UUID prefix (any case, dashes optional) to the primary key of `entity`.
-pub async fn resolve_uuid(db: &Db, entity: &Entity, id: &str) -> QueryResult<i64> {
+pub async fn resolve_uuid(db: &Db, entity: &Table, id: &str) -> QueryResult<i64> {
     let lower = id.to_ascii_lowercase();
     let mut hex: String = lower.chars().filter(|c| *c != '-').collect();
     for pos in [20, 16, 12, 8] {
@@ -156,7 +146,7 @@ pub async fn resolve_uuid(db: &Db, entity: &Entity, id: &str) -> QueryResult<i64
         }
     }
     let mut q = db.query();
-    q.push("SELECT id FROM ").push(entity.table).push(" WHERE ");
+    q.push("SELECT id FROM ").push(entity.sql_name).push(" WHERE ");
     let digits: String = hex.chars().filter(|c| *c != '-').collect();
     let is_hex = digits.len() <= 32 && digits.bytes().all(|b| b.is_ascii_hexdigit());
     if q.dialect == Dialect::Postgres && is_hex {
@@ -376,7 +366,7 @@ impl<'a> EntityList<'a> {
     /// ` FROM <table> <alias> WHERE ...`: the same in the count and in the row query.
     fn push_from_where(&self, q: &mut Query) -> QueryResult<()> {
         let entity = self.spec.collection.entity();
-        q.push(" FROM ").push(entity.table).push(" ").push(entity.alias);
+        q.push(" FROM ").push(entity.sql_name).push(" ").push(entity.alias);
         q.push(" WHERE 1 = 1");
         if let Some(pk) = self.spec.pk {
             q.push(" AND ").push(&entity.qualified("id")).push(" = ").bind_int(pk);
@@ -453,14 +443,14 @@ pub const LINK_COLUMNS: [ExtraColumn; 2] = [
 
 /// The ordering of link lists: node and link columns, then the link id.
 pub(crate) fn link_order(dialect: Dialect, orderby: &[(String, bool)]) -> QueryResult<OrderBy> {
-    Ok(OrderBy::new(dialect, &schema::NODE, &LINK_COLUMNS, orderby)?.then("l.id ASC"))
+    Ok(OrderBy::new(dialect, &tables::NODE, &LINK_COLUMNS, orderby)?.then("l.id ASC"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn order(entity: &Entity, extra: &[ExtraColumn], orderby: &[(&str, bool)]) -> QueryResult<String> {
+    fn order(entity: &Table, extra: &[ExtraColumn], orderby: &[(&str, bool)]) -> QueryResult<String> {
         let orderby: Vec<(String, bool)> = orderby.iter().map(|(n, d)| (n.to_string(), *d)).collect();
         OrderBy::new(Dialect::Sqlite, entity, extra, &orderby).map(|o| o.sql)
     }
@@ -468,13 +458,13 @@ mod tests {
     #[test]
     fn order_appends_id() {
         assert_eq!(
-            order(&schema::NODE, &[], &[("label", true), ("pk", false)]).unwrap(),
+            order(&tables::NODE, &[], &[("label", true), ("pk", false)]).unwrap(),
             " ORDER BY n.label DESC, n.id ASC"
         );
-        assert_eq!(order(&schema::NODE, &[], &[]).unwrap(), " ORDER BY n.id ASC");
-        assert!(order(&schema::NODE, &[], &[("nope", false)]).is_err());
+        assert_eq!(order(&tables::NODE, &[], &[]).unwrap(), " ORDER BY n.id ASC");
+        assert!(order(&tables::NODE, &[], &[("nope", false)]).is_err());
         assert_eq!(
-            order(&schema::NODE, &LINK_COLUMNS, &[("link_label", true)]).unwrap(),
+            order(&tables::NODE, &LINK_COLUMNS, &[("link_label", true)]).unwrap(),
             " ORDER BY l.label DESC, n.id ASC"
         );
         let links = link_order(Dialect::Postgres, &[("process_type".into(), true)]).unwrap();

@@ -7,7 +7,7 @@
 use crate::query::error::{QueryError, QueryResult};
 use crate::query::lists::{Conditions, LINK_COLUMNS, NodeRow, OrderBy, Scope, link_order};
 use crate::query::rows::{Record, Timestamp, push_selects};
-use crate::query::schema::NODE;
+use crate::query::tables::NODE;
 use crate::storage::db::{Db, Dialect, Query};
 
 fn no_node(pk: i64) -> QueryError {

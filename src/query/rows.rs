@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::model::time;
-use crate::query::schema::{Entity, Kind};
+use crate::query::tables::{Kind, Table};
 use crate::storage::db::{Cell, Query, Row};
 
 /// A timestamp as the storage holds it (naive UTC). Text that does not read as a time, which
@@ -31,7 +31,7 @@ impl Timestamp {
 
 /// Appends the SELECT expression of `column` of `entity` (qualified by the entity alias):
 /// UUIDs, times and JSON as text, the forms [`Record`] reads.
-pub(crate) fn push_select(q: &mut Query, entity: &Entity, name: &str) {
+pub(crate) fn push_select(q: &mut Query, entity: &Table, name: &str) {
     let column = entity.column(name).expect("selected names are columns");
     let qualified = entity.qualified(column.name);
     match column.kind {
@@ -43,7 +43,7 @@ pub(crate) fn push_select(q: &mut Query, entity: &Entity, name: &str) {
 }
 
 /// Appends `expr1, expr2, ...` for `names` of `entity`.
-pub(crate) fn push_selects(q: &mut Query, entity: &Entity, names: &[&str]) {
+pub(crate) fn push_selects(q: &mut Query, entity: &Table, names: &[&str]) {
     for (i, name) in names.iter().enumerate() {
         if i > 0 {
             q.push(", ");

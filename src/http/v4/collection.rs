@@ -6,13 +6,12 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 
 use crate::http::error::{ApiError, ApiResult};
-use crate::query::lists::{self, Collection, Conditions, EntityList, EntityRow, ListSpec, Scope};
-use crate::query::{QueryError, QueryResult};
-use crate::storage::db::{Db, Query};
+use crate::query::filter::rest::RequestConditions;
+use crate::query::lists::{self, Collection, EntityList, EntityRow, ListSpec};
+use crate::storage::db::Db;
 
 use super::routes::{Resource, parse_user_id};
-use crate::http::conditions::{push_condition, push_filter, push_full_type};
-use crate::http::params::{Filter, LIMIT_MAX, PERPAGE_DEFAULT, Params};
+use crate::http::params::{LIMIT_MAX, PERPAGE_DEFAULT, Params};
 use crate::http::render::{entity_row, full_type, json_dict, node_row};
 use crate::http::request::{Ctx, json_response};
 
@@ -22,45 +21,6 @@ pub fn collection_of(resource: Resource) -> Collection {
         Resource::Computers => Collection::Computers,
         Resource::Users => Collection::Users,
         Resource::Groups => Collection::Groups,
-    }
-}
-
-/// The filters of a request (and its `full_type`), applied by the filter translator to the
-/// columns the query layer names.
-pub struct RequestConditions<'a> {
-    pub filters: &'a [Filter],
-    pub full_type: Option<&'a str>,
-}
-
-impl Conditions for RequestConditions<'_> {
-    fn push(&self, q: &mut Query, scope: &Scope<'_>) -> QueryResult<()> {
-        for filter in self.filters {
-            match scope.extra.iter().find(|column| column.name == filter.key) {
-                Some(column) => {
-                    for (op, value) in &filter.conditions {
-                        q.push(" AND ");
-                        push_condition(q, column.sql, column.kind, &filter.key, *op, value).map_err(query_error)?;
-                    }
-                }
-                None => push_filter(q, scope.entity, filter).map_err(query_error)?,
-            }
-        }
-        if let Some(ft) = self.full_type {
-            let (node_type, process_type) =
-                (scope.entity.qualified("node_type"), scope.entity.qualified("process_type"));
-            push_full_type(q, &node_type, &process_type, ft).map_err(query_error)?;
-        }
-        Ok(())
-    }
-}
-
-/// The filter translator's errors (all of them about the request) as the query layer's.
-fn query_error(err: ApiError) -> QueryError {
-    match err {
-        ApiError::BadRequest(msg) => QueryError::BadRequest(msg),
-        ApiError::NotFound(msg) => QueryError::NotFound(msg),
-        ApiError::Unavailable(msg) => QueryError::Unavailable(msg),
-        other => QueryError::Internal(other.to_string()),
     }
 }
 

@@ -12,16 +12,17 @@ use crate::export::{self, ExportError, NodeFiles, NodeInfo};
 use crate::http::error::{ApiError, ApiResult};
 use crate::query::lists::resolve_uuid;
 use crate::query::nodes::{self, Direction, LinkList, NodeDict};
-use crate::query::schema;
+use crate::query::tables;
 use crate::storage::db::Db;
 use crate::storage::ratelog;
 use crate::storage::repository::{EntryKind, RepoError, RepoTree, Repository};
 
-use super::collection::{RequestConditions, check_paging, window};
+use super::collection::{check_paging, window};
 use super::routes::NodePart;
 use crate::http::params::{Params, python_str};
 use crate::http::render::{comment, json_dict, json_text, link_row, log_record, tree_node};
 use crate::http::request::{Ctx, json_response};
+use crate::query::filter::rest::RequestConditions;
 
 /// The largest file the exporters read into memory.
 const EXPORT_FILE_MAX: u64 = 64 << 20;
@@ -68,7 +69,7 @@ pub async fn node_part(
     if !links && part != NodePart::Tree && params.has_filters() {
         return Err(ApiError::bad_request("selecting a specific id does not allow to specify filters"));
     }
-    let pk = resolve_uuid(db, &schema::NODE, id).await?;
+    let pk = resolve_uuid(db, &tables::NODE, id).await?;
     let id_value = Value::String(id.to_string());
     match part {
         NodePart::Incoming | NodePart::Outgoing => {
@@ -350,7 +351,7 @@ async fn load_process(db: &Db, id: &str, required: &str, class: &str) -> ApiResu
     let pk = if id.bytes().all(|b| b.is_ascii_digit()) {
         id.parse::<i64>().map_err(|_| ApiError::not_found(format!("no node with id {id}")))?
     } else {
-        resolve_uuid(db, &schema::NODE, id).await?
+        resolve_uuid(db, &tables::NODE, id).await?
     };
     let node = load_node(db, pk).await?;
     if !node.info.node_type.starts_with(required) {

@@ -5,11 +5,10 @@ use serde_json::{Map, Value};
 
 use crate::http::render::{cell_to_json, json_text};
 use crate::model::time as timefmt;
-use crate::query::schema::Kind;
+use crate::query::tables::Kind;
 use crate::storage::db::{Cell, Dialect, Row};
 
 use crate::query::querybuilder::parse::{Cast, Func, Projected, QbQuery};
-use crate::query::querybuilder::sql::parse_time;
 
 /// The `data` of the answer for `rows` (cells in the order of `sql::select_items`).
 pub fn data(qb: &QbQuery, rows: Vec<Row>, dialect: Dialect) -> Value {
@@ -61,9 +60,7 @@ fn decode(item: &Projected, cell: Cell, dialect: Dialect) -> Value {
                 Cell::Text(text) => json_text(&text),
                 other => cell_to_json(Kind::Json, other),
             };
-            // SQLite reads an integer beyond 64 bits inside JSON as a float, and so does the
-            // reference for a value picked out of a JSON column there.
-            if dialect == Dialect::Sqlite
+            if dialect.json_big_ints_are_floats()
                 && let Value::Number(n) = &value
                 && n.as_i64().is_none()
                 && !n.to_string().contains(['.', 'e', 'E'])
@@ -124,7 +121,9 @@ fn apply_cast(value: Value, cast: Cast) -> Value {
             other => Value::String(crate::model::pyjson::to_string(&other).trim_end().to_string()),
         },
         Cast::Date => match &value {
-            Value::String(s) => parse_time(s).map(|t| Value::String(timefmt::http_date(t))).unwrap_or(Value::Null),
+            Value::String(s) => {
+                timefmt::parse_client(s).map(|t| Value::String(timefmt::http_date(t))).unwrap_or(Value::Null)
+            }
             _ => Value::Null,
         },
     }

@@ -123,6 +123,7 @@ fn truthy(value: &QValue) -> bool {
         QValue::Bool(b) => *b,
         QValue::List(items) => !items.is_empty(),
         QValue::DateTime(_) => true,
+        QValue::Null => false,
     }
 }
 
@@ -635,7 +636,7 @@ fn formats_of_full_type(full_type: &str) -> ApiResult<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::conditions::split_full_type;
+    use crate::query::filter::rest::split_full_type;
 
     fn group(node_type: &str, process_type: Option<&str>, count: i64) -> TypeCount {
         TypeCount { node_type: node_type.into(), process_type: process_type.map(str::to_string), count }

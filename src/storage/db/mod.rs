@@ -12,6 +12,35 @@ pub use sqlite::{CheckError, SqlitePool};
 
 use std::time::Duration;
 
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// Most client-built queries (the QueryBuilder's) that use one database at once; others wait.
+/// They leave the pool's other connections to the rest of the API.
+pub const CLIENT_QUERIES: usize = 4;
+
+/// A bound on how many queries of one kind run at once on one database.
+#[derive(Debug)]
+pub struct Bound {
+    permits: Semaphore,
+    size: usize,
+}
+
+impl Bound {
+    pub fn new(size: usize) -> Self {
+        Self { permits: Semaphore::new(size), size }
+    }
+
+    /// How many may run at once.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// A turn, held until the permit is dropped; `None` when none came within `wait`.
+    pub async fn acquire(&self, wait: Duration) -> Option<SemaphorePermit<'_>> {
+        tokio::time::timeout(wait, self.permits.acquire()).await.ok()?.ok()
+    }
+}
+
 /// One cell of a result row. Queries cast UUIDs, times and JSON to text in SQL, so these few
 /// kinds are all the query layer ever sees.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +140,14 @@ impl Db {
         Ok(row.and_then(|r| r.first().and_then(Cell::as_i64)).unwrap_or(0))
     }
 
+    /// The bound on client-built queries (the QueryBuilder's) running at once on this database.
+    pub fn client_queries(&self) -> &Bound {
+        match self {
+            Db::Sqlite(pool) => pool.client_queries(),
+            Db::Postgres(pool) => pool.client_queries(),
+        }
+    }
+
     /// A token that changes whenever the database content may have changed, or `None` when
     /// that cannot be known (then nothing is cached).
     async fn fingerprint(&self) -> Option<String> {
@@ -152,5 +189,59 @@ impl Db {
     pub async fn fetch_count_cached(&self, query: Query) -> Result<i64, DbError> {
         let rows = self.fetch_all_cached(query).await?;
         Ok(rows.first().and_then(|r| r.first()).and_then(Cell::as_i64).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Many tasks asking at once: never more than the bound hold a turn, and all get one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_bound_admits_at_most_its_size() {
+        let bound = Arc::new(Bound::new(CLIENT_QUERIES));
+        let (running, most, done) =
+            (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..4 * CLIENT_QUERIES)
+            .map(|_| {
+                let (bound, running, most, done) = (bound.clone(), running.clone(), most.clone(), done.clone());
+                tokio::spawn(async move {
+                    let _turn = bound.acquire(Duration::from_secs(600)).await.expect("a turn");
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    done.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert!(most.load(Ordering::SeqCst) <= CLIENT_QUERIES);
+        assert_eq!(done.load(Ordering::SeqCst), 4 * CLIENT_QUERIES);
+    }
+
+    /// Each database has its own bound: one kept busy does not hold up another.
+    #[tokio::test]
+    async fn bounds_are_per_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| {
+            let path = dir.path().join(name);
+            rusqlite::Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+            Db::Sqlite(SqlitePool::open(&path, true, DbLimits::default()).unwrap())
+        };
+        let (busy, other) = (open("a.sqlite"), open("b.sqlite"));
+        let mut held = Vec::new();
+        for _ in 0..busy.client_queries().size() {
+            held.push(busy.client_queries().acquire(Duration::from_secs(1)).await.expect("a turn"));
+        }
+        assert!(busy.client_queries().acquire(Duration::from_millis(10)).await.is_none());
+        assert!(other.client_queries().acquire(Duration::from_millis(10)).await.is_some());
+        // Clones share the database's bound.
+        assert!(busy.clone().client_queries().acquire(Duration::from_millis(10)).await.is_none());
     }
 }

@@ -15,6 +15,7 @@ use tokio_postgres::config::Host;
 use tokio_postgres::types::{Format, FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
+use super::Bound;
 use super::cache::ResultCache;
 use super::{Cell, DbError, DbLimits, Dialect, Param, Query, Row};
 use crate::storage::ratelog::{self, Outage, OutageEvent};
@@ -40,6 +41,7 @@ struct Inner {
     cache: ResultCache,
     /// Logs an outage of the server once, then in summaries (not once per request).
     outage: Outage,
+    client_queries: Bound,
 }
 
 #[derive(Clone)]
@@ -66,6 +68,7 @@ impl PgPool {
                 limits,
                 cache: ResultCache::default(),
                 outage: Outage::new(ratelog::INTERVAL),
+                client_queries: Bound::new(super::CLIENT_QUERIES),
             }),
         };
         let first = pool.new_conn().await?;
@@ -75,6 +78,10 @@ impl PgPool {
 
     pub(super) fn cache(&self) -> &ResultCache {
         &self.inner.cache
+    }
+
+    pub(super) fn client_queries(&self) -> &Bound {
+        &self.inner.client_queries
     }
 
     /// The current transaction snapshot (`xmin:xmax:in-progress xids`): it changes whenever a

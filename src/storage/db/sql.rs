@@ -9,6 +9,14 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// Whether an integer beyond 64 bits inside a JSON value comes back as a float (SQLite's
+    /// JSON functions read it so, and the reference on SQLite shows it so).
+    pub fn json_big_ints_are_floats(self) -> bool {
+        self == Dialect::Sqlite
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param {
     Null,

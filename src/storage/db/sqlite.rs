@@ -10,6 +10,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, ToSql};
 use tokio::sync::Semaphore;
 
+use super::Bound;
 use super::cache::ResultCache;
 use super::{Cell, DbError, DbLimits, Param, Query, Row};
 
@@ -28,6 +29,7 @@ struct Inner {
     epoch: Instant,
     immutable: bool,
     cache: ResultCache,
+    client_queries: Bound,
 }
 
 #[derive(Clone)]
@@ -57,6 +59,7 @@ impl SqlitePool {
                 epoch: Instant::now(),
                 immutable,
                 cache: ResultCache::default(),
+                client_queries: Bound::new(super::CLIENT_QUERIES),
             }),
         };
         // Fail at start-up, not on the first request, when the file is not a database.
@@ -122,6 +125,10 @@ impl SqlitePool {
 
     pub(super) fn cache(&self) -> &ResultCache {
         &self.inner.cache
+    }
+
+    pub(super) fn client_queries(&self) -> &Bound {
+        &self.inner.client_queries
     }
 
     /// What changes with every committed write: the database header's change counter (bytes
