@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod lists;
+pub mod node_classes;
 pub mod nodes;
 pub mod querybuilder;
 pub mod rows;
