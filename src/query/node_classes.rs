@@ -119,8 +119,24 @@ pub const RENAMED_PREFIXES: &[(&str, &str)] = &[
 /// The modules of aiida-core's own data classes, which moved below `data.core.` in AiiDA 2.0
 /// (`data.structure.StructureData.` is `data.core.structure.StructureData.` today).
 pub const CORE_DATA_MODULES: &[&str] = &[
-    "array", "bool", "cif", "code", "dict", "enum", "float", "folder", "int", "jsonable", "list", "numeric", "orbital",
-    "remote", "singlefile", "str", "structure", "upf",
+    "array",
+    "bool",
+    "cif",
+    "code",
+    "dict",
+    "enum",
+    "float",
+    "folder",
+    "int",
+    "jsonable",
+    "list",
+    "numeric",
+    "orbital",
+    "remote",
+    "singlefile",
+    "str",
+    "structure",
+    "upf",
 ];
 
 /// Today's spelling of a type string (or of the start of one, such as a `LIKE` pattern) written

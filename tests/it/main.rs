@@ -14,3 +14,4 @@ mod robustness;
 mod storage;
 mod streaming;
 mod types;
+mod v2;

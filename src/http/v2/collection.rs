@@ -87,14 +87,21 @@ pub async fn node_rows(db: &Db, rows: Vec<NodeRow>) -> ApiResult<Vec<Value>> {
         .map(|r| r.id)
         .collect();
     let states = process_states(db, &process_pks).await?;
-    Ok(rows.into_iter().map(|row| { let state = states.get(&row.id); node_row(row, state) }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let state = states.get(&row.id);
+            node_row(row, state)
+        })
+        .collect())
 }
 
 /// Resolves the identifier segment to the primary key of an object of `resource`: 404 when
 /// nothing (of the resource's class) has it, 400 when a UUID prefix is ambiguous.
 pub async fn resolve(db: &Db, resource: Resource, id: &str) -> ApiResult<i64> {
     let pk = if resource == Resource::Users {
-        let pk = parse_user_id(id).ok_or_else(|| ApiError::bad_request(format!("parameter id has to be an integer, not '{id}'")))?;
+        let pk = parse_user_id(id)
+            .ok_or_else(|| ApiError::bad_request(format!("parameter id has to be an integer, not '{id}'")))?;
         lists::resolve_user(db, pk).await?
     } else {
         match lists::resolve_uuid(db, collection_of(resource).entity(), id).await {
@@ -173,7 +180,14 @@ pub async fn list(
     let filters = V2Conditions { filters: &params.filters };
     let conditions = InClass { class: resource.class(), conditions: &filters };
     let orderby = params.orderby(resource)?;
-    let spec = ListSpec { collection: collection_of(resource), pk, conditions: &conditions, orderby: &orderby, attributes: false, extras: false };
+    let spec = ListSpec {
+        collection: collection_of(resource),
+        pk,
+        conditions: &conditions,
+        orderby: &orderby,
+        attributes: false,
+        extras: false,
+    };
     let list = EntityList::new(db.dialect(), spec)?;
     if page.is_none() {
         window(&params.shared, None, 0, max_rows)?;
@@ -279,7 +293,8 @@ fn statistics_user(query: &str) -> ApiResult<Option<i64>> {
 pub async fn statistics(db: &Db, ctx: &Ctx, resource: Resource) -> ApiResult<Response> {
     let user = statistics_user(&ctx.query)?;
     let stats = stats::statistics(db, user).await?;
-    let counts = |pairs: Vec<(String, i64)>| Value::Object(pairs.into_iter().map(|(k, n)| (k, Value::from(n))).collect());
+    let counts =
+        |pairs: Vec<(String, i64)>| Value::Object(pairs.into_iter().map(|(k, n)| (k, Value::from(n))).collect());
     let data = json!({
         "ctime_by_day": counts(stats.ctime_by_day),
         "total": stats.total,

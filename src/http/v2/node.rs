@@ -219,7 +219,8 @@ async fn tree(db: &Db, there: &Answer<'_>, params: &V2Params, max_rows: i64) -> 
     let mut edges = Vec::new();
     let mut data = Map::new();
     for (direction, limit) in [(Direction::Incoming, in_limit), (Direction::Outgoing, out_limit)] {
-        let (group, name) = if direction == Direction::Incoming { ("inputs", "incomings") } else { ("outputs", "outgoings") };
+        let (group, name) =
+            if direction == Direction::Incoming { ("inputs", "incomings") } else { ("outputs", "outgoings") };
         let total = nodes::link_count(db, there.pk, direction).await?;
         let limit = limit.filter(|l| *l >= 0).unwrap_or(total).min(max_rows);
         let links = nodes::tree_links(db, there.pk, direction, limit).await?;
@@ -277,7 +278,11 @@ fn export_error(err: ExportError) -> ApiError {
 }
 
 /// Exports the node in `format`, and/or computes its derived properties, off the async threads.
-async fn exported(repo: &Repository, node: LoadedNode, format: Option<String>) -> ApiResult<(Option<export::Export>, Value)> {
+async fn exported(
+    repo: &Repository,
+    node: LoadedNode,
+    format: Option<String>,
+) -> ApiResult<(Option<export::Export>, Value)> {
     let repo = repo.clone();
     blocking(move || {
         let files = Files { repo, tree: RepoTree::from_json_str(&node.repository_metadata)? };
@@ -310,8 +315,10 @@ async fn visualization(db: &Db, repo: &Repository, there: &Answer<'_>, visformat
     let data = match NodeClass::of(&node_type) {
         NodeClass::Structure => {
             let format = visformat.unwrap_or("xsf").to_string();
-            let pbc: Vec<Value> =
-                ["pbc1", "pbc2", "pbc3"].iter().map(|k| node.info.attributes.get(*k).cloned().unwrap_or(Value::Null)).collect();
+            let pbc: Vec<Value> = ["pbc1", "pbc2", "pbc3"]
+                .iter()
+                .map(|k| node.info.attributes.get(*k).cloned().unwrap_or(Value::Null))
+                .collect();
             let (content, derived) = exported(repo, node, Some(format.clone())).await?;
             let text = content.map(|c| String::from_utf8_lossy(&c.content).into_owned()).unwrap_or_default();
             json!({
@@ -331,7 +338,11 @@ async fn visualization(db: &Db, repo: &Repository, there: &Answer<'_>, visformat
             let (_, mut derived) = exported(repo, node, None).await?;
             // v4 renamed the labelled points; v2 had the names of 0.12.
             if let Value::Object(map) = &mut derived {
-                for (new, old) in [("labelled_kpoints_rel", "kpoints_rel"), ("labelled_path", "path"), ("labelled_kpoints_abs", "kpoints")] {
+                for (new, old) in [
+                    ("labelled_kpoints_rel", "kpoints_rel"),
+                    ("labelled_path", "path"),
+                    ("labelled_kpoints_abs", "kpoints"),
+                ] {
                     if let Some(v) = map.remove(new) {
                         map.insert(old.into(), v);
                     }
@@ -389,7 +400,13 @@ async fn download(db: &Db, repo: &Repository, there: &Answer<'_>, format: Option
     Ok(attachment(Body::from(content), Some(size), &filename))
 }
 
-async fn retrieved(db: &Db, repo: &Repository, there: &Answer<'_>, params: &V2Params, outputs: bool) -> ApiResult<Response> {
+async fn retrieved(
+    db: &Db,
+    repo: &Repository,
+    there: &Answer<'_>,
+    params: &V2Params,
+    outputs: bool,
+) -> ApiResult<Response> {
     let node = load_node(db, there.pk).await?;
     let metadata = if NodeClass::of(&node.info.node_type) != NodeClass::CalcJob {
         None
@@ -397,8 +414,8 @@ async fn retrieved(db: &Db, repo: &Repository, there: &Answer<'_>, params: &V2Pa
         match nodes::retrieved_repository_metadata(db, there.pk).await? {
             Some(metadata) => Some(metadata),
             None => {
-                let data = json!({"data": "This node does not have retrieved folder", "status": 200});
-                return Ok(there.json(data, Some(1), None));
+                let message = json!({"data": "This node does not have retrieved folder", "status": 200});
+                return Ok(there.json(json!({ "retrieved_outputs": message }), Some(1), None));
             }
         }
     } else {
@@ -418,7 +435,9 @@ async fn retrieved(db: &Db, repo: &Repository, there: &Answer<'_>, params: &V2Pa
             return Err(ApiError::bad_request("rtype=download needs the filename of the file to download"));
         }
         let files: Vec<Value> = tree.files().into_iter().map(|(path, _)| Value::String(path)).collect();
-        return Ok(there.json(Value::Array(files), Some(1), None));
+        let mut data = Map::new();
+        data.insert(if outputs { "retrieved_outputs" } else { "retrieved_inputs" }.into(), Value::Array(files));
+        return Ok(there.json(Value::Object(data), Some(1), None));
     };
     let key = match tree.file_key(&filename) {
         Ok(key) => key.to_string(),

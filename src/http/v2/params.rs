@@ -327,12 +327,7 @@ fn check_condition(key: &Key, op: Op, value: &Value) -> ApiResult<()> {
     };
     for v in values {
         if !key.value.accepts(v) {
-            return Err(ApiError::bad_request(format!(
-                "{} takes {}, got {}",
-                key.name,
-                key.value.name(),
-                display(v)
-            )));
+            return Err(ApiError::bad_request(format!("{} takes {}, got {}", key.name, key.value.name(), display(v))));
         }
         if let Value::DateTime(dt) = v
             && op == Op::Eq
@@ -426,7 +421,10 @@ mod tests {
         assert_eq!(err.to_string(), "you cannot specify both elist and nelist");
         assert!(V2Params::parse("limit=1&limit=2", None).is_err());
         assert!(V2Params::parse("alist>a", None).is_err());
-        assert_eq!(V2Params::parse("alist=append_text,is_local", None).unwrap().alist.unwrap(), ["append_text", "is_local"]);
+        assert_eq!(
+            V2Params::parse("alist=append_text,is_local", None).unwrap().alist.unwrap(),
+            ["append_text", "is_local"]
+        );
     }
 
     #[test]

@@ -100,7 +100,15 @@ impl Resource {
 
     /// Whether `content/download` exists (a 501 for kpoints and bands, as in v2).
     fn has_download(self) -> bool {
-        matches!(self, Resource::Data | Resource::Structures | Resource::Cifs | Resource::Upfs | Resource::Kpoints | Resource::Bands)
+        matches!(
+            self,
+            Resource::Data
+                | Resource::Structures
+                | Resource::Cifs
+                | Resource::Upfs
+                | Resource::Kpoints
+                | Resource::Bands
+        )
     }
 
     /// Whether `content/visualization` exists.
@@ -128,12 +136,23 @@ pub enum Route {
     /// `/` and `/server/endpoints`.
     Endpoints,
     ServerInfo,
-    List { resource: Resource, page: Option<u64> },
-    Detail { resource: Resource, id: String },
+    List {
+        resource: Resource,
+        page: Option<u64>,
+    },
+    Detail {
+        resource: Resource,
+        id: String,
+    },
     Schema(Resource),
     Statistics(Resource),
     Types(Resource),
-    Node { resource: Resource, id: String, part: NodePart, page: Option<u64> },
+    Node {
+        resource: Resource,
+        id: String,
+        part: NodePart,
+        page: Option<u64>,
+    },
 }
 
 /// Why a path did not resolve.
@@ -148,7 +167,8 @@ pub enum RouteError {
 /// The rules of one resource, for `available_endpoints`.
 fn rules(resource: Resource) -> Vec<String> {
     let r = resource.name();
-    let mut rules = vec![format!("/{r}/"), format!("/{r}/<id>/"), format!("/{r}/page/"), format!("/{r}/page/<int:page>/")];
+    let mut rules =
+        vec![format!("/{r}/"), format!("/{r}/<id>/"), format!("/{r}/page/"), format!("/{r}/page/<int:page>/")];
     rules.push(format!("/{r}/schema/"));
     if !resource.is_node() {
         return rules;
@@ -181,7 +201,8 @@ fn rules(resource: Resource) -> Vec<String> {
 /// The `available_endpoints` lines (the format of v4's: endpoint padded to 15, methods to 20).
 pub fn available_endpoints(prefix: &str) -> Vec<String> {
     let mut lines = Vec::new();
-    let mut push = |endpoint: &str, rule: &str| lines.push(format!("{endpoint:<15} {:<20} {prefix}{rule}", "GET,HEAD,OPTIONS"));
+    let mut push =
+        |endpoint: &str, rule: &str| lines.push(format!("{endpoint:<15} {:<20} {prefix}{rule}", "GET,HEAD,OPTIONS"));
     for resource in RESOURCES {
         for rule in rules(resource) {
             push(resource.name(), &rule);
@@ -240,9 +261,7 @@ pub fn parse(path: &str) -> Result<Route, RouteError> {
                 ["content", "visualization"] if resource.has_visualization() => (NodePart::Visualization, None),
                 ["content", "download"] if resource.has_download() => (NodePart::Download, None),
                 ["io", "retrieved_inputs"] if resource == Resource::Calculations => (NodePart::RetrievedInputs, None),
-                ["io", "retrieved_outputs"] if resource == Resource::Calculations => {
-                    (NodePart::RetrievedOutputs, None)
-                }
+                ["io", "retrieved_outputs"] if resource == Resource::Calculations => (NodePart::RetrievedOutputs, None),
                 _ => return Err(RouteError::Unknown),
             };
             Route::Node { resource, id: id.to_string(), part, page }
@@ -257,7 +276,9 @@ pub fn parse(path: &str) -> Result<Route, RouteError> {
     if ok {
         Ok(route)
     } else if resource == Resource::Users {
-        Err(RouteError::BadId(format!("parameter id has to be an integer: users are identified by their id, not '{id}'")))
+        Err(RouteError::BadId(format!(
+            "parameter id has to be an integer: users are identified by their id, not '{id}'"
+        )))
     } else {
         Err(RouteError::BadId(format!(
             "parameter id has to be the start of a uuid (hexadecimal digits, dashes at their places), not '{id}'"
@@ -286,12 +307,10 @@ mod tests {
         assert!(matches!(parse("/nodes/xyz"), Err(RouteError::BadId(_))));
         assert!(matches!(parse("/users/abc"), Err(RouteError::BadId(_))));
         assert_eq!(parse("/users/2"), Ok(Detail { resource: Resource::Users, id: "2".into() }));
-        assert_eq!(parse("/kpoints/ab/content/download"), Ok(Node {
-            resource: Resource::Kpoints,
-            id: "ab".into(),
-            part: NodePart::Download,
-            page: None
-        }));
+        assert_eq!(
+            parse("/kpoints/ab/content/download"),
+            Ok(Node { resource: Resource::Kpoints, id: "ab".into(), part: NodePart::Download, page: None })
+        );
         assert_eq!(parse("/nodes/ab/content/download"), Err(RouteError::Unknown));
         assert_eq!(parse("/nowhere"), Err(RouteError::Unknown));
         assert_eq!(parse("/nodes/page/x"), Err(RouteError::Unknown));
@@ -300,7 +319,11 @@ mod tests {
     #[test]
     fn endpoint_lines() {
         let lines = available_endpoints("/api/v2");
-        assert!(lines.contains(&"structures      GET,HEAD,OPTIONS     /api/v2/structures/<id>/content/download/".to_string()));
+        assert!(
+            lines.contains(
+                &"structures      GET,HEAD,OPTIONS     /api/v2/structures/<id>/content/download/".to_string()
+            )
+        );
         assert!(lines.contains(&"server          GET,HEAD,OPTIONS     /api/v2/server/".to_string()));
     }
 }
