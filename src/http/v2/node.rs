@@ -244,7 +244,8 @@ async fn tree(db: &Db, there: &Answer<'_>, params: &V2Params, max_rows: i64) -> 
     }
     data.insert("nodes".into(), Value::Array(vis_nodes));
     data.insert("edges".into(), Value::Array(edges));
-    Ok(there.json(Value::Object(data), Some(1), None))
+    // As v2 (and v4's links/tree): the tree is not counted.
+    Ok(there.json(Value::Object(data), Some(0), None))
 }
 
 // ---------------------------------------------------------------------------------------------

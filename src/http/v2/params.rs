@@ -339,6 +339,16 @@ fn check_condition(key: &Key, op: Op, value: &Value) -> ApiResult<()> {
     Ok(())
 }
 
+/// A single value after `=in=`/`=notin=` is a list of one (the grammar reads `a` and `a,b`
+/// differently; the seed means both as lists).
+fn as_list(op: Op, value: Value) -> Value {
+    match (op, value) {
+        (Op::In | Op::NotIn, Value::List(items)) => Value::List(items),
+        (Op::In | Op::NotIn, single) => Value::List(vec![single]),
+        (_, value) => value,
+    }
+}
+
 /// A value with old type strings replaced by today's.
 fn modern(value: &Value) -> Value {
     match value {
@@ -380,12 +390,13 @@ impl Conditions for V2Conditions<'_> {
         for filter in self.filters {
             match filter.key.target {
                 Column(column) => {
-                    let conditions = filter.conditions.iter().map(|(op, v)| (*op, seconds_precision(v))).collect();
+                    let conditions =
+                        filter.conditions.iter().map(|(op, v)| (*op, as_list(*op, seconds_precision(v)))).collect();
                     let translated = Filter { key: column.to_string(), conditions };
                     push_filter(q, scope.entity, &translated).map_err(query_error)?;
                 }
                 NodeType => {
-                    let conditions = filter.conditions.iter().map(|(op, v)| (*op, modern(v))).collect();
+                    let conditions = filter.conditions.iter().map(|(op, v)| (*op, as_list(*op, modern(v)))).collect();
                     let translated = Filter { key: "node_type".into(), conditions };
                     push_filter(q, scope.entity, &translated).map_err(query_error)?;
                 }
@@ -393,7 +404,8 @@ impl Conditions for V2Conditions<'_> {
                     let state = process_state_sql(q.dialect, scope.entity.alias);
                     for (op, value) in &filter.conditions {
                         q.push(" AND ");
-                        push_condition(q, &state, Kind::Text, "state", *op, value).map_err(query_error)?;
+                        let value = as_list(*op, value.clone());
+                        push_condition(q, &state, Kind::Text, "state", *op, &value).map_err(query_error)?;
                     }
                 }
                 Absent => {

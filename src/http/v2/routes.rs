@@ -250,6 +250,8 @@ pub fn parse(path: &str) -> Result<Route, RouteError> {
         ["schema"] => Route::Schema(resource),
         ["statistics"] if resource == Resource::Nodes => Route::Statistics(resource),
         ["types"] if resource.is_node() => Route::Types(resource),
+        // Keyword paths of other resources are no identifiers.
+        ["statistics" | "types"] => return Err(RouteError::Unknown),
         [id] => Route::Detail { resource, id: id.to_string() },
         [id, tail @ ..] if resource.is_node() => {
             let (part, page) = match tail {
@@ -298,7 +300,8 @@ mod tests {
         assert_eq!(parse("/structures/page/3/"), Ok(List { resource: Resource::Structures, page: Some(3) }));
         assert_eq!(parse("/codes/page"), Ok(List { resource: Resource::Codes, page: Some(1) }));
         assert_eq!(parse("/nodes/statistics"), Ok(Statistics(Resource::Nodes)));
-        assert!(matches!(parse("/users/types"), Err(RouteError::BadId(_))));
+        assert_eq!(parse("/users/types"), Err(RouteError::Unknown));
+        assert_eq!(parse("/data/statistics"), Err(RouteError::Unknown));
         assert_eq!(
             parse("/nodes/de83b1/io/inputs/page/2"),
             Ok(Node { resource: Resource::Nodes, id: "de83b1".into(), part: NodePart::Inputs, page: Some(2) })
