@@ -357,6 +357,15 @@ async fn path_forms() {
         assert!(error(&app, "/api/v2/nodes/00000000-0000", 404).await.starts_with("either no object's id starts with"));
         error(&app, "/api/v2/users/99", 404).await;
         error(&app, "/api/v2/groups/00000000", 404).await;
+        // A prefix is unique when one object of the resource has it (`ee` starts several nodes,
+        // one structure).
+        assert!(error(&app, "/api/v2/nodes/ee", 400).await.starts_with("More than one"));
+        let (body, _) = ok(&app, "/api/v2/structures/ee").await;
+        assert_eq!(rows(&body, "structures")[0]["uuid"], "eea1aadd-8645-4c87-8fe8-8cdcfffa7a00");
+        let (body, _) = ok(&app, "/api/v2/structures/ee/content/attributes?alist=pbc1").await;
+        assert_eq!(body["data"]["attributes"]["pbc1"], true);
+        assert!(error(&app, "/api/v2/data/e", 400).await.starts_with("More than one"));
+        error(&app, "/api/v2/cifs/ee", 404).await;
         // A node of another class is not an object of the resource.
         let message = error(&app, &format!("/api/v2/structures/{CODE}"), 404).await;
         assert!(message.ends_with("aiida.orm.data.structure.StructureData"), "{message}");

@@ -18,7 +18,7 @@ use crate::query::node_classes::{InClass, process_states};
 use crate::query::{QueryError, stats};
 use crate::storage::db::Db;
 
-use super::params::{V2Conditions, V2Params};
+use super::params::{Key, Target, V2Conditions, V2Filter, V2Params, ValueType};
 use super::routes::Resource;
 use super::{respond, v2_error};
 
@@ -107,6 +107,10 @@ pub async fn resolve(db: &Db, resource: Resource, id: &str) -> ApiResult<i64> {
         match lists::resolve_uuid(db, collection_of(resource).entity(), id).await {
             Ok(pk) => pk,
             Err(QueryError::NotFound(msg)) if msg.starts_with("More than one") => {
+                // Ambiguous among all nodes, perhaps not among those of the resource's class.
+                if !resource.class().0.is_empty() {
+                    return resolve_in_class(db, resource, id).await;
+                }
                 return Err(ApiError::bad_request(msg));
             }
             Err(QueryError::NotFound(_)) => return Err(not_found(resource, id)),
@@ -128,6 +132,40 @@ pub async fn resolve(db: &Db, resource: Resource, id: &str) -> ApiResult<i64> {
         }
     }
     Ok(pk)
+}
+
+/// The node of `resource`'s class whose uuid starts with `id` (a checked uuid prefix): the
+/// uuids between the prefix filled with `0` and with `f`, so that an index serves it.
+async fn resolve_in_class(db: &Db, resource: Resource, id: &str) -> ApiResult<i64> {
+    let prefix = id.to_ascii_lowercase();
+    let bound = |fill: char| -> String {
+        (0..36)
+            .map(|i| match prefix.chars().nth(i) {
+                Some(c) => c,
+                None if matches!(i, 8 | 13 | 18 | 23) => '-',
+                None => fill,
+            })
+            .collect()
+    };
+    let key = Key { name: "uuid", value: ValueType::String, target: Target::Column("uuid") };
+    let range =
+        [V2Filter { key, conditions: vec![(Op::Ge, QValue::Str(bound('0'))), (Op::Le, QValue::Str(bound('f')))] }];
+    let filters = V2Conditions { filters: &range };
+    let conditions = InClass { class: resource.class(), conditions: &filters };
+    let spec = ListSpec {
+        collection: Collection::Nodes,
+        pk: None,
+        conditions: &conditions,
+        orderby: &[],
+        attributes: false,
+        extras: false,
+    };
+    let rows = EntityList::new(db.dialect(), spec)?.rows(db, 2, 0).await?;
+    match rows.as_slice() {
+        [EntityRow::Node(node)] => Ok(node.id),
+        [] => Err(not_found(resource, id)),
+        _ => Err(ApiError::bad_request("More than one node found. Provide longer starting pattern for id.")),
+    }
 }
 
 fn not_found(resource: Resource, id: &str) -> ApiError {
