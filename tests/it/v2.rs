@@ -255,7 +255,12 @@ async fn server_base_url_and_errors() {
         let answer = request(&app, "POST", "/api/v2/nodes", Some("{}")).await;
         assert_eq!(answer.status, 405);
         assert_eq!(answer.json()["message"], "The method is not allowed for the requested URL.");
-        assert_eq!(request(&app, "HEAD", "/api/v2/nodes", None).await.status, 200);
+        let head = request(&app, "HEAD", "/api/v2/nodes", None).await;
+        assert_eq!((head.status, head.body.len()), (200, 0));
+        // CORS as under /api/v4.
+        let (_, answer) = ok(&app, "/api/v2/nodes/page/1").await;
+        assert_eq!(answer.header("access-control-allow-origin").as_deref(), Some("*"));
+        assert_eq!(answer.header("access-control-expose-headers").as_deref(), Some("X-Total-Count,Link"));
         // 501: what v2 did not offer.
         error(&app, "/api/v2/kpoints/b0dd8ff4/content/download", 501).await;
         // v4 is still there beside it.
