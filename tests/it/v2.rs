@@ -491,6 +491,17 @@ async fn special_keys() {
         assert_eq!(vis["pbc"], serde_json::json!([true, true, true]));
         let (body, _) = ok(&app, "/api/v2/structures/eea1aadd/content/visualization").await;
         assert!(body["data"]["visualization"]["str_viz_info"]["data"].as_str().unwrap().starts_with("CRYSTAL"));
+        // k-points: v4's derived properties under 0.12's names, with the reciprocal vectors.
+        let (body, _) = ok(&app, "/api/v2/kpoints/b0dd8ff4/content/visualization").await;
+        let vis = &body["data"]["visualization"];
+        let (v4, _) = ok(&app, "/api/v4/nodes/b0dd8ff4/contents/derived_properties").await;
+        assert_eq!(vis["explicit_kpoints_abs"], v4["data"]["derived_properties"]["explicit_kpoints_abs"]);
+        assert_eq!(vis["reciprocal_vectors_unit"], "1/\u{212b}");
+        assert_eq!(vis["b1"].as_array().unwrap().len(), 3);
+        let (body, _) = ok(&app, "/api/v2/kpoints/26a805a6/content/visualization").await;
+        assert!(body["data"]["visualization"]["b1"].is_null(), "no cell, no reciprocal vectors");
+        let (body, _) = ok(&app, "/api/v2/bands/401e895d/content/visualization").await;
+        assert!(body["data"]["visualization"]["paths"].is_array());
         let (body, _) = ok(&app, "/api/v2/upfs/0975f729/content/visualization").await;
         assert_eq!(body["data"]["visualization"], serde_json::json!([]));
         let download = get(&app, "/api/v2/structures/eea1aadd/content/download?format=xyz").await;

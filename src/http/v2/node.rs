@@ -15,6 +15,7 @@ use crate::http::render::{json_dict, json_text};
 use crate::http::request::Ctx;
 use crate::http::v4::collection::{check_paging, window};
 use crate::http::v4::node::{LoadedNode, load_node};
+use crate::model::linalg::Kernels;
 use crate::model::node_class::{NodeClass, class_name};
 use crate::query::nodes::{self, Direction, LinkList, NodeDict, TreeNode};
 use crate::storage::db::Db;
@@ -336,9 +337,21 @@ async fn visualization(db: &Db, repo: &Repository, there: &Answer<'_>, visformat
             json!({"str_viz_info": {"data": text, "format": format}})
         }
         NodeClass::Kpoints => {
+            let reciprocal = reciprocal_vectors(node.info.attributes.get("cell"));
             let (_, mut derived) = exported(repo, node, None).await?;
-            // v4 renamed the labelled points; v2 had the names of 0.12.
+            // v4 renamed the labelled points; v2 had the names of 0.12, and the reciprocal
+            // vectors of the cell with their units.
             if let Value::Object(map) = &mut derived {
+                if let Some(vectors) = reciprocal {
+                    for (name, b) in ["b1", "b2", "b3"].into_iter().zip(vectors) {
+                        map.insert(
+                            name.into(),
+                            Value::Array(b.iter().map(|x| crate::model::pyjson::float(*x)).collect()),
+                        );
+                    }
+                    map.insert("reciprocal_vectors_unit".into(), Value::from("1/\u{212b}"));
+                    map.insert("kpoints_abs_unit".into(), Value::from("1/\u{212b}"));
+                }
                 for (new, old) in [
                     ("labelled_kpoints_rel", "kpoints_rel"),
                     ("labelled_path", "path"),
@@ -361,6 +374,19 @@ async fn visualization(db: &Db, repo: &Repository, there: &Answer<'_>, visformat
     let mut wrapped = Map::new();
     wrapped.insert("visualization".into(), data);
     Ok(there.json(Value::Object(wrapped), Some(1), None))
+}
+
+/// The reciprocal vectors (`2π · inv(cell)ᵀ`, one per row) of a cell attribute.
+fn reciprocal_vectors(cell: Option<&Value>) -> Option<[[f64; 3]; 3]> {
+    let cell = cell?.as_array().filter(|rows| rows.len() == 3)?;
+    let mut m = [[0.0; 3]; 3];
+    for (i, row) in cell.iter().enumerate() {
+        let row = row.as_array().filter(|row| row.len() == 3)?;
+        for (j, x) in row.iter().enumerate() {
+            m[i][j] = x.as_f64()?;
+        }
+    }
+    Kernels::REFERENCE.reciprocal_cell(&m)
 }
 
 /// A file download with v2's headers.
