@@ -502,6 +502,7 @@ async fn special_keys() {
         assert!(body["data"]["visualization"]["b1"].is_null(), "no cell, no reciprocal vectors");
         let (body, _) = ok(&app, "/api/v2/bands/401e895d/content/visualization").await;
         assert!(body["data"]["visualization"]["paths"].is_array());
+        assert_eq!(body["data"]["visualization"]["Y_label"], "Si diamond (Fd-3m) band structure (eV)");
         let (body, _) = ok(&app, "/api/v2/upfs/0975f729/content/visualization").await;
         assert_eq!(body["data"]["visualization"], serde_json::json!([]));
         let download = get(&app, "/api/v2/structures/eea1aadd/content/download?format=xyz").await;

@@ -365,8 +365,19 @@ async fn visualization(db: &Db, repo: &Repository, there: &Answer<'_>, visformat
             derived
         }
         NodeClass::Bands => {
+            // The band JSON export, and the y-axis label 0.12 added: `<label> (<units>)`.
+            let units = match node.info.attributes.get("units") {
+                Some(Value::String(units)) => units.clone(),
+                Some(other) if !other.is_null() => other.to_string(),
+                _ => "None".to_string(),
+            };
+            let y_label = format!("{} ({units})", node.info.label);
             let (_, derived) = exported(repo, node, None).await?;
-            derived.get("bands").cloned().unwrap_or(Value::Null)
+            let mut bands = derived.get("bands").cloned().unwrap_or(Value::Null);
+            if let Value::Object(map) = &mut bands {
+                map.insert("Y_label".into(), Value::String(y_label));
+            }
+            bands
         }
         NodeClass::Upf => json!([]),
         _ => return Err(not_available(&node_type)),
