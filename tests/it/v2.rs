@@ -518,6 +518,10 @@ async fn special_keys() {
         );
         assert!(String::from_utf8_lossy(&download.body).contains("_cell_length_a"));
         assert_eq!(get(&app, "/api/v2/data/26a805a6/content/download").await.status, 501);
+        let download = get(&app, "/api/v2/data/eea1aadd/content/download").await;
+        assert_eq!(download.status, 200, "a structure through /data: its CIF");
+        assert!(download.header("content-disposition").unwrap().ends_with("_structure.cif\""));
+        assert_eq!(get(&app, "/api/v2/data/84765fab/content/download").await.status, 501);
         // filename and rtype of the calculation files.
         let (body, _) = ok(&app, &format!("/api/v2/calculations/{CALC}/io/retrieved_inputs")).await;
         assert!(body["data"]["retrieved_inputs"].as_array().unwrap().contains(&Value::from("aiida.in")));
@@ -836,6 +840,16 @@ async fn v2_and_v4_agree() {
                 assert_eq!(b2["data"][name], b4["data"][name], "{uuid} {name}");
                 compared += 1;
             }
+        }
+        // Pages of link lists.
+        for page in 1..=2 {
+            let v2 = format!("/api/v2/nodes/{CALC}/io/inputs/page/{page}?perpage=2&orderby=-ctime");
+            let v4 = format!("/api/v4/nodes/{CALC}/links/incoming/page/{page}?perpage=2&orderby=-ctime");
+            let (b2, a2) = ok(&app, &v2).await;
+            let (b4, a4) = ok(&app, &v4).await;
+            assert_eq!(total(&a2), total(&a4));
+            same_nodes(rows(&b2, "inputs"), rows(&b4, "incoming"), &v2);
+            compared += 1;
         }
         // Statistics.
         for (v2, v4) in [
