@@ -128,7 +128,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let prefix = settings.prefix.clone();
     let description = storage.description.clone();
     let state = AppState { storage: Arc::new(storage), settings: Arc::new(settings) };
-    let app = App::new().nest(&prefix, V4::new(state)).into_router();
+    let app = App::new()
+        .nest(&prefix, V4::new(state.clone()))
+        .nest("/api/v2", aiida_rest::http::v2::V2::new(state))
+        .into_router();
     let addr = format!("{}:{}", args.host, args.port);
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(l) => l,

@@ -39,6 +39,7 @@ mod path;
 pub mod querystring;
 pub(crate) mod render;
 mod request;
+pub mod v2;
 pub mod v4;
 
 use std::sync::Arc;
@@ -130,7 +131,7 @@ impl App {
 /// The application for one database: REST API v4 under `settings.prefix`.
 pub fn router(state: AppState) -> Router {
     let prefix = state.settings.prefix.clone();
-    App::new().nest(&prefix, v4::V4::new(state)).into_router()
+    App::new().nest(&prefix, v4::V4::new(state.clone())).nest("/api/v2", v2::V2::new(state)).into_router()
 }
 
 async fn unknown_route(endpoints: Arc<[String]>) -> Response {

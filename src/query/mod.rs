@@ -6,6 +6,7 @@
 pub mod error;
 pub mod filter;
 pub mod lists;
+pub mod node_classes;
 pub mod nodes;
 pub mod querybuilder;
 pub mod rows;

@@ -15,3 +15,4 @@ mod robustness;
 mod storage;
 mod streaming;
 mod types;
+mod v2;
