@@ -18,7 +18,7 @@ use crate::query::node_classes::{InClass, process_states};
 use crate::query::{QueryError, stats};
 use crate::storage::db::Db;
 
-use super::params::{Key, Target, V2Conditions, V2Filter, V2Params, ValueType};
+use super::params::{Key, Target, V2Filter, V2Params, ValueType};
 use super::routes::Resource;
 use super::{respond, v2_error};
 
@@ -150,7 +150,7 @@ async fn resolve_in_class(db: &Db, resource: Resource, id: &str) -> ApiResult<i6
     let key = Key { name: "uuid", value: ValueType::String, target: Target::Column("uuid") };
     let range =
         [V2Filter { key, conditions: vec![(Op::Ge, QValue::Str(bound('0'))), (Op::Le, QValue::Str(bound('f')))] }];
-    let filters = V2Conditions { filters: &range };
+    let filters = super::params::conditions(&range);
     let conditions = InClass { class: resource.class(), conditions: &filters };
     let spec = ListSpec {
         collection: Collection::Nodes,
@@ -215,7 +215,7 @@ pub async fn list(
         }
         None => None,
     };
-    let filters = V2Conditions { filters: &params.filters };
+    let filters = super::params::conditions(&params.filters);
     let conditions = InClass { class: resource.class(), conditions: &filters };
     let orderby = params.orderby(resource)?;
     let spec = ListSpec {

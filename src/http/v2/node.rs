@@ -22,7 +22,7 @@ use crate::storage::db::Db;
 use crate::storage::repository::{RepoError, RepoTree, Repository};
 
 use super::collection::{envelope, node_rows, resolve};
-use super::params::{V2Conditions, V2Params};
+use super::params::V2Params;
 use super::routes::{NodePart, Resource};
 use super::{respond, v2_error};
 
@@ -121,7 +121,7 @@ async fn io_list(
     max_rows: i64,
 ) -> ApiResult<Response> {
     check_paging(&params.shared, page)?;
-    let conditions = V2Conditions { filters: &params.filters };
+    let conditions = super::params::conditions(&params.filters);
     let list = LinkList::new(db.dialect(), there.pk, direction, &conditions, &params.orderby(Resource::Nodes)?)?;
     if page.is_none() {
         window(&params.shared, None, 0, max_rows)?;

@@ -2,15 +2,11 @@
 //! are v2's, and the filter keys are the seed's table, each with its value type and operators,
 //! mapped to today's columns before the shared filter translator sees them.
 
-use crate::http::conditions::{push_condition, push_filter};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::params::{Filter, Params, display, python_str};
 use crate::http::querystring::{self, Op, Value};
-use crate::query::lists::{Conditions, Scope};
-use crate::query::node_classes::{modern_type_string, process_state_sql};
-use crate::query::schema::Kind;
-use crate::query::{QueryError, QueryResult};
-use crate::storage::db::Query;
+use crate::query::filter::rest::{MappedConditions, MappedFilter};
+use crate::query::node_classes::modern_type_string;
 
 use super::routes::Resource;
 
@@ -371,51 +367,28 @@ fn seconds_precision(value: &Value) -> Value {
     }
 }
 
-/// The request's filters as conditions on today's tables, through the shared translator.
-pub struct V2Conditions<'a> {
-    pub filters: &'a [V2Filter],
-}
-
-fn query_error(err: ApiError) -> QueryError {
-    match err {
-        ApiError::BadRequest(msg) => QueryError::BadRequest(msg),
-        ApiError::NotFound(msg) => QueryError::NotFound(msg),
-        ApiError::Unavailable(msg) => QueryError::Unavailable(msg),
-        other => QueryError::Internal(other.to_string()),
-    }
-}
-
-impl Conditions for V2Conditions<'_> {
-    fn push(&self, q: &mut Query, scope: &Scope<'_>) -> QueryResult<()> {
-        for filter in self.filters {
-            match filter.key.target {
-                Column(column) => {
-                    let conditions =
-                        filter.conditions.iter().map(|(op, v)| (*op, as_list(*op, seconds_precision(v)))).collect();
-                    let translated = Filter { key: column.to_string(), conditions };
-                    push_filter(q, scope.entity, &translated).map_err(query_error)?;
-                }
-                NodeType => {
-                    let conditions = filter.conditions.iter().map(|(op, v)| (*op, as_list(*op, modern(v)))).collect();
-                    let translated = Filter { key: "node_type".into(), conditions };
-                    push_filter(q, scope.entity, &translated).map_err(query_error)?;
-                }
-                ProcessState => {
-                    let state = process_state_sql(q.dialect, scope.entity.alias);
-                    for (op, value) in &filter.conditions {
-                        q.push(" AND ");
-                        let value = as_list(*op, value.clone());
-                        push_condition(q, &state, Kind::Text, "state", *op, &value).map_err(query_error)?;
-                    }
-                }
-                Absent => {
-                    q.push(" AND 1 = 0");
-                }
-                Private => return Err(QueryError::bad_request(format!("{} is private", filter.key.name))),
+/// The request's filters as conditions on today's tables, for the shared translator.
+pub fn conditions(filters: &[V2Filter]) -> MappedConditions {
+    let filters = filters
+        .iter()
+        .map(|filter| match filter.key.target {
+            Column(column) => {
+                let conditions =
+                    filter.conditions.iter().map(|(op, v)| (*op, as_list(*op, seconds_precision(v)))).collect();
+                MappedFilter::Column(Filter { key: column.to_string(), conditions })
             }
-        }
-        Ok(())
-    }
+            NodeType => {
+                let conditions = filter.conditions.iter().map(|(op, v)| (*op, as_list(*op, modern(v)))).collect();
+                MappedFilter::Column(Filter { key: "node_type".into(), conditions })
+            }
+            ProcessState => MappedFilter::ProcessState(
+                filter.conditions.iter().map(|(op, value)| (*op, as_list(*op, value.clone()))).collect(),
+            ),
+            Absent => MappedFilter::Absent,
+            Private => MappedFilter::Private(filter.key.name.to_string()),
+        })
+        .collect();
+    MappedConditions { filters }
 }
 
 #[cfg(test)]

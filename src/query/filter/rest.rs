@@ -6,8 +6,10 @@ use crate::query::tables::Table;
 use crate::query::{QueryError, QueryResult};
 use crate::storage::db::sql::{Query, escape_like};
 
-use super::Filter;
 use super::sql::{Compared, Style, push_comparison, push_condition};
+use super::{Filter, Op, Value};
+use crate::query::node_classes::process_state_sql;
+use crate::query::tables::Kind;
 
 /// The filters of a REST request (and its `full_type`), applied to the columns of the list
 /// being queried and to the extra columns it names (the link columns of link lists).
@@ -33,6 +35,47 @@ impl Conditions for RequestConditions<'_> {
             let (node_type, process_type) =
                 (scope.entity.qualified("node_type"), scope.entity.qualified("process_type"));
             push_full_type(q, &node_type, &process_type, ft)?;
+        }
+        Ok(())
+    }
+}
+
+/// A filter of an API whose field names are not today's columns (REST API v2), after its
+/// front end mapped the field.
+#[derive(Debug, Clone)]
+pub enum MappedFilter {
+    /// A column of the table, with the values already in today's spelling.
+    Column(Filter),
+    /// The process state, which today is an attribute of process nodes.
+    ProcessState(Vec<(Op, Value)>),
+    /// A field today's schema no longer has: no row matches.
+    Absent,
+    /// A field that must not be filtered on (personal data); the name is for the message.
+    Private(String),
+}
+
+/// Mapped filters, applied by the one translator.
+pub struct MappedConditions {
+    pub filters: Vec<MappedFilter>,
+}
+
+impl Conditions for MappedConditions {
+    fn push(&self, q: &mut Query, scope: &Scope<'_>) -> QueryResult<()> {
+        for filter in &self.filters {
+            match filter {
+                MappedFilter::Column(filter) => push_filter(q, scope.entity, filter)?,
+                MappedFilter::ProcessState(conditions) => {
+                    let state = process_state_sql(q.dialect, scope.entity.alias);
+                    for (op, value) in conditions {
+                        q.push(" AND ");
+                        push_condition(q, &state, Kind::Text, "state", *op, value)?;
+                    }
+                }
+                MappedFilter::Absent => {
+                    q.push(" AND 1 = 0");
+                }
+                MappedFilter::Private(name) => return Err(QueryError::bad_request(format!("{name} is private"))),
+            }
         }
         Ok(())
     }
