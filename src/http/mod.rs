@@ -40,6 +40,7 @@ mod path;
 pub mod querystring;
 pub(crate) mod render;
 mod request;
+pub mod serve;
 pub mod v4;
 
 use std::sync::Arc;
