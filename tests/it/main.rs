@@ -6,6 +6,7 @@
 mod harness;
 
 mod api;
+mod connections;
 mod golden;
 mod postgres;
 mod querybuilder;
