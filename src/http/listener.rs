@@ -46,6 +46,10 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 /// Most bytes dropped so.
 const MAX_LINGER_BYTES: usize = 1 << 20;
 
+/// Longest time a write may wait for the client to take bytes: a client that stops reading an
+/// answer is disconnected after it (as nginx's `send_timeout`).
+pub const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// `tchar` of RFC 9110 5.6.2: the bytes of a method.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -219,6 +223,8 @@ pub struct LenientStream {
     /// After a refusal: the end of the lingering close, once the answer is sent.
     linger: Option<Pin<Box<tokio::time::Sleep>>>,
     lingered: usize,
+    /// While a write waits for the client: when it fails.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl LenientStream {
@@ -234,6 +240,7 @@ impl LenientStream {
             eof: false,
             linger: None,
             lingered: 0,
+            stall: None,
         }
     }
 
@@ -373,6 +380,23 @@ impl LenientStream {
     }
 }
 
+impl LenientStream {
+    /// A write's outcome, or a timeout when the client has taken no bytes for [`WRITE_STALL`].
+    fn stalled(&mut self, cx: &mut Context<'_>, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if written.is_ready() {
+            self.stall = None;
+            return written;
+        }
+        let stall = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading the answer")))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 /// `METHOD target VERSION\r\n` with the target's refused bytes percent-encoded. The version
 /// is the last space-separated word, so a target containing raw spaces is rejoined with `%20`.
 fn rewrite_request_line(line: &[u8]) -> Vec<u8> {
@@ -434,7 +458,8 @@ impl AsyncRead for LenientStream {
 
 impl AsyncWrite for LenientStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.stalled(cx, written)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
@@ -471,7 +496,8 @@ impl AsyncWrite for LenientStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.stalled(cx, written)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()

@@ -10,7 +10,8 @@
 //! - hyper's header read timeout ([`ServeOptions::header_timeout`]) runs from the moment a
 //!   connection waits for a request head: a client that does not send a complete head in
 //!   time, on a new connection or between requests on a kept-alive one, is disconnected. A
-//!   request body that stops arriving for as long fails the request.
+//!   request body that stops arriving for as long fails the request, and a client that stops
+//!   reading its answer for [`WRITE_STALL`](super::listener::WRITE_STALL) is disconnected.
 //! - At most [`ServeOptions::max_open_connections`] connections are open. When a new one
 //!   arrives at the limit, the one idle the longest (no request under way: waiting for, or
 //!   receiving, a request head) is closed to make room; when every connection has a request
