@@ -117,21 +117,32 @@ impl Refusal {
         Self::new(400, format!("The request is malformed: {what}."))
     }
 
-    /// The value of [`REFUSED_HEADER`].
+    /// The value of [`REFUSED_HEADER`]: this process's token, the status and the message.
     fn header_value(&self) -> String {
         // The messages are ASCII and ours; keep the header value clean whatever they become.
         let message: String = self.message.chars().map(|c| if c.is_ascii_graphic() { c } else { ' ' }).collect();
-        format!("{} {message}", self.status)
+        format!("{} {} {message}", *REFUSAL_TOKEN, self.status)
     }
 
-    /// Reads the value of [`REFUSED_HEADER`] back.
+    /// Reads the value of [`REFUSED_HEADER`] back; `None` unless this process wrote it.
     pub fn from_header_value(value: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(value).ok()?;
-        let (status, message) = text.split_once(' ')?;
+        let (token, rest) = text.split_once(' ')?;
+        let (status, message) = rest.split_once(' ')?;
         let status: u16 = status.parse().ok()?;
-        (400..500).contains(&status).then(|| Self::new(status, message))
+        (token == *REFUSAL_TOKEN && (400..500).contains(&status)).then(|| Self::new(status, message))
     }
 }
+
+/// A random token of this process in every refusal, so that no client can make one up (past a
+/// chunked body, where heads are not looked at, a client's header would reach the server).
+static REFUSAL_TOKEN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    format!("{:016x}", hasher.finish())
+});
 
 /// How the body after a valid head is framed.
 enum Framing {
@@ -586,5 +597,6 @@ mod tests {
         // A client cannot forge a refusal.
         let out = through(format!("GET / HTTP/1.1\r\n{REFUSED_HEADER}: 400 x\r\n\r\n").as_bytes(), 4096);
         assert_eq!(out, "GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(Refusal::from_header_value(b"0123456789abcdef 400 x"), None);
     }
 }

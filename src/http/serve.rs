@@ -361,9 +361,8 @@ async fn handle(
     conn: Arc<Conn>,
 ) -> Result<Response<Body>, Infallible> {
     let busy = Busy::new(&conn, &shared.registry);
-    if let Some(value) = request.headers().get(REFUSED_HEADER) {
-        let refusal = Refusal::from_header_value(value.as_bytes())
-            .unwrap_or_else(|| Refusal { status: 400, message: "The request is malformed.".into() });
+    if let Some(refusal) = request.headers().get(REFUSED_HEADER).and_then(|v| Refusal::from_header_value(v.as_bytes()))
+    {
         let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
         let mut response = json_response(status, &serde_json::json!({ "message": refusal.message }), None, None);
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
