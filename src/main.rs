@@ -77,8 +77,8 @@ struct ServeArgs {
     /// The public base URL of the server (e.g. `https://example.org/aiida` behind a proxy):
     /// the start of every absolute URL in the answers (`url`, `url_root`, `Link`), instead of
     /// the request's Host.
-    #[arg(long, env = "AIIDA_REST_PUBLIC_URL")]
-    public_url: Option<String>,
+    #[arg(long, env = "AIIDA_REST_PUBLIC_URL", value_parser = server::public_origin)]
+    public_url: Option<server::Origin>,
 }
 
 fn main() -> ExitCode {
@@ -148,13 +148,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let description = storage.description.clone();
     let state = AppState { storage: Arc::new(storage), settings: Arc::new(settings) };
     let app = App::new().nest(&prefix, V4::new(state)).into_router();
-    let public_url = match args.public_url.as_deref().map(server::public_origin).transpose() {
-        Ok(url) => url,
-        Err(e) => {
-            eprintln!("aiida-rest: --public-url: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let open_files = server::raise_open_files_limit();
     let options = ServeOptions {
         header_timeout: Duration::from_secs(args.header_timeout.max(1)),
@@ -163,7 +156,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             .max_open_connections
             .unwrap_or_else(|| server::default_max_open_connections(open_files))
             .max(1),
-        public_url,
+        public_url: args.public_url,
     };
     let addr = format!("{}:{}", args.host, args.port);
     let listener = match tokio::net::TcpListener::bind(&addr).await {
