@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use aiida_rest::http::listener::LenientListener;
+use aiida_rest::http::serve::{self as server, ServeOptions};
 use aiida_rest::http::v4::V4;
 use aiida_rest::http::{App, AppState, Settings};
 use aiida_rest::storage::db::DbLimits;
@@ -63,6 +63,23 @@ struct ServeArgs {
     /// Do not serve POST /querybuilder (as `verdi restapi --no-posting`).
     #[arg(long)]
     no_posting: bool,
+    /// Seconds a client has to send a complete request head (also the longest idle time
+    /// between requests on a kept-alive connection, and the longest pause inside a request body).
+    #[arg(long, default_value_t = 10, env = "AIIDA_REST_HEADER_TIMEOUT")]
+    header_timeout: u64,
+    /// Most client connections open at once; at the limit, the connection idle the longest is
+    /// closed to make room. Default: the open-files limit less an eighth and 64, at most 10000.
+    #[arg(long, env = "AIIDA_REST_MAX_OPEN_CONNECTIONS")]
+    max_open_connections: Option<usize>,
+    /// Seconds that requests under way may take to finish after SIGTERM or Ctrl-C; then the
+    /// remaining connections are dropped.
+    #[arg(long, default_value_t = 10, env = "AIIDA_REST_SHUTDOWN_GRACE")]
+    shutdown_grace: u64,
+    /// The public base URL of the server (e.g. `https://example.org/aiida` behind a proxy):
+    /// the start of every absolute URL in the answers (`url`, `url_root`, `Link`), instead of
+    /// the request's Host.
+    #[arg(long, env = "AIIDA_REST_PUBLIC_URL", value_parser = server::public_origin)]
+    public_url: Option<server::Origin>,
 }
 
 fn main() -> ExitCode {
@@ -81,9 +98,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
-    }
+    };
+    // Database queries still running on the blocking pool do not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
@@ -132,6 +152,16 @@ async fn serve(args: ServeArgs) -> ExitCode {
         .nest(&prefix, V4::new(state.clone()))
         .nest("/api/v2", aiida_rest::http::v2::V2::new(state))
         .into_router();
+    let open_files = server::raise_open_files_limit();
+    let options = ServeOptions {
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        max_open_connections: args
+            .max_open_connections
+            .unwrap_or_else(|| server::default_max_open_connections(open_files))
+            .max(1),
+        public_url: args.public_url,
+    };
     let addr = format!("{}:{}", args.host, args.port);
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(l) => l,
@@ -147,9 +177,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing::info!("serving {description} at http://{local}{prefix}/");
+    tracing::info!(
+        "serving {description} at http://{local}{prefix}/ (at most {} connections, open files limit {})",
+        options.max_open_connections,
+        open_files.map_or("unknown".to_string(), |n| n.to_string())
+    );
     eprintln!(" * REST API running on http://{local}{prefix}");
-    // Ctrl-C or a service manager's SIGTERM: finish the requests under way, then stop.
+    // Ctrl-C or a service manager's SIGTERM: stop accepting, give the requests under way the
+    // grace period, then stop.
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
@@ -158,7 +193,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
         tracing::info!("shutting down");
     };
-    if let Err(e) = axum::serve(LenientListener(listener), app).with_graceful_shutdown(shutdown).await {
+    if let Err(e) = server::serve(listener, app, options, shutdown).await {
         eprintln!("aiida-rest: server error: {e}");
         return ExitCode::from(1);
     }

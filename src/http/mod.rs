@@ -39,6 +39,7 @@ mod path;
 pub mod querystring;
 pub(crate) mod render;
 mod request;
+pub mod serve;
 pub mod v2;
 pub mod v4;
 

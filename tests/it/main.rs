@@ -6,6 +6,7 @@
 mod harness;
 
 mod api;
+mod connections;
 mod damaged;
 mod golden;
 mod postgres;
