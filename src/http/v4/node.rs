@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::export::{self, ExportError, NodeFiles, NodeInfo};
 use crate::http::error::{ApiError, ApiResult};
+use crate::model::node_class;
 use crate::query::lists::resolve_uuid;
 use crate::query::nodes::{self, Direction, LinkList, NodeDict};
 use crate::query::tables;
@@ -236,7 +237,7 @@ fn attachment(body: Body, size: Option<u64>, filename: &str) -> Response {
 
 async fn download(db: &Db, repo: &Repository, ctx: &Ctx, params: &Params, pk: i64, id: Value) -> ApiResult<Response> {
     let node = load_node(db, pk).await?;
-    if !node.info.node_type.starts_with("data.") {
+    if !node_class::is_data(&node.info.node_type) {
         return Err(ApiError::bad_request("This endpoint is not available for Process nodes."));
     }
     let Some(format) = Params::string(&params.download_format, "download_format")

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::querystring::{Op, Value as QValue};
+use crate::model::node_class;
 use crate::query::stats::{self, TypeCount};
 use crate::storage::db::Db;
 
@@ -168,7 +169,7 @@ fn leaves(groups: &[TypeCount], counts: bool) -> Vec<Leaf> {
             continue;
         }
         // Only process kinds are told apart by process_type when counting.
-        let counter = counts.then(|| if node_type.starts_with("process.") { count } else { per_node_type[node_type] });
+        let counter = counts.then(|| if node_class::is_process(node_type) { count } else { per_node_type[node_type] });
         leaves.push(Leaf { namespace, label, full_type: format!("{node_type}|{process_type}"), counter });
     }
     leaves.sort_by(|a, b| a.namespace.cmp(&b.namespace));
@@ -240,13 +241,13 @@ const PROCESS_PLUGIN_PATHS: [(&str, &str, &str); 4] = [
 fn infer_full_type(path: &str) -> String {
     let base = path.strip_prefix("node.").unwrap_or(path);
     if base.starts_with("process.") {
-        for (prefix, node_class, group) in PROCESS_PLUGIN_PATHS {
+        for (prefix, class_type, group) in PROCESS_PLUGIN_PATHS {
             if let Some(plugin) = base.strip_prefix(prefix) {
                 return if plugin.starts_with(NO_ENTRY_POINT) {
                     let module = plugin.strip_prefix("~no-entry-point~.").unwrap_or(plugin);
-                    format!("{node_class}|{module}.%")
+                    format!("{class_type}|{module}.%")
                 } else {
-                    format!("{node_class}|{group}:{plugin}.%")
+                    format!("{class_type}|{group}:{plugin}.%")
                 };
             }
         }
