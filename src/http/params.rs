@@ -14,23 +14,25 @@ const MAX_VALUES: usize = 10_000;
 pub const LIMIT_MAX: i64 = 400;
 pub const PERPAGE_DEFAULT: i64 = 20;
 
-/// Reserved keys, in the order the reference checks them for repetition.
-const RESERVED: [&str; 15] = [
-    "limit",
-    "offset",
-    "perpage",
-    "orderby",
-    "download",
-    "download_format",
-    "filename",
-    "in_limit",
-    "out_limit",
-    "attributes",
-    "attributes_filter",
-    "extras",
-    "extras_filter",
-    "full_type",
-    "profile",
+/// Reserved keys, in the order the reference checks them for repetition, and the field of
+/// [`Params`] each one fills.
+type Slot = fn(&mut Params) -> &mut Option<Value>;
+const RESERVED: [(&str, Slot); 15] = [
+    ("limit", |p| &mut p.limit),
+    ("offset", |p| &mut p.offset),
+    ("perpage", |p| &mut p.perpage),
+    ("orderby", |p| &mut p.orderby),
+    ("download", |p| &mut p.download),
+    ("download_format", |p| &mut p.download_format),
+    ("filename", |p| &mut p.filename),
+    ("in_limit", |p| &mut p.in_limit),
+    ("out_limit", |p| &mut p.out_limit),
+    ("attributes", |p| &mut p.attributes),
+    ("attributes_filter", |p| &mut p.attributes_filter),
+    ("extras", |p| &mut p.extras),
+    ("extras_filter", |p| &mut p.extras_filter),
+    ("full_type", |p| &mut p.full_type),
+    ("profile", |p| &mut p.profile),
 ];
 
 #[derive(Debug, Clone, Default)]
@@ -70,46 +72,26 @@ impl Params {
                 "The query string has {values} values; at most {MAX_VALUES} are accepted."
             )));
         }
-        for key in RESERVED {
+        for (key, _) in RESERVED {
             if fields.iter().filter(|f| f.key == key).count() > 1 {
                 return Err(ApiError::bad_request(format!("You cannot specify {key} more than once")));
             }
         }
         let mut params = Params::default();
         for field in fields {
-            if RESERVED.contains(&field.key.as_str()) && field.op != Op::Eq {
-                return Err(ApiError::bad_request(format!(
-                    "only assignment operator '=' is permitted after '{}'",
-                    field.key
-                )));
-            }
-            let slot = match field.key.as_str() {
-                "limit" => &mut params.limit,
-                "offset" => &mut params.offset,
-                "perpage" => &mut params.perpage,
-                "orderby" => &mut params.orderby,
-                "download" => &mut params.download,
-                "download_format" => &mut params.download_format,
-                "filename" => &mut params.filename,
-                "in_limit" => &mut params.in_limit,
-                "out_limit" => &mut params.out_limit,
-                "attributes" => &mut params.attributes,
-                "attributes_filter" => &mut params.attributes_filter,
-                "extras" => &mut params.extras,
-                "extras_filter" => &mut params.extras_filter,
-                "full_type" => &mut params.full_type,
-                "profile" => &mut params.profile,
-                _ => {
-                    match params.filters.iter_mut().find(|f| f.key == field.key) {
-                        Some(filter) => filter.conditions.push((field.op, field.value)),
-                        None => {
-                            params.filters.push(Filter { key: field.key, conditions: vec![(field.op, field.value)] })
-                        }
-                    }
-                    continue;
+            match RESERVED.iter().find(|(key, _)| *key == field.key) {
+                Some(_) if field.op != Op::Eq => {
+                    return Err(ApiError::bad_request(format!(
+                        "only assignment operator '=' is permitted after '{}'",
+                        field.key
+                    )));
                 }
-            };
-            *slot = Some(field.value);
+                Some((_, slot)) => *slot(&mut params) = Some(field.value),
+                None => match params.filters.iter_mut().find(|f| f.key == field.key) {
+                    Some(filter) => filter.conditions.push((field.op, field.value)),
+                    None => params.filters.push(Filter { key: field.key, conditions: vec![(field.op, field.value)] }),
+                },
+            }
         }
         // One process serves one storage: there is no profile to switch to.
         if params.profile.is_some() {
