@@ -221,6 +221,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     }
 }
 
+/// A file download with the reference's headers (v2 and v4 send the same).
+pub fn attachment(body: axum::body::Body, size: Option<u64>, filename: &str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    if let Some(size) = size {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    // Quotes and control characters cannot appear inside the quoted name.
+    let safe: String = filename.chars().map(|c| if c == '"' || c.is_control() { '_' } else { c }).collect();
+    let value = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    headers.insert(header::CONTENT_DISPOSITION, value);
+    response
+}
+
 /// A JSON answer with the reference's headers (the CORS layer adds
 /// `Access-Control-Expose-Headers` to those with a total).
 pub fn json_response(status: StatusCode, body: &Value, total: Option<i64>, link: Option<String>) -> Response {

@@ -5,14 +5,15 @@
 //! `links/*` and `contents/*`; the exporters are `export`.
 
 use axum::body::Body;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+
+use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use crate::export::{self, ExportError, NodeFiles, NodeInfo};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::render::{json_dict, json_text};
 use crate::http::request::Ctx;
+use crate::http::request::attachment;
 use crate::http::v4::collection::{check_paging, window};
 use crate::http::v4::node::{LoadedNode, load_node};
 use crate::model::linalg::Kernels;
@@ -398,21 +399,6 @@ fn reciprocal_vectors(cell: Option<&Value>) -> Option<[[f64; 3]; 3]> {
         }
     }
     Kernels::REFERENCE.reciprocal_cell(&m)
-}
-
-/// A file download with v2's headers.
-fn attachment(body: Body, size: Option<u64>, filename: &str) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    if let Some(size) = size {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    }
-    let safe: String = filename.chars().map(|c| if c == '"' || c.is_control() { '_' } else { c }).collect();
-    let value = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    headers.insert(header::CONTENT_DISPOSITION, value);
-    response
 }
 
 async fn download(db: &Db, repo: &Repository, there: &Answer<'_>, format: Option<&str>) -> ApiResult<Response> {

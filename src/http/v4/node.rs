@@ -3,13 +3,14 @@
 //! `query::nodes`.
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::export::{self, ExportError, NodeFiles, NodeInfo};
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::request::attachment;
 use crate::model::node_class;
 use crate::query::lists::resolve_uuid;
 use crate::query::nodes::{self, Direction, LinkList, NodeDict};
@@ -217,22 +218,6 @@ fn damaged_file(node: &LoadedNode, path: &str, key: &str, err: &RepoError) -> Re
          The details are in the server log."
     );
     json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({ "message": message }), None, None)
-}
-
-/// A file download with the reference's headers.
-fn attachment(body: Body, size: Option<u64>, filename: &str) -> Response {
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    if let Some(size) = size {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    }
-    // Quotes and control characters cannot appear inside the quoted name.
-    let safe: String = filename.chars().map(|c| if c == '"' || c.is_control() { '_' } else { c }).collect();
-    let value = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    headers.insert(header::CONTENT_DISPOSITION, value);
-    response
 }
 
 async fn download(db: &Db, repo: &Repository, ctx: &Ctx, params: &Params, pk: i64, id: Value) -> ApiResult<Response> {
