@@ -11,6 +11,13 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 /// client's `2024-05-01`, `2024-05-01T10:00`, `2024-05-01T10:00:00+02:00`.
 pub fn parse_stored(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
+    // Every stored time takes this path; it is read for each row of a list, so it must not
+    // go through the trial-and-error of format strings below.
+    parse_canonical(text.as_bytes()).or_else(|| parse_general(text))
+}
+
+/// Every other shape [`parse_stored`] accepts, by trying format strings.
+fn parse_general(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
         return Some(dt.with_timezone(&Utc));
     }
@@ -26,6 +33,35 @@ pub fn parse_stored(text: &str) -> Option<DateTime<Utc>> {
         }
     }
     NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|n| n.and_utc())
+}
+
+/// `YYYY-MM-DD[ T]HH:MM:SS[.fraction][Z|+00|+00:00|+0000]`, the shapes SQLite and PostgreSQL
+/// give a stored UTC time; `None` for anything else (an offset other than zero included).
+fn parse_canonical(b: &[u8]) -> Option<DateTime<Utc>> {
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b' ' | b'T') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &b[19..];
+    let mut nanos = 0u32;
+    if let Some((b'.', after)) = rest.split_first() {
+        let digits = after.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        let fraction = after[..digits].iter().fold(0u32, |n, &c| n * 10 + u32::from(c - b'0'));
+        nanos = fraction * 10u32.pow(9 - digits as u32);
+        rest = &after[digits..];
+    }
+    if !matches!(rest, b"" | b"Z" | b"+00" | b"+00:00" | b"+0000") {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
+    Some(date.and_hms_nano_opt(hour, minute, second, nanos)?.and_utc())
 }
 
 /// [`parse_stored`] for a time a client gives: only years from 1 to 9999, what both databases
@@ -58,6 +94,37 @@ mod tests {
         assert_eq!(http_date(parse_stored("2024-05-01 08:42:30Z").unwrap()), "Wed, 01 May 2024 08:42:30 GMT");
         assert_eq!(http_date(parse_stored("2024-05-01 08:42:30.5+00").unwrap()), "Wed, 01 May 2024 08:42:30 GMT");
         assert!(parse_stored("garbage").is_none());
+    }
+
+    #[test]
+    fn canonical_shapes_read_as_the_general_parser_does() {
+        for text in [
+            "2024-05-01 08:42:30.228257",
+            "2024-05-01T08:42:30.228257",
+            "2024-05-01 08:42:30",
+            "2024-05-01 08:42:30.5+00",
+            "2024-05-01 08:42:30.123456789Z",
+            "2024-05-01T08:42:30+00:00",
+            "2024-02-29 23:59:59.000001+0000",
+        ] {
+            let fast = parse_canonical(text.as_bytes());
+            assert!(fast.is_some(), "{text}");
+            let general = parse_general(text);
+            assert_eq!(fast, general, "{text}");
+        }
+        for text in [
+            "2024-05-01 08:42:30+02:00",
+            "2024-13-01 08:42:30",
+            "2024-05-01 08:42",
+            "2024-05-01 08:42:30.",
+            "2024-05-01 08:42:30.1234567890",
+            "2024-05-01x08:42:30",
+            "2024-05-01 08:42:30 ",
+        ] {
+            assert_eq!(parse_canonical(text.as_bytes()), None, "{text}");
+        }
+        // Offsets other than zero still parse, on the general path.
+        assert_eq!(http_date(parse_stored("2024-05-01 10:42:30+02:00").unwrap()), "Wed, 01 May 2024 08:42:30 GMT");
     }
 
     #[test]
