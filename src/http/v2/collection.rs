@@ -1,4 +1,4 @@
-//! Lists and single objects of the v2 resources, their schema, `/nodes/statistics` and
+//! Lists and single objects of the v2 resources, their schema, `/<res>/statistics` and
 //! `/<res>/types`. The queries are the query layer's (`query::lists`, `query::stats`), shared
 //! with v4: the same request gives the same rows in the same order.
 
@@ -327,10 +327,14 @@ fn statistics_user(query: &str) -> ApiResult<Option<i64>> {
     Ok(user)
 }
 
-/// `GET /nodes/statistics[?user=<id>]`: `{total, types, ctime_by_day}`, keyed by type.
+/// `GET /<res>/statistics[?user=<id>]`: `{total, types, ctime_by_day}` of the nodes of the
+/// resource's class, keyed by type.
 pub async fn statistics(db: &Db, ctx: &Ctx, resource: Resource) -> ApiResult<Response> {
     let user = statistics_user(&ctx.query)?;
-    let stats = stats::statistics(db, user).await?;
+    let stats = match resource {
+        Resource::Nodes => stats::statistics(db, user).await?,
+        _ => stats::class_statistics(db, user, resource.class()).await?,
+    };
     let counts =
         |pairs: Vec<(String, i64)>| Value::Object(pairs.into_iter().map(|(k, n)| (k, Value::from(n))).collect());
     let data = json!({
