@@ -317,6 +317,12 @@ async fn pagination_and_its_errors() {
             ("/api/v2/nodes?offset=\"abc\"", "Offset value must be an integer"),
             ("/api/v2/nodes/page/1?perpage=0", "perpage must be a positive integer"),
             ("/api/v2/nodes?limit=1&limit=2", "You cannot specify limit more than once"),
+            // The seed's limit is at most 400: a negative one is no way around it (v4 reads
+            // it as "no limit").
+            ("/api/v2/nodes?limit=-1", "limit must be a non-negative integer"),
+            ("/api/v2/nodes?offset=-3", "offset must be a non-negative integer"),
+            ("/api/v2/data?limit=-1&offset=2", "limit must be a non-negative integer"),
+            (&*format!("/api/v2/nodes/{CALC}/io/inputs?limit=-1"), "limit must be a non-negative integer"),
         ] {
             assert_eq!(error(&app, uri, 400).await, message, "{uri}");
         }

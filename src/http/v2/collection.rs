@@ -11,7 +11,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::querystring::{self, Op, Value as QValue};
 use crate::http::render::{int_json, text_json, time_json};
 use crate::http::request::Ctx;
-use crate::http::v4::collection::{check_paging, window};
+use crate::http::v4::collection::window;
 use crate::http::v4::routes::parse_user_id;
 use crate::query::lists::{self, Collection, EntityList, EntityRow, ListSpec, NodeRow, Unfiltered};
 use crate::query::node_classes::{InClass, process_states};
@@ -205,7 +205,7 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let params = V2Params::parse(&ctx.query, Some(resource))?;
     params.only(&["limit", "offset", "perpage", "orderby"], &format!("/{}", resource.name()))?;
-    check_paging(&params.shared, page)?;
+    params.check_paging(page)?;
     let pk = match id {
         Some(id) => {
             if !params.filters.is_empty() {

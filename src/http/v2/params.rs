@@ -277,6 +277,18 @@ impl V2Params {
         }
     }
 
+    /// v4's paging checks, and the seed's value type of `limit` and `offset`: a non-negative
+    /// integer (v4 reads a negative limit as "no limit", which v2 never offered).
+    pub fn check_paging(&self, page: Option<u64>) -> ApiResult<()> {
+        crate::http::v4::collection::check_paging(&self.shared, page)?;
+        for (name, value) in [("limit", self.shared.limit()?), ("offset", self.shared.offset()?)] {
+            if value.is_some_and(|v| v < 0) {
+                return Err(ApiError::bad_request(format!("{name} must be a non-negative integer")));
+            }
+        }
+        Ok(())
+    }
+
     /// `orderby` as today's `(column, descending)` pairs.
     pub fn orderby(&self, resource: Resource) -> ApiResult<Vec<(String, bool)>> {
         let mut order = self.shared.orderby()?;
