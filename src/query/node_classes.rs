@@ -349,6 +349,24 @@ pub fn push_job_plugin(q: &mut Query, alias: &str, process_type: &str) {
     q.bind_text(format!("{}.%", escape_like(process_type))).push(" ESCAPE '\\')");
 }
 
+/// Group type strings of older AiiDA versions and today's, as aiida-core's migrations renamed
+/// them (0.x user groups had `""`).
+pub const RENAMED_GROUP_TYPES: &[(&str, &str)] = &[
+    ("", "core"),
+    ("user", "core"),
+    ("data.upf.family", "core.upf"),
+    ("data.upf", "core.upf"),
+    ("aiida.import", "core.import"),
+    ("auto.import", "core.import"),
+    ("autogroup.run", "core.auto"),
+    ("auto.run", "core.auto"),
+];
+
+/// Today's spelling of a group type string (unchanged when it is today's or unknown).
+pub fn modern_group_type(old: &str) -> &str {
+    RENAMED_GROUP_TYPES.iter().find(|(o, _)| *o == old).map_or(old, |(_, new)| new)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1055,3 +1055,37 @@ async fn statistics_of_a_class() {
         assert!(message.contains("user="), "{message}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_group_types() {
+    for (backend, app) in apps().await {
+        let v4 = |t: &str| format!("/api/v4/groups?type_string=\"{t}\"&orderby=id");
+        // The group type strings of 0.x, as aiida-core's migrations renamed them.
+        for (old, today) in [
+            ("", "core"),
+            ("user", "core"),
+            ("data.upf.family", "core.upf"),
+            ("data.upf", "core.upf"),
+            ("autogroup.run", "core.auto"),
+            ("auto.run", "core.auto"),
+            ("aiida.import", "core.import"),
+            ("core", "core"),
+        ] {
+            let (b2, _) = ok(&app, &format!("/api/v2/groups?type=\"{old}\"&orderby=id")).await;
+            let (b4, _) = ok(&app, &v4(today)).await;
+            assert_eq!(ids(&b2, "groups"), ids(&b4, "groups"), "{backend:?} {old}");
+        }
+        assert!(count(&app, "/api/v2/groups?type=\"\"").await > 0);
+        let all = count(&app, "/api/v2/groups").await;
+        let core = count(&app, &v4("core")).await;
+        let upf = count(&app, &v4("core.upf")).await;
+        assert_eq!(count(&app, "/api/v2/groups?type!=\"\"").await, all - core);
+        assert_eq!(count(&app, "/api/v2/groups?type=in=\"\",\"data.upf.family\"").await, core + upf);
+        assert_eq!(count(&app, "/api/v2/groups?type=notin=\"\",\"data.upf.family\"").await, all - core - upf);
+        // Patterns are today's strings.
+        assert_eq!(
+            count(&app, "/api/v2/groups?type=like=\"core%\"").await,
+            count(&app, "/api/v4/groups?type_string=like=\"core%\"").await
+        );
+    }
+}

@@ -9,8 +9,8 @@ use crate::query::QueryResult;
 use crate::query::filter::rest::{MappedConditions, MappedFilter};
 use crate::query::lists::{Conditions, Scope};
 use crate::query::node_classes::{
-    is_old_calc_state, job_plugin_pattern, job_plugin_process_type, modern_type_string, push_job_plugin, push_states,
-    push_types,
+    is_old_calc_state, job_plugin_pattern, job_plugin_process_type, modern_group_type, modern_type_string,
+    push_job_plugin, push_states, push_types,
 };
 use crate::storage::db::Query;
 
@@ -80,6 +80,8 @@ pub enum Target {
     Column(&'static str),
     /// The node type: today's `node_type`, old spellings translated.
     NodeType,
+    /// The type of a group: today's `type_string`, the type strings of AiiDA 0.x translated.
+    GroupType,
     /// The process state attribute of process nodes (`null` for other nodes).
     ProcessState,
     /// A field today's schema does not have and nothing derives: `null` in every row, so no
@@ -144,7 +146,7 @@ const GROUP_KEYS: &[Key] = &[
     key("uuid", Str, Column("uuid")),
     key("name", Str, Column("label")),
     key("description", Str, Column("description")),
-    key("type", Str, Column("type_string")),
+    key("type", Str, GroupType),
 ];
 
 /// The filter keys of a resource.
@@ -297,6 +299,7 @@ impl V2Params {
                 match key.target {
                     Column(column) => *name = column.to_string(),
                     NodeType => *name = "node_type".into(),
+                    GroupType => *name = "type_string".into(),
                     ProcessState | Absent => {
                         return Err(ApiError::bad_request(format!(
                             "cannot order by {name}: today's database does not store it as a column"
@@ -372,6 +375,15 @@ fn modern(value: &Value) -> Value {
     }
 }
 
+/// A value with the group type strings of AiiDA 0.x replaced by today's.
+fn modern_group_types(value: &Value) -> Value {
+    match value {
+        Value::Str(s) => Value::Str(modern_group_type(s).to_string()),
+        Value::List(items) => Value::List(items.iter().map(modern_group_types).collect()),
+        other => other.clone(),
+    }
+}
+
 /// A datetime `=` with a seconds field and an offset (`2024-05-01T10:00:00+02:00`) means that
 /// second, as in v2; v4's translator counts the offset's colon as a finer precision.
 fn seconds_precision(value: &Value) -> Value {
@@ -442,6 +454,20 @@ pub fn conditions(filters: &[V2Filter]) -> V2Conditions {
                 let conditions =
                     filter.conditions.iter().map(|(op, v)| (*op, as_list(*op, seconds_precision(v)))).collect();
                 mapped.push(MappedFilter::Column(Filter { key: column.to_string(), conditions }));
+            }
+            GroupType => {
+                let conditions = filter
+                    .conditions
+                    .iter()
+                    .map(|(op, v)| {
+                        let v = match op {
+                            Op::Like | Op::ILike => v.clone(),
+                            _ => modern_group_types(v),
+                        };
+                        (*op, as_list(*op, v))
+                    })
+                    .collect();
+                mapped.push(MappedFilter::Column(Filter { key: "type_string".into(), conditions }));
             }
             NodeType => {
                 let mut conditions = Vec::new();
