@@ -347,6 +347,7 @@ pub async fn statistics(db: &Db, ctx: &Ctx, resource: Resource) -> ApiResult<Res
 }
 
 /// `GET /<res>/types`: the distinct node types of the resource's class, by first component.
+/// `X-Total-Count: 0`, as aiida-core 0.12 sent it (and for `/statistics`).
 pub async fn types(db: &Db, ctx: &Ctx, resource: Resource) -> ApiResult<Response> {
     if !ctx.query.is_empty() {
         return Err(ApiError::bad_request("types requests do not allow specifying a query string"));
@@ -371,5 +372,5 @@ pub async fn types(db: &Db, ctx: &Ctx, resource: Resource) -> ApiResult<Response
         })
         .collect();
     let body = envelope(ctx, resource.name(), None, None, Value::Object(data));
-    Ok(respond(&body, Some(1), None))
+    Ok(respond(&body, Some(0), None))
 }
