@@ -5,6 +5,7 @@
 //! never reach this process, so the answers stay cheap on large databases.
 
 use crate::query::error::QueryResult;
+use crate::query::node_classes::TypePrefixes;
 use crate::query::rows::Record;
 use crate::storage::db::{Cell, Db, Dialect, Query, Row};
 
@@ -99,6 +100,33 @@ fn counts_by_key(rows: Vec<Row>) -> Vec<(String, i64)> {
             row.into_iter().next().and_then(Cell::into_string).map(|key| (key, count))
         })
         .collect()
+}
+
+/// [`statistics`] of the nodes of one class and its subclasses (`node_type` prefixes; none:
+/// every node), of `user` when given.
+pub async fn class_statistics(db: &Db, user: Option<i64>, class: TypePrefixes) -> QueryResult<Statistics> {
+    let restrict = |q: &mut Query| {
+        q.push(" n WHERE 1 = 1");
+        if let Some(user) = user {
+            q.push(" AND n.user_id = ").bind_int(user);
+        }
+        class.push(q, "n");
+    };
+    let mut types = db.query();
+    types.push("SELECT n.node_type, count(*) FROM db_dbnode");
+    restrict(&mut types);
+    types.push(" GROUP BY n.node_type");
+
+    let mut days = db.query();
+    days.push("SELECT ");
+    push_utc_day(&mut days, "n.ctime");
+    days.push(" AS day, count(*) FROM db_dbnode");
+    restrict(&mut days);
+    days.push(" GROUP BY day");
+
+    let (type_rows, day_rows) = tokio::try_join!(db.fetch_all_cached(types), db.fetch_all_cached(days))?;
+    let total = type_rows.iter().map(|row| count_cell(row, 1)).sum();
+    Ok(Statistics { total, types: counts_by_key(type_rows), ctime_by_day: counts_by_key(day_rows) })
 }
 
 #[cfg(test)]

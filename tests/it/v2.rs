@@ -317,6 +317,12 @@ async fn pagination_and_its_errors() {
             ("/api/v2/nodes?offset=\"abc\"", "Offset value must be an integer"),
             ("/api/v2/nodes/page/1?perpage=0", "perpage must be a positive integer"),
             ("/api/v2/nodes?limit=1&limit=2", "You cannot specify limit more than once"),
+            // The seed's limit is at most 400: a negative one is no way around it (v4 reads
+            // it as "no limit").
+            ("/api/v2/nodes?limit=-1", "limit must be a non-negative integer"),
+            ("/api/v2/nodes?offset=-3", "offset must be a non-negative integer"),
+            ("/api/v2/data?limit=-1&offset=2", "limit must be a non-negative integer"),
+            (&*format!("/api/v2/nodes/{CALC}/io/inputs?limit=-1"), "limit must be a non-negative integer"),
         ] {
             assert_eq!(error(&app, uri, 400).await, message, "{uri}");
         }
@@ -390,7 +396,7 @@ async fn path_forms() {
             "/api/v2/nodes/0d5067e1/io/sideways",
             "/api/v2/users/statistics",
             "/api/v2/computers/types",
-            "/api/v2/data/statistics",
+            "/api/v2/groups/statistics",
         ] {
             let status = get(&app, uri).await.status;
             assert!(status == 404 || status == 400, "{uri}: {status}");
@@ -695,7 +701,8 @@ async fn class_restrictions() {
             assert_eq!(total(&v4_answer), n, "{resource}");
             assert_eq!(ids(&v4_body, "nodes"), ids(&body, resource), "{resource}");
             // /types lists the types of the class only.
-            let (types, _) = ok(&app, &format!("/api/v2/{resource}/types")).await;
+            let (types, answer) = ok(&app, &format!("/api/v2/{resource}/types")).await;
+            assert_eq!(answer.header("x-total-count").as_deref(), Some("0"), "0.12's count of /types");
             for (family, list) in types["data"].as_object().unwrap() {
                 for t in list.as_array().unwrap() {
                     let t = t.as_str().unwrap();
@@ -862,5 +869,224 @@ async fn v2_and_v4_agree() {
             compared += 1;
         }
         assert!(compared > 300, "{compared}");
+    }
+}
+
+/// The process nodes as v4 shows them: `(id, node_type, process_type, process_state,
+/// exit_status, job state)`, by id.
+async fn processes(app: &Router) -> Vec<(i64, String, String, Value, Value, Value)> {
+    let uri = "/api/v4/nodes?node_type=like=\"process.%\"&attributes=true\
+               &attributes_filter=process_state,exit_status,state&orderby=id&limit=400";
+    let (body, answer) = ok(app, uri).await;
+    assert!(total(&answer) <= 400);
+    rows(&body, "nodes")
+        .iter()
+        .map(|n| {
+            let a = &n["attributes"];
+            (
+                n["id"].as_i64().unwrap(),
+                n["node_type"].as_str().unwrap().to_string(),
+                n["process_type"].as_str().unwrap_or_default().to_string(),
+                a["process_state"].clone(),
+                a["exit_status"].clone(),
+                a["state"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_calculation_states() {
+    for (backend, app) in apps().await {
+        let procs = processes(&app).await;
+        let active = |p: &Value| p == "waiting" || p == "running";
+        // The README's table, written out on v4's attributes.
+        let expected = |state: &str| -> Vec<i64> {
+            procs
+                .iter()
+                .filter(|(_, _, _, ps, exit, job)| match state {
+                    "NEW" => ps == "created",
+                    "SUBMITTING" => active(ps) && (job == "uploading" || job == "submitting"),
+                    "WITHSCHEDULER" => active(ps) && job == "withscheduler",
+                    "RETRIEVING" => active(ps) && job == "retrieving",
+                    "PARSING" => active(ps) && job == "parsing",
+                    "FINISHED" => ps == "finished" && exit == 0,
+                    "FAILED" => (ps == "finished" && exit != 0) || ps == "excepted" || ps == "killed",
+                    _ => false,
+                })
+                .map(|p| p.0)
+                .collect()
+        };
+        let states = [
+            "NEW",
+            "TOSUBMIT",
+            "SUBMITTING",
+            "WITHSCHEDULER",
+            "COMPUTED",
+            "RETRIEVING",
+            "PARSING",
+            "FINISHED",
+            "SUBMISSIONFAILED",
+            "RETRIEVALFAILED",
+            "PARSINGFAILED",
+            "FAILED",
+            "IMPORTED",
+        ];
+        for state in states {
+            for resource in ["calculations", "nodes"] {
+                let uri = format!("/api/v2/{resource}?state=\"{state}\"&orderby=id&limit=400");
+                let (body, _) = ok(&app, &uri).await;
+                assert_eq!(ids(&body, resource), expected(state), "{backend:?} {uri}");
+            }
+        }
+        // The fixtures have each of the derivable kinds.
+        for state in ["NEW", "WITHSCHEDULER", "FINISHED", "FAILED"] {
+            assert!(!expected(state).is_empty(), "{state}");
+        }
+        // A finished calculation whose job state was left at `parsing` is not PARSING.
+        assert!(procs.iter().any(|p| p.3 == "finished" && p.5 == "parsing"));
+        assert!(expected("PARSING").is_empty());
+        // Negations keep process nodes only; lists mix old and today's names.
+        let all: Vec<i64> = procs.iter().map(|p| p.0).collect();
+        let finished = expected("FINISHED");
+        let not_finished: Vec<i64> = all.iter().copied().filter(|id| !finished.contains(id)).collect();
+        let (body, _) = ok(&app, "/api/v2/nodes?state!=\"FINISHED\"&orderby=id&limit=400").await;
+        assert_eq!(ids(&body, "nodes"), not_finished);
+        let (body, _) = ok(&app, "/api/v2/calculations?state=notin=\"FINISHED\"&orderby=id&limit=400").await;
+        assert_eq!(ids(&body, "calculations"), not_finished);
+        let mut either: Vec<i64> = finished.clone();
+        either.extend(expected("FAILED"));
+        either.sort();
+        let (body, _) = ok(&app, "/api/v2/nodes?state=in=\"FINISHED\",\"FAILED\"&orderby=id&limit=400").await;
+        assert_eq!(ids(&body, "nodes"), either);
+        let created: Vec<i64> = procs.iter().filter(|p| p.3 == "created").map(|p| p.0).collect();
+        let mut mixed = finished.clone();
+        mixed.extend(created);
+        mixed.sort();
+        let (body, _) = ok(&app, "/api/v2/nodes?state=in=\"FINISHED\",\"created\"&orderby=id&limit=400").await;
+        assert_eq!(ids(&body, "nodes"), mixed);
+        // Today's names keep their meaning: `finished` includes non-zero exit statuses.
+        let today = procs.iter().filter(|p| p.3 == "finished").count() as i64;
+        assert_eq!(count(&app, "/api/v2/calculations?state=\"finished\"").await, today);
+        assert!(today > finished.len() as i64);
+        // Data nodes have no state.
+        assert_eq!(count(&app, "/api/v2/data?state!=\"FINISHED\"").await, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_job_plugin_types() {
+    const CALCJOB: &str = "process.calculation.calcjob.CalcJobNode.";
+    for (backend, app) in apps().await {
+        let procs = processes(&app).await;
+        let of_plugin = |process_type: &str| -> Vec<i64> {
+            procs.iter().filter(|p| p.1 == CALCJOB && p.2 == process_type).map(|p| p.0).collect()
+        };
+        let pw = of_plugin("aiida.calculations:quantumespresso.pw");
+        let add = of_plugin("aiida.calculations:core.arithmetic.add");
+        assert!(!pw.is_empty() && !add.is_empty(), "{backend:?}");
+        for (old, expected) in [
+            ("calculation.job.quantumespresso.pw.PwCalculation.", &pw),
+            // The built-in plugins were renamed since 0.x (simpleplugins. → core.).
+            ("calculation.job.simpleplugins.arithmetic.add.ArithmeticAddCalculation.", &add),
+            ("calculation.job.arithmetic.add.ArithmeticAddCalculation.", &add),
+        ] {
+            for resource in ["nodes", "calculations"] {
+                let uri = format!("/api/v2/{resource}?type=\"{old}\"&orderby=id");
+                let (body, _) = ok(&app, &uri).await;
+                assert_eq!(&ids(&body, resource), expected, "{backend:?} {uri}");
+            }
+        }
+        // A plugin unknown to the database finds nothing (no longer every CalcJobNode).
+        assert_eq!(count(&app, "/api/v2/nodes?type=\"calculation.job.nowhere.X.\"").await, 0);
+        // `=like=` on a plugin module: the plugins at and below it.
+        let (body, _) = ok(&app, "/api/v2/nodes?type=like=\"calculation.job.quantumespresso.%\"&orderby=id").await;
+        assert_eq!(ids(&body, "nodes"), pw);
+        let (body, _) = ok(&app, "/api/v2/nodes?type=like=\"calculation.job.quantumespresso.pw.%\"&orderby=id").await;
+        assert_eq!(ids(&body, "nodes"), pw);
+        let jobs: Vec<i64> = procs.iter().filter(|p| p.1 == CALCJOB).map(|p| p.0).collect();
+        let (body, _) = ok(&app, "/api/v2/nodes?type=like=\"calculation.job.%\"&orderby=id").await;
+        assert_eq!(ids(&body, "nodes"), jobs);
+        // `!=`, and lists mixing a plugin type with other spellings.
+        let n = count(&app, "/api/v2/nodes").await;
+        let no_type = count(&app, "/api/v4/nodes?node_type=\"\"").await;
+        let other = count(&app, "/api/v2/nodes?type!=\"calculation.job.quantumespresso.pw.PwCalculation.\"").await;
+        assert_eq!(other, n - no_type - pw.len() as i64);
+        let structures = count(&app, "/api/v2/structures").await;
+        let uri = "/api/v2/nodes?type=in=\"calculation.job.quantumespresso.pw.PwCalculation.\",\"data.structure.StructureData.\"";
+        assert_eq!(count(&app, uri).await, structures + pw.len() as i64);
+        let uri = "/api/v2/calculations?type=notin=\"calculation.job.quantumespresso.pw.PwCalculation.\",\"calculation.job.simpleplugins.arithmetic.add.ArithmeticAddCalculation.\"";
+        assert_eq!(count(&app, uri).await, procs.len() as i64 - (pw.len() + add.len()) as i64);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn statistics_of_a_class() {
+    for (backend, app) in apps().await {
+        for (resource, prefix) in CLASSES {
+            let uri = format!("/api/v2/{resource}/statistics/");
+            let (body, answer) = ok(&app, &uri).await;
+            check_envelope(&body, resource, &uri, "", Value::Null);
+            assert_eq!(answer.header("x-total-count").as_deref(), Some("0"));
+            let data = &body["data"];
+            assert_eq!(keys(data), set(&["ctime_by_day", "total", "types"]));
+            let n = count(&app, &format!("/api/v2/{resource}")).await;
+            assert_eq!(data["total"], n, "{backend:?} {resource}");
+            let by_day: i64 = data["ctime_by_day"].as_object().unwrap().values().map(|v| v.as_i64().unwrap()).sum();
+            assert_eq!(by_day, n, "{resource}");
+            for (t, k) in data["types"].as_object().unwrap() {
+                assert!(t.starts_with(prefix), "{resource}: {t}");
+                let k = k.as_i64().unwrap();
+                assert_eq!(count(&app, &format!("/api/v4/nodes?node_type=\"{t}\"")).await, k, "{t}");
+            }
+            // Of one user.
+            let (mine, _) = ok(&app, &format!("/api/v2/{resource}/statistics?user=1")).await;
+            let v4 = if prefix.is_empty() {
+                "/api/v4/nodes?user_id=1".to_string()
+            } else {
+                format!("/api/v4/nodes?user_id=1&node_type=like=\"{prefix}%\"")
+            };
+            assert_eq!(mine["data"]["total"], count(&app, &v4).await, "{resource}");
+        }
+        // Not for computers, users and groups; only the user filter.
+        for resource in ["computers", "users", "groups"] {
+            error(&app, &format!("/api/v2/{resource}/statistics"), 404).await;
+        }
+        let message = error(&app, "/api/v2/data/statistics?type=\"data.Data.\"", 400).await;
+        assert!(message.contains("user="), "{message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_group_types() {
+    for (backend, app) in apps().await {
+        let v4 = |t: &str| format!("/api/v4/groups?type_string=\"{t}\"&orderby=id");
+        // The group type strings of 0.x, as aiida-core's migrations renamed them.
+        for (old, today) in [
+            ("", "core"),
+            ("user", "core"),
+            ("data.upf.family", "core.upf"),
+            ("data.upf", "core.upf"),
+            ("autogroup.run", "core.auto"),
+            ("auto.run", "core.auto"),
+            ("aiida.import", "core.import"),
+            ("core", "core"),
+        ] {
+            let (b2, _) = ok(&app, &format!("/api/v2/groups?type=\"{old}\"&orderby=id")).await;
+            let (b4, _) = ok(&app, &v4(today)).await;
+            assert_eq!(ids(&b2, "groups"), ids(&b4, "groups"), "{backend:?} {old}");
+        }
+        assert!(count(&app, "/api/v2/groups?type=\"\"").await > 0);
+        let all = count(&app, "/api/v2/groups").await;
+        let core = count(&app, &v4("core")).await;
+        let upf = count(&app, &v4("core.upf")).await;
+        assert_eq!(count(&app, "/api/v2/groups?type!=\"\"").await, all - core);
+        assert_eq!(count(&app, "/api/v2/groups?type=in=\"\",\"data.upf.family\"").await, core + upf);
+        assert_eq!(count(&app, "/api/v2/groups?type=notin=\"\",\"data.upf.family\"").await, all - core - upf);
+        // Patterns are today's strings.
+        assert_eq!(
+            count(&app, "/api/v2/groups?type=like=\"core%\"").await,
+            count(&app, "/api/v4/groups?type_string=like=\"core%\"").await
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Lists and single objects of the v2 resources, their schema, `/nodes/statistics` and
+//! Lists and single objects of the v2 resources, their schema, `/<res>/statistics` and
 //! `/<res>/types`. The queries are the query layer's (`query::lists`, `query::stats`), shared
 //! with v4: the same request gives the same rows in the same order.
 
@@ -11,7 +11,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::querystring::{self, Op, Value as QValue};
 use crate::http::render::{int_json, text_json, time_json};
 use crate::http::request::Ctx;
-use crate::http::v4::collection::{check_paging, window};
+use crate::http::v4::collection::window;
 use crate::http::v4::routes::parse_user_id;
 use crate::query::lists::{self, Collection, EntityList, EntityRow, ListSpec, NodeRow, Unfiltered};
 use crate::query::node_classes::{InClass, process_states};
@@ -205,7 +205,7 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let params = V2Params::parse(&ctx.query, Some(resource))?;
     params.only(&["limit", "offset", "perpage", "orderby"], &format!("/{}", resource.name()))?;
-    check_paging(&params.shared, page)?;
+    params.check_paging(page)?;
     let pk = match id {
         Some(id) => {
             if !params.filters.is_empty() {
@@ -327,10 +327,14 @@ fn statistics_user(query: &str) -> ApiResult<Option<i64>> {
     Ok(user)
 }
 
-/// `GET /nodes/statistics[?user=<id>]`: `{total, types, ctime_by_day}`, keyed by type.
+/// `GET /<res>/statistics[?user=<id>]`: `{total, types, ctime_by_day}` of the nodes of the
+/// resource's class, keyed by type.
 pub async fn statistics(db: &Db, ctx: &Ctx, resource: Resource) -> ApiResult<Response> {
     let user = statistics_user(&ctx.query)?;
-    let stats = stats::statistics(db, user).await?;
+    let stats = match resource {
+        Resource::Nodes => stats::statistics(db, user).await?,
+        _ => stats::class_statistics(db, user, resource.class()).await?,
+    };
     let counts =
         |pairs: Vec<(String, i64)>| Value::Object(pairs.into_iter().map(|(k, n)| (k, Value::from(n))).collect());
     let data = json!({
@@ -343,6 +347,7 @@ pub async fn statistics(db: &Db, ctx: &Ctx, resource: Resource) -> ApiResult<Res
 }
 
 /// `GET /<res>/types`: the distinct node types of the resource's class, by first component.
+/// `X-Total-Count: 0`, as aiida-core 0.12 sent it (and for `/statistics`).
 pub async fn types(db: &Db, ctx: &Ctx, resource: Resource) -> ApiResult<Response> {
     if !ctx.query.is_empty() {
         return Err(ApiError::bad_request("types requests do not allow specifying a query string"));
@@ -367,5 +372,5 @@ pub async fn types(db: &Db, ctx: &Ctx, resource: Resource) -> ApiResult<Response
         })
         .collect();
     let body = envelope(ctx, resource.name(), None, None, Value::Object(data));
-    Ok(respond(&body, Some(1), None))
+    Ok(respond(&body, Some(0), None))
 }

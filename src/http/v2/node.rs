@@ -5,7 +5,6 @@
 //! `links/*` and `contents/*`; the exporters are `export`.
 
 use axum::body::Body;
-
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
@@ -14,7 +13,7 @@ use crate::http::error::{ApiError, ApiResult};
 use crate::http::render::{json_dict, json_text};
 use crate::http::request::Ctx;
 use crate::http::request::attachment;
-use crate::http::v4::collection::{check_paging, window};
+use crate::http::v4::collection::window;
 use crate::http::v4::node::{LoadedNode, load_node};
 use crate::model::linalg::Kernels;
 use crate::model::node_class::{NodeClass, class_name};
@@ -121,7 +120,7 @@ async fn io_list(
     page: Option<u64>,
     max_rows: i64,
 ) -> ApiResult<Response> {
-    check_paging(&params.shared, page)?;
+    params.check_paging(page)?;
     let conditions = super::params::conditions(&params.filters);
     let list = LinkList::new(db.dialect(), there.pk, direction, &conditions, &params.orderby(Resource::Nodes)?)?;
     if page.is_none() {

@@ -5,8 +5,14 @@
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::params::{Filter, Params, display, python_str};
 use crate::http::querystring::{self, Op, Value};
+use crate::query::QueryResult;
 use crate::query::filter::rest::{MappedConditions, MappedFilter};
-use crate::query::node_classes::modern_type_string;
+use crate::query::lists::{Conditions, Scope};
+use crate::query::node_classes::{
+    is_old_calc_state, job_plugin_pattern, job_plugin_process_type, modern_group_type, modern_type_string,
+    push_job_plugin, push_states, push_types,
+};
+use crate::storage::db::Query;
 
 use super::routes::Resource;
 
@@ -74,6 +80,8 @@ pub enum Target {
     Column(&'static str),
     /// The node type: today's `node_type`, old spellings translated.
     NodeType,
+    /// The type of a group: today's `type_string`, the type strings of AiiDA 0.x translated.
+    GroupType,
     /// The process state attribute of process nodes (`null` for other nodes).
     ProcessState,
     /// A field today's schema does not have and nothing derives: `null` in every row, so no
@@ -138,7 +146,7 @@ const GROUP_KEYS: &[Key] = &[
     key("uuid", Str, Column("uuid")),
     key("name", Str, Column("label")),
     key("description", Str, Column("description")),
-    key("type", Str, Column("type_string")),
+    key("type", Str, GroupType),
 ];
 
 /// The filter keys of a resource.
@@ -271,6 +279,18 @@ impl V2Params {
         }
     }
 
+    /// v4's paging checks, and the seed's value type of `limit` and `offset`: a non-negative
+    /// integer (v4 reads a negative limit as "no limit", which v2 never offered).
+    pub fn check_paging(&self, page: Option<u64>) -> ApiResult<()> {
+        crate::http::v4::collection::check_paging(&self.shared, page)?;
+        for (name, value) in [("limit", self.shared.limit()?), ("offset", self.shared.offset()?)] {
+            if value.is_some_and(|v| v < 0) {
+                return Err(ApiError::bad_request(format!("{name} must be a non-negative integer")));
+            }
+        }
+        Ok(())
+    }
+
     /// `orderby` as today's `(column, descending)` pairs.
     pub fn orderby(&self, resource: Resource) -> ApiResult<Vec<(String, bool)>> {
         let mut order = self.shared.orderby()?;
@@ -279,6 +299,7 @@ impl V2Params {
                 match key.target {
                     Column(column) => *name = column.to_string(),
                     NodeType => *name = "node_type".into(),
+                    GroupType => *name = "type_string".into(),
                     ProcessState | Absent => {
                         return Err(ApiError::bad_request(format!(
                             "cannot order by {name}: today's database does not store it as a column"
@@ -354,6 +375,15 @@ fn modern(value: &Value) -> Value {
     }
 }
 
+/// A value with the group type strings of AiiDA 0.x replaced by today's.
+fn modern_group_types(value: &Value) -> Value {
+    match value {
+        Value::Str(s) => Value::Str(modern_group_type(s).to_string()),
+        Value::List(items) => Value::List(items.iter().map(modern_group_types).collect()),
+        other => other.clone(),
+    }
+}
+
 /// A datetime `=` with a seconds field and an offset (`2024-05-01T10:00:00+02:00`) means that
 /// second, as in v2; v4's translator counts the offset's colon as a finer precision.
 fn seconds_precision(value: &Value) -> Value {
@@ -367,28 +397,118 @@ fn seconds_precision(value: &Value) -> Value {
     }
 }
 
-/// The request's filters as conditions on today's tables, for the shared translator.
-pub fn conditions(filters: &[V2Filter]) -> MappedConditions {
-    let filters = filters
-        .iter()
-        .map(|filter| match filter.key.target {
+/// Conditions of v2 that the shared translator has no word for: old calculation states and
+/// the plugin of old job calculation types, on today's attributes and `process_type`.
+#[derive(Debug, Clone)]
+pub enum NodeCondition {
+    /// The state is one of these (old or today's names); negated: a process whose state is none.
+    States { negate: bool, states: Vec<String> },
+    /// The type is one of these (old or today's spellings); negated: a node whose type is none.
+    Types { negate: bool, types: Vec<String> },
+    /// The `process_type` is this plugin's or one below it.
+    JobPlugin(String),
+}
+
+/// The request's filters on today's tables: those the shared translator maps, then v2's own.
+pub struct V2Conditions {
+    pub mapped: MappedConditions,
+    pub node: Vec<NodeCondition>,
+}
+
+impl Conditions for V2Conditions {
+    fn push(&self, q: &mut Query, scope: &Scope<'_>) -> QueryResult<()> {
+        self.mapped.push(q, scope)?;
+        let alias = scope.entity.alias;
+        for condition in &self.node {
+            match condition {
+                NodeCondition::States { negate, states } => push_states(q, alias, *negate, states),
+                NodeCondition::Types { negate, types } => push_types(q, alias, *negate, types),
+                NodeCondition::JobPlugin(process_type) => push_job_plugin(q, alias, process_type),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The strings of a `=`, `!=`, `=in=` or `=notin=` condition: `(negated, values)`.
+fn membership(op: Op, value: &Value) -> Option<(bool, Vec<String>)> {
+    let strings = |items: &[Value]| -> Option<Vec<String>> {
+        items.iter().map(|v| if let Value::Str(s) = v { Some(s.clone()) } else { None }).collect()
+    };
+    match (op, value) {
+        (Op::Eq | Op::Ne, Value::Str(s)) => Some((op == Op::Ne, vec![s.clone()])),
+        (Op::In | Op::NotIn, Value::List(items)) => Some((op == Op::NotIn, strings(items)?)),
+        (Op::In | Op::NotIn, Value::Str(s)) => Some((op == Op::NotIn, vec![s.clone()])),
+        _ => None,
+    }
+}
+
+/// The request's filters as conditions on today's tables, for the shared translator (and v2's
+/// own conditions where the translator has no word for them).
+pub fn conditions(filters: &[V2Filter]) -> V2Conditions {
+    let mut node = Vec::new();
+    let mut mapped = Vec::new();
+    for filter in filters {
+        match filter.key.target {
             Column(column) => {
                 let conditions =
                     filter.conditions.iter().map(|(op, v)| (*op, as_list(*op, seconds_precision(v)))).collect();
-                MappedFilter::Column(Filter { key: column.to_string(), conditions })
+                mapped.push(MappedFilter::Column(Filter { key: column.to_string(), conditions }));
+            }
+            GroupType => {
+                let conditions = filter
+                    .conditions
+                    .iter()
+                    .map(|(op, v)| {
+                        let v = match op {
+                            Op::Like | Op::ILike => v.clone(),
+                            _ => modern_group_types(v),
+                        };
+                        (*op, as_list(*op, v))
+                    })
+                    .collect();
+                mapped.push(MappedFilter::Column(Filter { key: "type_string".into(), conditions }));
             }
             NodeType => {
-                let conditions = filter.conditions.iter().map(|(op, v)| (*op, as_list(*op, modern(v)))).collect();
-                MappedFilter::Column(Filter { key: "node_type".into(), conditions })
+                let mut conditions = Vec::new();
+                for (op, v) in &filter.conditions {
+                    match membership(*op, v) {
+                        Some((negate, types)) if types.iter().any(|t| job_plugin_process_type(t).is_some()) => {
+                            node.push(NodeCondition::Types { negate, types });
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    if let (Op::Like | Op::ILike, Value::Str(pattern)) = (op, v)
+                        && let Some(process_type) = job_plugin_pattern(pattern)
+                    {
+                        node.push(NodeCondition::JobPlugin(process_type));
+                    }
+                    conditions.push((*op, as_list(*op, modern(v))));
+                }
+                if !conditions.is_empty() {
+                    mapped.push(MappedFilter::Column(Filter { key: "node_type".into(), conditions }));
+                }
             }
-            ProcessState => MappedFilter::ProcessState(
-                filter.conditions.iter().map(|(op, value)| (*op, as_list(*op, value.clone()))).collect(),
-            ),
-            Absent => MappedFilter::Absent,
-            Private => MappedFilter::Private(filter.key.name.to_string()),
-        })
-        .collect();
-    MappedConditions { filters }
+            ProcessState => {
+                let mut conditions = Vec::new();
+                for (op, v) in &filter.conditions {
+                    match membership(*op, v) {
+                        Some((negate, states)) if states.iter().any(|s| is_old_calc_state(s)) => {
+                            node.push(NodeCondition::States { negate, states });
+                        }
+                        _ => conditions.push((*op, as_list(*op, v.clone()))),
+                    }
+                }
+                if !conditions.is_empty() {
+                    mapped.push(MappedFilter::ProcessState(conditions));
+                }
+            }
+            Absent => mapped.push(MappedFilter::Absent),
+            Private => mapped.push(MappedFilter::Private(filter.key.name.to_string())),
+        }
+    }
+    V2Conditions { mapped: MappedConditions { filters: mapped }, node }
 }
 
 #[cfg(test)]

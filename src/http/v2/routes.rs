@@ -173,9 +173,7 @@ fn rules(resource: Resource) -> Vec<String> {
     if !resource.is_node() {
         return rules;
     }
-    if resource == Resource::Nodes {
-        rules.push(format!("/{r}/statistics/"));
-    }
+    rules.push(format!("/{r}/statistics/"));
     rules.push(format!("/{r}/types/"));
     for io in ["inputs", "outputs"] {
         rules.push(format!("/{r}/<id>/io/{io}/"));
@@ -248,7 +246,7 @@ pub fn parse(path: &str) -> Result<Route, RouteError> {
         [] => Route::List { resource, page: None },
         ["page", ..] => Route::List { resource, page: pages(rest)? },
         ["schema"] => Route::Schema(resource),
-        ["statistics"] if resource == Resource::Nodes => Route::Statistics(resource),
+        ["statistics"] if resource.is_node() => Route::Statistics(resource),
         ["types"] if resource.is_node() => Route::Types(resource),
         // Keyword paths of other resources are no identifiers.
         ["statistics" | "types"] => return Err(RouteError::Unknown),
@@ -301,7 +299,8 @@ mod tests {
         assert_eq!(parse("/codes/page"), Ok(List { resource: Resource::Codes, page: Some(1) }));
         assert_eq!(parse("/nodes/statistics"), Ok(Statistics(Resource::Nodes)));
         assert_eq!(parse("/users/types"), Err(RouteError::Unknown));
-        assert_eq!(parse("/data/statistics"), Err(RouteError::Unknown));
+        assert_eq!(parse("/data/statistics/"), Ok(Statistics(Resource::Data)));
+        assert_eq!(parse("/groups/statistics"), Err(RouteError::Unknown));
         assert_eq!(
             parse("/nodes/de83b1/io/inputs/page/2"),
             Ok(Node { resource: Resource::Nodes, id: "de83b1".into(), part: NodePart::Inputs, page: Some(2) })
