@@ -31,6 +31,7 @@
 
 mod body;
 mod cors;
+pub mod databases;
 pub mod error;
 mod head;
 pub mod listener;

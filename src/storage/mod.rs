@@ -6,6 +6,7 @@
 //! file) from flooding the log.
 
 pub mod aiida_config;
+pub mod catalog;
 pub mod db;
 pub mod ratelog;
 pub mod repository;
@@ -57,7 +58,7 @@ pub struct Storage {
 }
 
 /// What the user asked to serve.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Source {
     Demo,
     /// Nothing named: the default profile of the AiiDA configuration, as `verdi` picks it, or
