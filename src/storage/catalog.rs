@@ -150,8 +150,9 @@ fn sources(
     }
     let name = match name {
         Some(name) => name.to_string(),
-        None => stem(&path)
-            .ok_or_else(|| StorageError::Config(format!("{}: a database needs a name", path.display())))?,
+        None => {
+            stem(&path).ok_or_else(|| StorageError::Config(format!("{}: a database needs a name", path.display())))?
+        }
     };
     Ok(vec![Entry::new(name, Source::Path(path))])
 }
