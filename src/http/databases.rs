@@ -28,6 +28,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use crate::http::error::ApiError;
+use crate::http::params::PROFILE_SWITCHING;
+use crate::http::querystring;
 use crate::http::{Api, App, AppState, Settings, json_response, v2, v4};
 use crate::storage::aiida_config::{self, ProfileStorage};
 use crate::storage::db::DbLimits;
@@ -287,16 +289,18 @@ impl Databases {
     /// `/ready`. `app` is the application builder to mount them on (with its CORS setting).
     pub fn router(&self, mut app: App) -> Router {
         let slots = self.slots();
+        let all: Arc<HashMap<String, Arc<Slot>>> =
+            Arc::new(slots.iter().map(|s| (s.database.name.clone(), s.clone())).collect());
+        let lazy =
+            |slot: &Arc<Slot>, kind: Kind, listed: bool| Lazy { slot: slot.clone(), all: all.clone(), kind, listed };
         if let Some(default) = slots.iter().find(|s| s.database.default) {
-            app = app
-                .nest("/api/v4", Lazy { slot: default.clone(), kind: Kind::V4, listed: true })
-                .nest("/api/v2", Lazy { slot: default.clone(), kind: Kind::V2, listed: true });
+            app = app.nest("/api/v4", lazy(default, Kind::V4, true)).nest("/api/v2", lazy(default, Kind::V2, true));
         }
         for slot in &slots {
             let name = &slot.database.name;
             app = app
-                .nest(&format!("/{name}/api/v4"), Lazy { slot: slot.clone(), kind: Kind::V4, listed: false })
-                .nest(&format!("/{name}/api/v2"), Lazy { slot: slot.clone(), kind: Kind::V2, listed: false });
+                .nest(&format!("/{name}/api/v4"), lazy(slot, Kind::V4, false))
+                .nest(&format!("/{name}/api/v2"), lazy(slot, Kind::V2, false));
         }
         app.nest("/health", Health).nest("/ready", Ready(slots)).into_router()
     }
@@ -305,6 +309,8 @@ impl Databases {
 /// One API of one database, opened on the first request.
 struct Lazy {
     slot: Arc<Slot>,
+    /// Every database by name, for v4's `?profile=NAME`.
+    all: Arc<HashMap<String, Arc<Slot>>>,
     kind: Kind,
     /// Whether the 404 of an unknown URL lists its endpoints (the default database's do).
     listed: bool,
@@ -312,14 +318,34 @@ struct Lazy {
 
 impl Api for Lazy {
     fn router(self, prefix: &str) -> Router {
-        let (slot, kind, prefix) = (self.slot, self.kind, prefix.to_string());
+        let (slot, all, kind, prefix) = (self.slot, self.all, self.kind, prefix.to_string());
         Router::new().fallback(move |request: Request| {
-            let (slot, prefix) = (slot.clone(), prefix.clone());
+            let (mut slot, all, prefix) = (slot.clone(), all.clone(), prefix.clone());
             async move {
+                // `?profile=NAME` (v4): the request runs on that database, as aiida-core loads
+                // the profile the parameter names; the URL it echoes stays as received.
+                let chosen = if kind == Kind::V4 { profile_parameter(&request) } else { None };
+                if let Some(name) = &chosen {
+                    match all.get(name) {
+                        Some(other) => slot = other.clone(),
+                        None => {
+                            let mut names: Vec<&str> = all.keys().map(String::as_str).collect();
+                            names.sort();
+                            let served = names.join(", ");
+                            return ApiError::not_found(format!(
+                                "The profile '{name}' is not served here (served: {served})."
+                            ))
+                            .into_response();
+                        }
+                    }
+                }
                 match slot.get().await {
                     Ok(opened) => {
                         let router = opened.router(kind, &prefix);
-                        let response = router.oneshot(request).await.unwrap_or_else(|e| match e {});
+                        let response = PROFILE_SWITCHING
+                            .scope(chosen.is_some(), router.oneshot(request))
+                            .await
+                            .unwrap_or_else(|e| match e {});
                         drop(opened);
                         response
                     }
@@ -335,6 +361,26 @@ impl Api for Lazy {
             (true, Kind::V4) => v4::routes::available_endpoints(prefix, self.slot.database.settings.posting),
             (true, Kind::V2) => v2::routes::available_endpoints(prefix),
         }
+    }
+}
+
+/// The value of a `profile=NAME` field of the query, when there is exactly one (other
+/// spellings are left for v4 to reject).
+fn profile_parameter(request: &Request) -> Option<String> {
+    let query = super::request::unquote(request.uri().query()?);
+    if !query.contains("profile") {
+        return None;
+    }
+    let fields = querystring::parse(&query).ok()?;
+    let mut found = fields.iter().filter(|f| f.key == "profile");
+    let field = found.next()?;
+    if found.next().is_some() || field.op != querystring::Op::Eq {
+        return None;
+    }
+    match &field.value {
+        querystring::Value::Str(name) => Some(name.clone()),
+        querystring::Value::Int(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 

@@ -118,6 +118,19 @@ async fn a_broken_database_answers_503_and_the_others_serve() {
     assert_eq!(harness::get(&app, "/good/api/v4/computers").await.status, 200);
     assert_eq!(harness::get(&app, "/good/api/v2/computers").await.status, 200);
 
+    // v4's `?profile=NAME` runs the request on that database, and echoes the URL as received.
+    let answer = harness::get(&app, "/good/api/v4/computers?profile=broken").await;
+    assert_eq!(answer.status, 503);
+    assert!(answer.json()["message"].as_str().unwrap().contains("'broken'"));
+    let answer = harness::get(&app, "/broken/api/v4/computers?profile=good").await;
+    assert_eq!(answer.status, 200);
+    assert!(answer.json()["url"].as_str().unwrap().ends_with("/broken/api/v4/computers?profile=good"));
+    let answer = harness::get(&app, "/good/api/v4/computers?profile=other").await;
+    assert_eq!(answer.status, 404);
+    assert!(answer.json()["message"].as_str().unwrap().contains("'other'"));
+    assert_eq!(harness::get(&app, "/good/api/v4/computers?profile=good&profile=good").await.status, 400);
+    assert_eq!(harness::get(&app, "/good/api/v4/computers?profile>good").await.status, 400);
+
     let health = harness::get(&app, "/health").await;
     assert_eq!((health.status, health.json()["status"].clone()), (200, "ok".into()));
     let ready = harness::get(&app, "/ready").await;
