@@ -327,7 +327,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let app = App::new()
         .cors_origins(Origins::from_list(&args.cors_origin))
         .nest(&prefix, V4::new(state.clone()))
-        .nest("/api/v2", aiida_rest::http::v2::V2::new(state))
+        .nest("/api/v2", aiida_rest::http::v2::V2::new(state.clone()))
+        .nest("/health", databases::Health)
+        .nest("/ready", databases::ReadyOne(state.storage))
         .into_router();
     run(&args, app, &description, &prefix, async {}).await
 }

@@ -389,7 +389,7 @@ fn unavailable(name: &str, message: &str) -> Response {
 }
 
 /// `/health`: the process is alive.
-struct Health;
+pub struct Health;
 
 impl Api for Health {
     fn router(self, _prefix: &str) -> Router {
@@ -425,6 +425,33 @@ impl Api for Ready {
                 }
                 let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
                 let body = json!({"status": if ready { "ready" } else { "unavailable" }, "databases": Value::Object(databases)});
+                json_response(status, &body, None, None)
+            }
+        })
+    }
+
+    fn endpoints(&self, _prefix: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// `/ready` of a server of one storage: its database answers a query (200), or not (503).
+pub struct ReadyOne(pub Arc<crate::storage::Storage>);
+
+impl Api for ReadyOne {
+    fn router(self, _prefix: &str) -> Router {
+        let storage = self.0;
+        Router::new().fallback(move || {
+            let storage = storage.clone();
+            async move {
+                let mut query = storage.db.query();
+                query.push("SELECT 1");
+                let (status, body) = match storage.db.fetch_all(query).await {
+                    Ok(_) => (StatusCode::OK, json!({"status": "ready"})),
+                    Err(e) => {
+                        (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "unavailable", "message": e.to_string()}))
+                    }
+                };
                 json_response(status, &body, None, None)
             }
         })

@@ -194,8 +194,12 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str]) -> Server {
+        Server::start_with(&[&["serve", "--host", "127.0.0.1", "--port", "0"], args].concat())
+    }
+
+    /// With the whole command line.
+    fn start_with(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
-            .args(["serve", "--host", "127.0.0.1", "--port", "0"])
             .args(args)
             .env("RUST_LOG", "aiida_rest=warn")
             .stdin(Stdio::null())
@@ -317,4 +321,56 @@ fn a_hundred_archives_in_one_process() {
         "100 archives open in one process: resident memory {rss:.1} MiB (before the first request {rss_before:.1} MiB)"
     );
     assert!(rss < 300.0, "{rss:.1} MiB resident");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgresql_sessions_stay_under_the_budget() {
+    let Some(url) = harness::pg::shared() else { return };
+    let options =
+        Options { pg_sessions: 3, idle_timeout: Some(Duration::from_millis(100)), retry_after: Duration::ZERO };
+    let databases = Databases::new(options);
+    let pg = |name: &str| {
+        let repository = harness::profile_path().join("container");
+        let mut database = database(name, Source::Postgres { url: url.into(), repository }, false);
+        database.limits.max_connections = 2;
+        database
+    };
+    databases.configure(vec![pg("one"), pg("two")]);
+    let app = app(&databases);
+    assert_eq!(harness::get(&app, "/one/api/v4/computers").await.status, 200);
+    // Two of the three sessions are reserved by `one`: `two` cannot have its two.
+    let answer = harness::get(&app, "/two/api/v4/computers").await;
+    assert_eq!(answer.status, 503);
+    assert!(answer.json()["message"].as_str().unwrap().contains("PostgreSQL sessions"));
+    // Once `one` is idle and closed, `two` opens.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(databases.close_idle(), 1);
+    assert_eq!(harness::get(&app, "/two/api/v4/computers").await.status, 200);
+}
+
+#[test]
+fn health_and_ready_of_one_storage() {
+    let server = Server::start(&[harness::archive_path().to_str().unwrap()]);
+    let (status, body) = server.get("/health");
+    assert_eq!((status, body.contains("\"ok\"")), (200, true), "{body}");
+    let (status, body) = server.get("/ready");
+    assert_eq!((status, body.contains("\"ready\"")), (200, true), "{body}");
+    // The options of `verdi restapi` are accepted too.
+    drop(server);
+    let archive = harness::archive_path();
+    let args = ["serve", "-H", "127.0.0.1", "-P", "0", "--no-posting", "--posting", archive.to_str().unwrap()];
+    let server = Server::start_with(&args);
+    assert_eq!(server.get("/api/v4/server").0, 200);
+    drop(server);
+    let server = Server::start_with(&[
+        "serve",
+        "--hostname",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-posting",
+        archive.to_str().unwrap(),
+    ]);
+    let (status, body) = server.get("/api/v4/querybuilder");
+    assert_eq!(status, 404, "{body}");
 }
