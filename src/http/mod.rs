@@ -28,6 +28,10 @@
 //!
 //! An API instance serves the database of its [`AppState`]; serving several is mounting one
 //! instance per database, e.g. `.nest(&format!("/{name}/api/v4"), V4::new(state_of(name)))`.
+//! [`databases`] does so lazily for the `--database`/`--config` command line: each database's
+//! v4 and v2 are mounted under `/<name>`, and the storage is opened by the first request,
+//! closed when idle, and reopened on demand; `databases::Switch` swaps the whole application on
+//! a reload. `/health` and `/ready` are mounted the same way.
 
 mod body;
 pub mod cors;

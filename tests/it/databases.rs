@@ -374,3 +374,54 @@ fn health_and_ready_of_one_storage() {
     let (status, body) = server.get("/api/v4/querybuilder");
     assert_eq!(status, 404, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_origins_can_be_restricted() {
+    use aiida_rest::http::cors::Origins;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    let databases = Databases::new(Options::default());
+    databases.configure(vec![database("a", Source::Path(harness::archive_path()), true)]);
+    let ask = async |app: &Router, origin: &str| {
+        let request = axum::http::Request::get("/a/api/v4/computers").header("origin", origin).body(Body::empty());
+        let response = app.clone().oneshot(request.unwrap()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_string())
+    };
+    let any = databases.router(App::new());
+    assert_eq!(ask(&any, "https://x.org").await.as_deref(), Some("https://x.org"));
+    let listed = databases.router(App::new().cors_origins(Origins::from_list(&["https://a.org, https://b.org/"])));
+    assert_eq!(ask(&listed, "https://b.org").await.as_deref(), Some("https://b.org"));
+    assert_eq!(ask(&listed, "https://x.org").await, None);
+    assert!(matches!(Origins::from_list(&["https://a.org", "*"]), Origins::Any));
+}
+
+#[test]
+fn options_from_the_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("aiida-rest.toml");
+    let archive = harness::archive_path();
+    let text = format!(
+        "posting = false\nmax_rows = 3\n[[database]]\nname = \"a\"\nstorage = \"{}\"\nmax_rows = 2\n\
+         [[database]]\nname = \"b\"\nstorage = \"{}\"\nposting = true\n",
+        archive.display(),
+        archive.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    // POST /querybuilder is off where the file's top level says so, on where the entry says so.
+    assert_eq!(server.get("/a/api/v4/querybuilder").0, 404);
+    assert_eq!(server.get("/b/api/v4/querybuilder").0, 405);
+    let count = |body: &str| serde_json::from_str::<Value>(body).unwrap()["data"]["nodes"].as_array().unwrap().len();
+    assert_eq!(count(&server.get("/a/api/v4/nodes?limit=-1").1), 2);
+    assert_eq!(count(&server.get("/b/api/v4/nodes?limit=-1").1), 3);
+    // No default database: /api/v4 is not served.
+    assert_eq!(server.get("/api/v4/nodes").0, 404);
+    drop(server);
+    // An unknown key is an error at start.
+    std::fs::write(&config, "colour = \"blue\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aiida-rest")).args(["serve", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
+}
