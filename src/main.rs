@@ -41,10 +41,11 @@ struct ServeArgs {
     /// --config) the default profile of the AiiDA configuration is served, as `verdi` picks it
     /// ($AIIDA_PATH or ~/.aiida); the demo archive built into the program where there is no
     /// configuration or no profile.
+    #[arg(env = "AIIDA_REST_STORAGE")]
     storage: Option<PathBuf>,
     /// The disk-objectstore container of the PostgreSQL database given as STORAGE (the
     /// container folder, or the folder holding `container/`).
-    #[arg(long)]
+    #[arg(long, env = "AIIDA_REST_REPOSITORY")]
     repository: Option<PathBuf>,
     /// Serve this profile of the AiiDA configuration ($AIIDA_PATH or ~/.aiida).
     #[arg(short = 'p', long, conflicts_with = "storage", env = "AIIDA_REST_PROFILE")]
@@ -259,6 +260,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Serve(mut args) => {
             let given = matches.subcommand_matches("serve").expect("the serve subcommand");
+            let pristine = (args.clone(), given.clone());
             // The configuration file's options count where the command line and the
             // environment left an option at its default.
             let catalog = match args.config.as_deref().map(catalog::load).transpose() {
@@ -275,7 +277,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             if catalog.is_some() || !args.databases.is_empty() {
-                runtime.block_on(serve_many(args, catalog.unwrap_or_default()))
+                runtime.block_on(serve_many(args, catalog.unwrap_or_default(), pristine))
             } else {
                 runtime.block_on(serve(args))
             }
@@ -335,7 +337,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
 }
 
 /// Serves several databases (`--database`, `--config`), each opened on its first request.
-async fn serve_many(args: ServeArgs, catalog: Catalog) -> ExitCode {
+/// `pristine`: the options before the configuration file's, and where they came from (a reload
+/// applies the file's again).
+async fn serve_many(args: ServeArgs, catalog: Catalog, pristine: (ServeArgs, ArgMatches)) -> ExitCode {
     if args.storage.is_some() || args.profile.is_some() || args.repository.is_some() {
         eprintln!("aiida-rest: with --database or --config, name every database there (not as STORAGE or --profile)");
         return ExitCode::from(2);
@@ -357,12 +361,12 @@ async fn serve_many(args: ServeArgs, catalog: Catalog) -> ExitCode {
     registry.configure(list);
     registry.spawn_closer();
     let cors = Origins::from_list(&args.cors_origin);
-    let switch = Switch::new(registry.router(App::new().cors_origins(cors.clone())));
+    let switch = Switch::new(registry.router(App::new().cors_origins(cors)));
     let app = switch.router();
     // SIGHUP: read the configuration file again; unchanged databases stay open, requests
     // under way finish on the application they started on.
     let reload = {
-        let args = args.clone();
+        let (args, given) = pristine;
         let registry = registry.clone();
         async move {
             let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
@@ -371,11 +375,17 @@ async fn serve_many(args: ServeArgs, catalog: Catalog) -> ExitCode {
                     tracing::warn!("SIGHUP: no configuration file to reload (--config)");
                     continue;
                 };
-                let list = catalog::load(path).map_err(|e| e.to_string()).and_then(|c| args.databases(&c));
-                match list {
-                    Ok(list) => {
+                // The file's options apply afresh (those of the listener aside: host, port and
+                // the connection limits keep their values until a restart).
+                let loaded = catalog::load(path).map_err(|e| e.to_string()).and_then(|c| {
+                    let mut args = args.clone();
+                    args.apply(&given, &c)?;
+                    Ok((args.databases(&c)?, Origins::from_list(&args.cors_origin)))
+                });
+                match loaded {
+                    Ok((list, cors)) => {
                         let changes = registry.configure(list);
-                        switch.set(registry.router(App::new().cors_origins(cors.clone())));
+                        switch.set(registry.router(App::new().cors_origins(cors)));
                         tracing::info!(
                             "reloaded {}: added {:?}, removed {:?}, changed {:?}",
                             path.display(),

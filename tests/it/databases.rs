@@ -255,8 +255,8 @@ impl Drop for Server {
     }
 }
 
-fn write_config(path: &Path, entries: &[(&str, &Path)]) {
-    let mut text = String::from("idle_timeout = 0\n");
+fn write_config(path: &Path, top: &str, entries: &[(&str, &Path)]) {
+    let mut text = format!("idle_timeout = 0\n{top}");
     for (name, storage) in entries {
         text.push_str(&format!("[[database]]\nname = \"{name}\"\nstorage = \"{}\"\n", storage.display()));
     }
@@ -268,13 +268,15 @@ fn sighup_reloads_the_configuration_file() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("aiida-rest.toml");
     let (archive, profile): (PathBuf, PathBuf) = (harness::archive_path(), harness::profile_path());
-    write_config(&config, &[("a", &archive), ("b", &archive)]);
+    write_config(&config, "", &[("a", &archive), ("b", &archive)]);
     let server = Server::start(&["--config", config.to_str().unwrap()]);
     assert_eq!(server.get("/a/api/v4/computers").0, 200);
     assert_eq!(server.get("/b/api/v4/computers").0, 200);
     assert_eq!(server.get("/c/api/v4/computers").0, 404);
+    assert_eq!(server.get("/b/api/v4/querybuilder").0, 405);
 
-    write_config(&config, &[("b", &profile), ("c", &archive)]);
+    // Added, removed and changed entries, and a changed option of the top level.
+    write_config(&config, "posting = false\n", &[("b", &profile), ("c", &archive)]);
     // SAFETY: kill(2) on the child this test started.
     assert_eq!(unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) }, 0);
     let start = Instant::now();
@@ -286,6 +288,7 @@ fn sighup_reloads_the_configuration_file() {
     let (status, body) = server.get("/b/api/v4/server");
     assert_eq!(status, 200);
     assert!(body.contains("/b/api/v4"), "{body}");
+    assert_eq!(server.get("/c/api/v4/querybuilder").0, 404);
     // A broken file keeps the previous configuration.
     std::fs::write(&config, "[[database]\n").unwrap();
     // SAFETY: as above.
