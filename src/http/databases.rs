@@ -401,7 +401,7 @@ impl Api for Health {
     }
 }
 
-/// `/ready`: every configured database opens (200), or which do not (503).
+/// `/ready`: every configured database opens and answers a query (200), or which do not (503).
 struct Ready(Vec<Arc<Slot>>);
 
 impl Api for Ready {
@@ -410,7 +410,11 @@ impl Api for Ready {
         Router::new().fallback(move || {
             let slots = slots.clone();
             async move {
-                let results = futures_util::future::join_all(slots.iter().map(|s| s.get())).await;
+                let check = async |slot: &Arc<Slot>| match slot.get().await {
+                    Ok(opened) => opened.state.storage.ping().await,
+                    Err(message) => Err(message),
+                };
+                let results = futures_util::future::join_all(slots.iter().map(check)).await;
                 let mut databases = Map::new();
                 let mut ready = true;
                 for (slot, result) in slots.iter().zip(results) {
@@ -444,13 +448,9 @@ impl Api for ReadyOne {
         Router::new().fallback(move || {
             let storage = storage.clone();
             async move {
-                let mut query = storage.db.query();
-                query.push("SELECT 1");
-                let (status, body) = match storage.db.fetch_all(query).await {
-                    Ok(_) => (StatusCode::OK, json!({"status": "ready"})),
-                    Err(e) => {
-                        (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "unavailable", "message": e.to_string()}))
-                    }
+                let (status, body) = match storage.ping().await {
+                    Ok(()) => (StatusCode::OK, json!({"status": "ready"})),
+                    Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "unavailable", "message": e})),
                 };
                 json_response(status, &body, None, None)
             }

@@ -57,6 +57,13 @@ pub struct Storage {
     _scratch: Vec<tempfile::TempDir>,
 }
 
+impl Storage {
+    /// Whether its database answers a trivial query now (`/ready`).
+    pub async fn ping(&self) -> Result<(), String> {
+        scalar_db(&self.db, "SELECT 1").await.map(|_| ())
+    }
+}
+
 /// What the user asked to serve.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
