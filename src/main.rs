@@ -1,16 +1,20 @@
 //! The `aiida-rest` command: serve an AiiDA storage over REST API v4.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use aiida_rest::http::cors::Origins;
+use aiida_rest::http::databases::{self, Database, Databases, Switch};
 use aiida_rest::http::serve::{self as server, ServeOptions};
 use aiida_rest::http::v4::V4;
 use aiida_rest::http::{App, AppState, Settings};
+use aiida_rest::storage::catalog::{self, Catalog};
 use aiida_rest::storage::db::DbLimits;
 use aiida_rest::storage::{self, Source};
 
@@ -28,29 +32,41 @@ enum Command {
     Serve(ServeArgs),
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct ServeArgs {
     /// A `.aiida` archive file, a `core.sqlite_dos` profile folder (database.sqlite +
     /// container/), or the URL of a core.psql_dos database,
     /// `postgresql://user[:password]@host[:port]/database` (with --repository; the password
-    /// may also come from $PGPASSWORD). Without it (and without --profile) the default profile
-    /// of the AiiDA configuration is served, as `verdi` picks it ($AIIDA_PATH or ~/.aiida); the
-    /// demo archive built into the program where there is no configuration or no profile.
+    /// may also come from $PGPASSWORD). Without it (and without --profile, --database or
+    /// --config) the default profile of the AiiDA configuration is served, as `verdi` picks it
+    /// ($AIIDA_PATH or ~/.aiida); the demo archive built into the program where there is no
+    /// configuration or no profile.
+    #[arg(env = "AIIDA_REST_STORAGE")]
     storage: Option<PathBuf>,
     /// The disk-objectstore container of the PostgreSQL database given as STORAGE (the
     /// container folder, or the folder holding `container/`).
-    #[arg(long)]
+    #[arg(long, env = "AIIDA_REST_REPOSITORY")]
     repository: Option<PathBuf>,
     /// Serve this profile of the AiiDA configuration ($AIIDA_PATH or ~/.aiida).
-    #[arg(long, conflicts_with = "storage", env = "AIIDA_REST_PROFILE")]
+    #[arg(short = 'p', long, conflicts_with = "storage", env = "AIIDA_REST_PROFILE")]
     profile: Option<String>,
+    /// Serve several databases: NAME=STORAGE, repeatable; each is served under
+    /// /NAME/api/v4 and /NAME/api/v2. STORAGE: an archive, a profile folder, a folder of
+    /// .aiida files (one database per file, named by the file stem), `profile:PROFILE`, or
+    /// `postgresql://...,repository=PATH`.
+    #[arg(long = "database", value_name = "NAME=STORAGE", env = "AIIDA_REST_DATABASES", value_delimiter = ';')]
+    databases: Vec<String>,
+    /// A TOML file naming the databases to serve (`[[database]]` entries) and server options
+    /// (the long option names as keys); SIGHUP reloads it. See the README.
+    #[arg(long, env = "AIIDA_REST_CONFIG")]
+    config: Option<PathBuf>,
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1", env = "AIIDA_REST_HOST")]
+    #[arg(short = 'H', long, visible_alias = "hostname", default_value = "127.0.0.1", env = "AIIDA_REST_HOST")]
     host: String,
     /// Port to listen on.
-    #[arg(long, default_value_t = 5000, env = "AIIDA_REST_PORT")]
+    #[arg(short = 'P', long, default_value_t = 5000, env = "AIIDA_REST_PORT")]
     port: u16,
-    /// Most database connections used at once.
+    /// Most database connections used at once (per database).
     #[arg(long, default_value_t = 8, env = "AIIDA_REST_MAX_CONNECTIONS")]
     max_connections: usize,
     /// Longest time one database query may run, in seconds.
@@ -60,9 +76,23 @@ struct ServeArgs {
     /// capped by it).
     #[arg(long, default_value_t = 10_000, env = "AIIDA_REST_MAX_ROWS")]
     max_rows: i64,
+    /// Serve POST /querybuilder (the default, as `verdi restapi --posting`).
+    #[arg(long, overrides_with = "no_posting")]
+    posting: bool,
     /// Do not serve POST /querybuilder (as `verdi restapi --no-posting`).
-    #[arg(long)]
+    #[arg(long, overrides_with = "posting", env = "AIIDA_REST_NO_POSTING")]
     no_posting: bool,
+    /// The origins that may read the API from a browser (CORS): `*` (any, as aiida-core), or
+    /// a list (repeat the option or separate with commas).
+    #[arg(long, default_value = "*", env = "AIIDA_REST_CORS_ORIGIN", value_delimiter = ',')]
+    cors_origin: Vec<String>,
+    /// With several databases: close a database after this many seconds without a request
+    /// (it opens again on the next one); 0 keeps databases open.
+    #[arg(long, default_value_t = 600, env = "AIIDA_REST_IDLE_TIMEOUT")]
+    idle_timeout: u64,
+    /// With several databases: most PostgreSQL sessions of all databases together.
+    #[arg(long, default_value_t = 64, env = "AIIDA_REST_PG_MAX_SESSIONS")]
+    pg_max_sessions: usize,
     /// Seconds a client has to send a complete request head (also the longest idle time
     /// between requests on a kept-alive connection, and the longest pause inside a request body).
     #[arg(long, default_value_t = 10, env = "AIIDA_REST_HEADER_TIMEOUT")]
@@ -82,6 +112,131 @@ struct ServeArgs {
     public_url: Option<server::Origin>,
 }
 
+impl ServeArgs {
+    /// Takes the options of a configuration file's top level where the command line and the
+    /// environment gave none.
+    fn apply(&mut self, given: &ArgMatches, catalog: &Catalog) -> Result<(), String> {
+        fn set<T: std::str::FromStr>(
+            given: &ArgMatches,
+            catalog: &Catalog,
+            id: &str,
+            keys: &[&str],
+            slot: &mut T,
+        ) -> Result<(), String>
+        where
+            T::Err: std::fmt::Display,
+        {
+            if !matches!(given.value_source(id), None | Some(ValueSource::DefaultValue)) {
+                return Ok(());
+            }
+            for key in keys {
+                if let Some(text) = catalog.option(key) {
+                    *slot = text.parse().map_err(|e| format!("{key} = {text:?}: {e}"))?;
+                }
+            }
+            Ok(())
+        }
+        let known = [
+            "host",
+            "hostname",
+            "port",
+            "max_connections",
+            "statement_timeout",
+            "max_rows",
+            "posting",
+            "cors_origin",
+            "idle_timeout",
+            "pg_max_sessions",
+            "header_timeout",
+            "max_open_connections",
+            "shutdown_grace",
+            "public_url",
+        ];
+        if let Some(key) = catalog.options.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(format!("unknown option '{key}' (known: {})", known.join(", ")));
+        }
+        set(given, catalog, "host", &["host", "hostname"], &mut self.host)?;
+        set(given, catalog, "port", &["port"], &mut self.port)?;
+        set(given, catalog, "max_connections", &["max_connections"], &mut self.max_connections)?;
+        set(given, catalog, "statement_timeout", &["statement_timeout"], &mut self.statement_timeout)?;
+        set(given, catalog, "max_rows", &["max_rows"], &mut self.max_rows)?;
+        set(given, catalog, "idle_timeout", &["idle_timeout"], &mut self.idle_timeout)?;
+        set(given, catalog, "pg_max_sessions", &["pg_max_sessions"], &mut self.pg_max_sessions)?;
+        set(given, catalog, "header_timeout", &["header_timeout"], &mut self.header_timeout)?;
+        set(given, catalog, "shutdown_grace", &["shutdown_grace"], &mut self.shutdown_grace)?;
+        let mut posting = !self.no_posting;
+        set(given, catalog, "no_posting", &["posting"], &mut posting)?;
+        if !self.posting {
+            self.no_posting = !posting;
+        }
+        if matches!(given.value_source("cors_origin"), None | Some(ValueSource::DefaultValue))
+            && let Some(list) = catalog.option("cors_origin")
+        {
+            self.cors_origin = list.split(',').map(str::to_string).collect();
+        }
+        if self.max_open_connections.is_none()
+            && let Some(text) = catalog.option("max_open_connections")
+        {
+            self.max_open_connections = Some(text.parse().map_err(|e| format!("max_open_connections: {e}"))?);
+        }
+        if self.public_url.is_none()
+            && let Some(text) = catalog.option("public_url")
+        {
+            self.public_url = Some(server::public_origin(text)?);
+        }
+        Ok(())
+    }
+
+    fn limits(&self) -> DbLimits {
+        DbLimits {
+            max_connections: self.max_connections.max(1),
+            statement_timeout: Duration::from_secs(self.statement_timeout.max(1)),
+        }
+    }
+
+    /// The databases of `--database` and of the configuration file, with their options.
+    fn databases(&self, catalog: &Catalog) -> Result<Vec<Database>, String> {
+        let mut all = catalog.clone();
+        for spec in &self.databases {
+            all.entries.extend(catalog::parse_spec(spec).map_err(|e| e.to_string())?);
+        }
+        let all = all.check().map_err(|e| e.to_string())?;
+        Ok(all
+            .entries
+            .into_iter()
+            .map(|entry| {
+                let mut limits = self.limits();
+                if let Some(n) = entry.max_connections {
+                    limits.max_connections = n;
+                }
+                if let Some(s) = entry.statement_timeout {
+                    limits.statement_timeout = Duration::from_secs(s);
+                }
+                let settings = Settings {
+                    prefix: format!("/{}/api/v4", entry.name),
+                    posting: entry.posting.unwrap_or(!self.no_posting),
+                    max_rows: entry.max_rows.unwrap_or(self.max_rows).max(1),
+                };
+                Database { name: entry.name, source: entry.source, default: entry.default, settings, limits }
+            })
+            .collect())
+    }
+
+    fn serve_options(&self) -> (ServeOptions, Option<u64>) {
+        let open_files = server::raise_open_files_limit();
+        let options = ServeOptions {
+            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            max_open_connections: self
+                .max_open_connections
+                .unwrap_or_else(|| server::default_max_open_connections(open_files))
+                .max(1),
+            public_url: self.public_url.clone(),
+        };
+        (options, open_files)
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -90,7 +245,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("aiida_rest=info")),
         )
         .init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -99,7 +258,30 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(mut args) => {
+            let given = matches.subcommand_matches("serve").expect("the serve subcommand");
+            let pristine = (args.clone(), given.clone());
+            // The configuration file's options count where the command line and the
+            // environment left an option at its default.
+            let catalog = match args.config.as_deref().map(catalog::load).transpose() {
+                Ok(catalog) => catalog,
+                Err(e) => {
+                    eprintln!("aiida-rest: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(catalog) = &catalog
+                && let Err(e) = args.apply(given, catalog)
+            {
+                eprintln!("aiida-rest: {}: {e}", args.config.as_deref().unwrap_or(Path::new("")).display());
+                return ExitCode::from(2);
+            }
+            if catalog.is_some() || !args.databases.is_empty() {
+                runtime.block_on(serve_many(args, catalog.unwrap_or_default(), pristine))
+            } else {
+                runtime.block_on(serve(args))
+            }
+        }
     };
     // Database queries still running on the blocking pool do not hold the exit up.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -133,11 +315,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         (None, Some(name)) => Source::Profile(name.clone()),
         (None, None) => Source::Default,
     };
-    let limits = DbLimits {
-        max_connections: args.max_connections.max(1),
-        statement_timeout: Duration::from_secs(args.statement_timeout.max(1)),
-    };
-    let storage = match storage::open(&source, limits).await {
+    let storage = match storage::open(&source, args.limits()).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("aiida-rest: {e}");
@@ -149,19 +327,94 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let description = storage.description.clone();
     let state = AppState { storage: Arc::new(storage), settings: Arc::new(settings) };
     let app = App::new()
+        .cors_origins(Origins::from_list(&args.cors_origin))
         .nest(&prefix, V4::new(state.clone()))
-        .nest("/api/v2", aiida_rest::http::v2::V2::new(state))
+        .nest("/api/v2", aiida_rest::http::v2::V2::new(state.clone()))
+        .nest("/health", databases::Health)
+        .nest("/ready", databases::ReadyOne(state.storage))
         .into_router();
-    let open_files = server::raise_open_files_limit();
-    let options = ServeOptions {
-        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
-        shutdown_grace: Duration::from_secs(args.shutdown_grace),
-        max_open_connections: args
-            .max_open_connections
-            .unwrap_or_else(|| server::default_max_open_connections(open_files))
-            .max(1),
-        public_url: args.public_url,
+    run(&args, app, &description, &prefix, async {}).await
+}
+
+/// Serves several databases (`--database`, `--config`), each opened on its first request.
+/// `pristine`: the options before the configuration file's, and where they came from (a reload
+/// applies the file's again).
+async fn serve_many(args: ServeArgs, catalog: Catalog, pristine: (ServeArgs, ArgMatches)) -> ExitCode {
+    if args.storage.is_some() || args.profile.is_some() || args.repository.is_some() {
+        eprintln!("aiida-rest: with --database or --config, name every database there (not as STORAGE or --profile)");
+        return ExitCode::from(2);
+    }
+    let list = match args.databases(&catalog) {
+        Ok(list) => list,
+        Err(e) => {
+            eprintln!("aiida-rest: {e}");
+            return ExitCode::from(2);
+        }
     };
+    let default = list.iter().find(|d| d.default).map(|d| d.name.clone());
+    let description = format!("{} databases", list.len());
+    let registry = Databases::new(databases::Options {
+        idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
+        pg_sessions: args.pg_max_sessions.max(1),
+        ..databases::Options::default()
+    });
+    registry.configure(list);
+    registry.spawn_closer();
+    let cors = Origins::from_list(&args.cors_origin);
+    let switch = Switch::new(registry.router(App::new().cors_origins(cors)));
+    let app = switch.router();
+    // SIGHUP: read the configuration file again; unchanged databases stay open, requests
+    // under way finish on the application they started on.
+    let reload = {
+        let (args, given) = pristine;
+        let registry = registry.clone();
+        async move {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+            while hup.recv().await.is_some() {
+                let Some(path) = &args.config else {
+                    tracing::warn!("SIGHUP: no configuration file to reload (--config)");
+                    continue;
+                };
+                // The file's options apply afresh (those of the listener aside: host, port and
+                // the connection limits keep their values until a restart).
+                let loaded = catalog::load(path).map_err(|e| e.to_string()).and_then(|c| {
+                    let mut args = args.clone();
+                    args.apply(&given, &c)?;
+                    Ok((args.databases(&c)?, Origins::from_list(&args.cors_origin)))
+                });
+                match loaded {
+                    Ok((list, cors)) => {
+                        let changes = registry.configure(list);
+                        switch.set(registry.router(App::new().cors_origins(cors)));
+                        tracing::info!(
+                            "reloaded {}: added {:?}, removed {:?}, changed {:?}",
+                            path.display(),
+                            changes.added,
+                            changes.removed,
+                            changes.changed
+                        );
+                    }
+                    Err(e) => tracing::error!("SIGHUP: {e}; still serving the previous configuration"),
+                }
+            }
+        }
+    };
+    let (description, prefix) = match &default {
+        Some(name) => (format!("{description} under /NAME/api/v4, '{name}' also"), "/api/v4"),
+        None => (format!("{description} under /NAME/api/v4"), ""),
+    };
+    run(&args, app, &description, prefix, reload).await
+}
+
+/// Listens and serves `app` until SIGTERM or Ctrl-C; `beside` runs alongside.
+async fn run(
+    args: &ServeArgs,
+    app: axum::Router,
+    description: &str,
+    prefix: &str,
+    beside: impl std::future::Future<Output = ()> + Send + 'static,
+) -> ExitCode {
+    let (options, open_files) = args.serve_options();
     let addr = format!("{}:{}", args.host, args.port);
     let listener = match tokio::net::TcpListener::bind(&addr).await {
         Ok(l) => l,
@@ -193,6 +446,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
         tracing::info!("shutting down");
     };
+    tokio::spawn(beside);
     if let Err(e) = server::serve(listener, app, options, shutdown).await {
         eprintln!("aiida-rest: server error: {e}");
         return ExitCode::from(1);

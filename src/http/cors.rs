@@ -5,18 +5,51 @@
 //! and adds `Access-Control-Allow-Origin` (`*`, or the caller's origin echoed with
 //! `Vary: Origin`) to every answer, and `Access-Control-Expose-Headers` to the answers that
 //! carry `X-Total-Count` (and `Link`) so that browser clients can page.
+//!
+//! [`Origins`] restricts this to a list of origins (`--cors-origin`): the caller's origin is
+//! echoed when it is on the list, and no `Access-Control-Allow-Origin` is sent otherwise.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use std::sync::Arc;
+
 use super::path::Prefixes;
 use super::request::unquote;
 
+/// The origins that may read the APIs: any (`*`, the default, as aiida-core), or a list.
+#[derive(Debug, Clone, Default)]
+pub enum Origins {
+    #[default]
+    Any,
+    List(Arc<[String]>),
+}
+
+impl Origins {
+    /// From `--cors-origin` values: `*` anywhere means any; else the origins, trailing `/` aside.
+    pub fn from_list<S: AsRef<str>>(items: &[S]) -> Self {
+        let items: Vec<String> = items
+            .iter()
+            .flat_map(|item| item.as_ref().split(','))
+            .map(|s| s.trim().trim_end_matches('/').to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if items.is_empty() || items.iter().any(|s| s == "*") { Origins::Any } else { Origins::List(items.into()) }
+    }
+
+    fn allows(&self, origin: &HeaderValue) -> bool {
+        match self {
+            Origins::Any => true,
+            Origins::List(list) => origin.to_str().is_ok_and(|o| list.iter().any(|allowed| allowed == o)),
+        }
+    }
+}
+
 /// Middleware (`from_fn_with_state`). Runs after `path::decode` or on its own: it
 /// decodes the path it receives.
-pub async fn cors(State(prefixes): State<Prefixes>, request: Request, next: Next) -> Response {
+pub async fn cors(State((prefixes, origins)): State<(Prefixes, Origins)>, request: Request, next: Next) -> Response {
     if !prefixes.cover(&unquote(request.uri().path())) {
         return next.run(request).await;
     }
@@ -28,7 +61,14 @@ pub async fn cors(State(prefixes): State<Prefixes>, request: Request, next: Next
         expose_paging(response.headers_mut());
         response
     };
-    allow_origin(response.headers_mut(), origin);
+    match (&origins, origin) {
+        (Origins::Any, origin) => allow_origin(response.headers_mut(), origin),
+        (_, Some(origin)) if origins.allows(&origin) => allow_origin(response.headers_mut(), Some(origin)),
+        // Not on the list: the browser keeps the answer from the page.
+        _ => {
+            response.headers_mut().insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+    }
     response
 }
 

@@ -28,9 +28,14 @@
 //!
 //! An API instance serves the database of its [`AppState`]; serving several is mounting one
 //! instance per database, e.g. `.nest(&format!("/{name}/api/v4"), V4::new(state_of(name)))`.
+//! [`databases`] does so lazily for the `--database`/`--config` command line: each database's
+//! v4 and v2 are mounted under `/<name>`, and the storage is opened by the first request,
+//! closed when idle, and reopened on demand; `databases::Switch` swaps the whole application on
+//! a reload. `/health` and `/ready` are mounted the same way.
 
 mod body;
-mod cors;
+pub mod cors;
+pub mod databases;
 pub mod error;
 mod head;
 pub mod listener;
@@ -96,6 +101,7 @@ pub struct App {
     routes: Router,
     prefixes: Vec<String>,
     endpoints: Vec<String>,
+    cors: cors::Origins,
 }
 
 impl App {
@@ -112,6 +118,12 @@ impl App {
         self
     }
 
+    /// The origins CORS lets read the APIs (any by default).
+    pub fn cors_origins(mut self, origins: cors::Origins) -> Self {
+        self.cors = origins;
+        self
+    }
+
     /// The application, ready for `axum::serve` (or `oneshot` in tests).
     pub fn into_router(self) -> Router {
         let endpoints: Arc<[String]> = self.endpoints.into();
@@ -122,7 +134,7 @@ impl App {
         // also gets axum's finishing touch on every answer (`Content-Length` when known).
         let layered = any_service(routes)
             .layer(from_fn_with_state(prefixes.clone(), body::limit))
-            .layer(from_fn_with_state(prefixes, cors::cors))
+            .layer(from_fn_with_state((prefixes, self.cors), cors::cors))
             .layer(from_fn(path::decode))
             .layer(from_fn(head::head));
         Router::new().fallback_service(layered)

@@ -35,6 +35,12 @@ const RESERVED: [(&str, Slot); 15] = [
     ("profile", |p| &mut p.profile),
 ];
 
+tokio::task_local! {
+    /// Set while a request runs on the database its `profile` parameter chose
+    /// (`databases`, several databases served): the parameter is then accepted.
+    pub(crate) static PROFILE_SWITCHING: bool;
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Params {
     pub limit: Option<Value>,
@@ -93,8 +99,9 @@ impl Params {
                 },
             }
         }
-        // One process serves one storage: there is no profile to switch to.
-        if params.profile.is_some() {
+        // One process serves one storage: there is no profile to switch to (unless it serves
+        // several and the request runs on the one its `profile` names).
+        if params.profile.is_some() && !PROFILE_SWITCHING.try_with(|on| *on).unwrap_or(false) {
             return Err(ApiError::bad_request("specifying an explicit profile is not enabled for this REST API."));
         }
         Ok(params)

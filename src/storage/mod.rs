@@ -6,6 +6,7 @@
 //! file) from flooding the log.
 
 pub mod aiida_config;
+pub mod catalog;
 pub mod db;
 pub mod ratelog;
 pub mod repository;
@@ -56,8 +57,15 @@ pub struct Storage {
     _scratch: Vec<tempfile::TempDir>,
 }
 
+impl Storage {
+    /// Whether its database answers a trivial query now (`/ready`).
+    pub async fn ping(&self) -> Result<(), String> {
+        scalar_db(&self.db, "SELECT 1").await.map(|_| ())
+    }
+}
+
 /// What the user asked to serve.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Source {
     Demo,
     /// Nothing named: the default profile of the AiiDA configuration, as `verdi` picks it, or

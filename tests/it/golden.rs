@@ -165,7 +165,7 @@ fn report_total(backend: Backend, file: &str, outcome: Outcome) {
     }
 }
 
-fn check(entry: &Value, got: &Answer) -> Option<String> {
+pub(crate) fn check(entry: &Value, got: &Answer) -> Option<String> {
     let ref_status = entry["status"].as_u64().unwrap() as u16;
     let status = got.status;
     if let Some(why) = entry.get("allow").and_then(Value::as_str) {

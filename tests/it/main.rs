@@ -13,6 +13,7 @@ mod postgres;
 mod querybuilder;
 mod querybuilder_fuzz;
 mod robustness;
+mod several_databases;
 mod storage;
 mod streaming;
 mod types;
