@@ -339,12 +339,18 @@ async fn crc_failure_at_the_end_closes_the_connection_short() {
     .await
     .unwrap()
     .expect("the server closes the connection");
-    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("headers") + 4;
+    // How much of the answer gets out before the damage is read depends on scheduling (hyper
+    // may not have flushed the head and first chunk yet); what must never happen is a
+    // complete answer.
+    let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4) else {
+        assert!(answer.len() < SIZE, "{} bytes without a complete head", answer.len());
+        return;
+    };
     let head = String::from_utf8_lossy(&answer[..split]).to_lowercase();
     assert!(head.starts_with("http/1.1 200"), "{head}");
     assert!(head.contains(&format!("content-length: {SIZE}")), "{head}");
     let body = answer.len() - split;
-    assert!((65_536..SIZE).contains(&body), "{body} body bytes of {SIZE}");
+    assert!(body < SIZE, "{body} body bytes of {SIZE}: the damaged answer ended as if complete");
 }
 
 /// Overwrites the root page of `table` in the SQLite file at `path` with zeros.
