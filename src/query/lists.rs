@@ -9,7 +9,7 @@
 use crate::query::error::{QueryError, QueryResult};
 use crate::query::rows::{Record, Timestamp, push_selects};
 use crate::query::tables::{self, Kind, Table, order_direction};
-use crate::storage::db::{Db, Dialect, Query};
+use crate::storage::db::{Cell, Db, Dialect, Param, Query};
 
 /// The tables that are listed as collections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,67 @@ impl Conditions for Unfiltered {
 #[derive(Debug, Clone)]
 pub struct OrderBy {
     sql: String,
+    /// The terms, for seeking to a remembered row ([`EntityList::rows`]); `None` when the
+    /// ordering names columns other than the entity's own (the link columns).
+    terms: Option<Vec<OrderTerm>>,
+}
+
+/// One term of an ordering over an entity column.
+#[derive(Debug, Clone)]
+struct OrderTerm {
+    /// The expression sorted on.
+    expr: String,
+    desc: bool,
+    kind: Kind,
+}
+
+impl OrderTerm {
+    /// The term's value as a row reads it back: a cell that binds again as the same value.
+    fn push_key(&self, q: &mut Query) {
+        match (q.dialect, self.kind) {
+            (Dialect::Postgres, Kind::Time | Kind::Uuid) => q.push("CAST(").push(&self.expr).push(" AS text)"),
+            _ => q.push(&self.expr),
+        };
+    }
+
+    /// `value` bound as a value of the term's type.
+    fn push_value(&self, q: &mut Query, value: &Cell) {
+        let cast = match (q.dialect, self.kind) {
+            (Dialect::Postgres, Kind::Time) => Some("timestamptz"),
+            (Dialect::Postgres, Kind::Uuid) => Some("uuid"),
+            _ => None,
+        };
+        if cast.is_some() {
+            q.push("CAST(");
+        }
+        match value {
+            Cell::Int(i) => q.bind_int(*i),
+            Cell::Float(f) => q.bind(Param::Float(*f)),
+            Cell::Text(t) => q.bind_text(t.as_str()),
+            Cell::Null => q.bind(Param::Null),
+        };
+        if let Some(cast) = cast {
+            q.push(" AS ").push(cast).push(")");
+        }
+    }
+
+    /// `<expr> <op> <value>`.
+    fn push_compare(&self, q: &mut Query, op: &str, value: &Cell) {
+        q.push(&self.expr).push(" ").push(op).push(" ");
+        self.push_value(q, value);
+    }
+
+    /// Rows that come after `value` in this term's order: NULL sorts first ascending and last
+    /// descending, on both databases (see [`order_direction`]).
+    fn push_after(&self, q: &mut Query, value: &Cell) {
+        if self.desc {
+            q.push("(");
+            self.push_compare(q, "<", value);
+            q.push(" OR ").push(&self.expr).push(" IS NULL)");
+        } else {
+            self.push_compare(q, ">", value);
+        }
+    }
 }
 
 impl OrderBy {
@@ -86,12 +147,14 @@ impl OrderBy {
     ) -> QueryResult<Self> {
         let mut q = Query::new(dialect);
         let mut seen: Vec<&str> = Vec::new();
+        let mut terms = Some(Vec::new());
         q.push(" ORDER BY ");
         for (name, desc) in orderby {
             if let Some(column) = extra.iter().find(|c| c.name == name) {
                 if !seen.contains(&column.name) {
                     seen.push(column.name);
                     q.push(column.sql).push(order_direction(dialect, *desc, false)).push(", ");
+                    terms = None;
                 }
                 continue;
             }
@@ -106,18 +169,25 @@ impl OrderBy {
             }
             seen.push(column.name);
             let qualified = entity.qualified(column.name);
+            let start = q.sql.len();
             match (column.kind, dialect) {
                 // A native uuid sorts as its canonical text does in byte order, and uses the index.
                 (Kind::Uuid, Dialect::Sqlite) => q.uuid_text(&qualified),
                 _ => q.push(&qualified),
             };
+            if let Some(terms) = terms.as_mut() {
+                terms.push(OrderTerm { expr: q.sql[start..].to_string(), desc: *desc, kind: column.kind });
+            }
             q.push(order_direction(dialect, *desc, column.nullable)).push(", ");
         }
         if !seen.contains(&"id") {
             q.push(&entity.qualified("id")).push(" ASC, ");
+            if let Some(terms) = terms.as_mut() {
+                terms.push(OrderTerm { expr: entity.qualified("id"), desc: false, kind: Kind::Int });
+            }
         }
         q.sql.truncate(q.sql.len() - 2);
-        Ok(Self { sql: q.sql })
+        Ok(Self { sql: q.sql, terms })
     }
 
     /// The clause, with a leading space.
@@ -129,6 +199,7 @@ impl OrderBy {
     fn then(mut self, sql: &str) -> Self {
         self.sql.push_str(", ");
         self.sql.push_str(sql);
+        self.terms = None;
         self
     }
 }
@@ -353,14 +424,27 @@ pub struct EntityList<'a> {
     dialect: Dialect,
     spec: ListSpec<'a>,
     order: OrderBy,
+    /// Every how many rows a deep page remembers where it starts ([`EntityList::rows`]).
+    boundary_every: i64,
 }
+
+/// Every how many rows of an ordering the row at the start is remembered, so that a page at
+/// any depth skips fewer rows than this.
+pub const PAGE_BOUNDARY_EVERY: i64 = 1000;
 
 impl<'a> EntityList<'a> {
     /// Checks the ordering; nothing runs yet. `dialect` is that of the database the list is
     /// then read from.
     pub fn new(dialect: Dialect, spec: ListSpec<'a>) -> QueryResult<Self> {
         let order = OrderBy::new(dialect, spec.collection.entity(), &[], spec.orderby)?;
-        Ok(Self { dialect, spec, order })
+        Ok(Self { dialect, spec, order, boundary_every: PAGE_BOUNDARY_EVERY })
+    }
+
+    /// Remembers the row at the start of every `rows` rows instead of every
+    /// [`PAGE_BOUNDARY_EVERY`] (0: none), for tests over small tables.
+    pub fn with_boundaries_every(mut self, rows: i64) -> Self {
+        self.boundary_every = rows;
+        self
     }
 
     /// ` FROM <table> <alias> WHERE ...`: the same in the count and in the row query.
@@ -405,7 +489,32 @@ impl<'a> EntityList<'a> {
         names
     }
 
+    /// The rows `offset..offset + limit`. A first page reads them directly. A deeper page
+    /// finds its ids first, skipping `offset` entries of the ordering's index alone (a covering
+    /// index scan: the index holds the ordered column and the id), then reads only the rows of
+    /// the page by primary key; skipping whole rows instead costs a table read (and a sort of
+    /// wide rows) for every skipped row. The ordering ends with the id, so it is total and
+    /// both forms return the same rows in the same order.
     fn rows_query(&self, names: &[&str], limit: i64, offset: i64) -> QueryResult<Query> {
+        let entity = self.spec.collection.entity();
+        let mut q = Query::new(self.dialect);
+        q.push("SELECT ");
+        push_selects(&mut q, entity, names);
+        if offset == 0 {
+            return self.plain_rows_query(names, limit, offset);
+        }
+        let id = entity.qualified("id");
+        q.push(" FROM ").push(entity.sql_name).push(" ").push(entity.alias);
+        q.push(" WHERE ").push(&id).push(" IN (SELECT ").push(&id);
+        self.push_from_where(&mut q)?;
+        q.push(self.order.sql());
+        q.push(" LIMIT ").bind_int(limit).push(" OFFSET ").bind_int(offset);
+        q.push(")").push(self.order.sql());
+        Ok(q)
+    }
+
+    /// The plain form of [`EntityList::rows_query`]: `LIMIT ... OFFSET ...` over whole rows.
+    fn plain_rows_query(&self, names: &[&str], limit: i64, offset: i64) -> QueryResult<Query> {
         let mut q = Query::new(self.dialect);
         q.push("SELECT ");
         push_selects(&mut q, self.spec.collection.entity(), names);
@@ -416,14 +525,118 @@ impl<'a> EntityList<'a> {
     }
 
     /// The matching rows `offset..offset + limit`, in order.
+    ///
+    /// A deep page starts from a remembered row: the row at the last multiple of
+    /// [`PAGE_BOUNDARY_EVERY`] before `offset` is found once (with the ids-first query of
+    /// [`EntityList::rows_query`]) and kept in the result cache while the database is
+    /// unchanged; the page then seeks to it on the ordering's index (`WHERE (ctime, id) come
+    /// after the remembered ones`) and skips fewer than [`PAGE_BOUNDARY_EVERY`] rows. Pages
+    /// near one another, and every later visit, cost what a first page costs.
     pub async fn rows(&self, db: &Db, limit: i64, offset: i64) -> QueryResult<Vec<EntityRow>> {
         let names = self.names();
-        let rows = db.fetch_all(self.rows_query(&names, limit, offset)?).await?;
+        let every = self.boundary_every;
+        if let Some(terms) = &self.order.terms
+            && every > 0
+            && offset >= every
+            && limit > 0
+        {
+            let start = offset / every * every;
+            if let Some(boundary) = self.boundary(db, terms, start).await? {
+                let query = self.seek_query(&names, terms, &boundary, limit, offset - start)?;
+                let rows = self.read_rows(db, &names, query).await?;
+                // Only a descending first term leaves rows out of the seek (its NULLs, which
+                // come last): a full page cannot have reached them.
+                if rows.len() as i64 == limit || !terms[0].desc {
+                    return Ok(rows);
+                }
+            }
+        }
+        let query = self.rows_query(&names, limit, offset)?;
+        self.read_rows(db, &names, query).await
+    }
+
+    /// The ordering's values of the row at `start` (through the result cache); `None` when
+    /// there is no such row or one of its values is NULL (then pages do not seek).
+    async fn boundary(&self, db: &Db, terms: &[OrderTerm], start: i64) -> QueryResult<Option<Vec<Cell>>> {
+        let entity = self.spec.collection.entity();
+        let id = entity.qualified("id");
+        let mut q = Query::new(self.dialect);
+        q.push("SELECT ");
+        for (i, term) in terms.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            term.push_key(&mut q);
+        }
+        q.push(" FROM ").push(entity.sql_name).push(" ").push(entity.alias);
+        q.push(" WHERE ").push(&id).push(" IN (SELECT ").push(&id);
+        self.push_from_where(&mut q)?;
+        q.push(self.order.sql()).push(" LIMIT 1 OFFSET ").bind_int(start).push(")");
+        let row = db.fetch_all_cached(q).await?.into_iter().next();
+        Ok(row.filter(|cells| cells.len() == terms.len() && !cells.contains(&Cell::Null)))
+    }
+
+    /// The rows `skip..skip + limit` of those from `boundary` on (ids first, as in
+    /// [`EntityList::rows_query`]). `boundary` holds no NULL.
+    fn seek_query(
+        &self,
+        names: &[&str],
+        terms: &[OrderTerm],
+        boundary: &[Cell],
+        limit: i64,
+        skip: i64,
+    ) -> QueryResult<Query> {
+        let entity = self.spec.collection.entity();
+        let id = entity.qualified("id");
+        let mut q = Query::new(self.dialect);
+        q.push("SELECT ");
+        push_selects(&mut q, entity, names);
+        q.push(" FROM ").push(entity.sql_name).push(" ").push(entity.alias);
+        q.push(" WHERE ").push(&id).push(" IN (SELECT ").push(&id);
+        self.push_from_where(&mut q)?;
+        // A range on the first term, which the index serves; NULLs are out of it.
+        q.push(" AND ");
+        terms[0].push_compare(&mut q, if terms[0].desc { "<=" } else { ">=" }, &boundary[0]);
+        // At or after the boundary: after it in the first term that differs, or equal in all.
+        q.push(" AND (");
+        for (i, (term, value)) in terms.iter().zip(boundary).enumerate() {
+            q.push("(");
+            for (before, equal) in terms[..i].iter().zip(boundary) {
+                before.push_compare(&mut q, "=", equal);
+                q.push(" AND ");
+            }
+            term.push_after(&mut q, value);
+            q.push(") OR ");
+        }
+        q.push("(");
+        for (j, (term, value)) in terms.iter().zip(boundary).enumerate() {
+            if j > 0 {
+                q.push(" AND ");
+            }
+            term.push_compare(&mut q, "=", value);
+        }
+        q.push("))");
+        q.push(self.order.sql());
+        q.push(" LIMIT ").bind_int(limit).push(" OFFSET ").bind_int(skip);
+        q.push(")").push(self.order.sql());
+        Ok(q)
+    }
+
+    /// [`EntityList::rows`] read with a plain `LIMIT ... OFFSET ...` over whole rows, which
+    /// is slow on deep pages: the reference that tests compare [`EntityList::rows`] with.
+    pub async fn rows_by_offset(&self, db: &Db, limit: i64, offset: i64) -> QueryResult<Vec<EntityRow>> {
+        let names = self.names();
+        let query = self.plain_rows_query(&names, limit, offset)?;
+        self.read_rows(db, &names, query).await
+    }
+
+    async fn read_rows(&self, db: &Db, names: &[&'static str], query: Query) -> QueryResult<Vec<EntityRow>> {
+        let rows = db.fetch_all(query).await?;
         let collection = self.spec.collection;
         Ok(rows
             .into_iter()
             .map(|cells| {
-                let mut r = Record::new(&names, cells);
+                let mut r = Record::new(names, cells);
                 match collection {
                     Collection::Nodes => EntityRow::Node(NodeRow::read(&mut r)),
                     Collection::Computers => EntityRow::Computer(ComputerRow::read(&mut r)),
@@ -497,7 +710,7 @@ mod tests {
         assert_eq!(count.sql, "SELECT count(*) FROM db_dbnode n WHERE 1 = 1 AND n.id = $1::int8 AND n.label = $2");
         let names = list.names();
         assert_eq!(names.last(), Some(&"attributes"));
-        let rows = list.rows_query(&names, 20, 40).unwrap();
+        let rows = list.plain_rows_query(&names, 20, 40).unwrap();
         assert_eq!(
             rows.sql,
             "SELECT n.id, n.label, n.node_type, n.process_type, \
@@ -505,6 +718,17 @@ mod tests {
              to_char(n.mtime AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), n.uuid::text, n.user_id, \
              n.attributes::text FROM db_dbnode n WHERE 1 = 1 AND n.id = $1::int8 AND n.label = $2 \
              ORDER BY n.ctime DESC, n.id ASC LIMIT $3::int8 OFFSET $4::int8"
+        );
+        // Deeper pages find their ids on the index first.
+        let rows = list.rows_query(&names, 20, 40).unwrap();
+        assert!(
+            rows.sql.ends_with(
+                " FROM db_dbnode n WHERE n.id IN (SELECT n.id FROM db_dbnode n WHERE 1 = 1 AND n.id = $1::int8 \
+                 AND n.label = $2 ORDER BY n.ctime DESC, n.id ASC LIMIT $3::int8 OFFSET $4::int8) \
+                 ORDER BY n.ctime DESC, n.id ASC"
+            ),
+            "{}",
+            rows.sql
         );
     }
 
