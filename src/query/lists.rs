@@ -78,6 +78,15 @@ pub struct OrderBy {
     terms: Option<Vec<OrderTerm>>,
 }
 
+/// A condition on one term that selects rows after a value of it.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Greater,
+    Less,
+    Null,
+    NotNull,
+}
+
 /// One term of an ordering over an entity column.
 #[derive(Debug, Clone)]
 struct OrderTerm {
@@ -123,15 +132,37 @@ impl OrderTerm {
         self.push_value(q, value);
     }
 
-    /// Rows that come after `value` in this term's order: NULL sorts first ascending and last
-    /// descending, on both databases (see [`order_direction`]).
-    fn push_after(&self, q: &mut Query, value: &Cell) {
-        if self.desc {
-            q.push("(");
-            self.push_compare(q, "<", value);
-            q.push(" OR ").push(&self.expr).push(" IS NULL)");
+    /// `<expr> = value`, or `<expr> IS NULL` for NULL.
+    fn push_equal(&self, q: &mut Query, value: &Cell) {
+        if *value == Cell::Null {
+            q.push(&self.expr).push(" IS NULL");
         } else {
-            self.push_compare(q, ">", value);
+            self.push_compare(q, "=", value);
+        }
+    }
+
+    /// The conditions that together select the rows after `value` in this term's order, in
+    /// that order: NULL sorts first ascending and last descending, on both databases (see
+    /// [`order_direction`]).
+    fn steps_after(&self, value: &Cell) -> Vec<Step> {
+        match (*value == Cell::Null, self.desc) {
+            (true, false) => vec![Step::NotNull],
+            (true, true) => Vec::new(),
+            (false, false) => vec![Step::Greater],
+            (false, true) => vec![Step::Less, Step::Null],
+        }
+    }
+
+    fn push_step(&self, q: &mut Query, step: Step, value: &Cell) {
+        match step {
+            Step::Greater => self.push_compare(q, ">", value),
+            Step::Less => self.push_compare(q, "<", value),
+            Step::Null => {
+                q.push(&self.expr).push(" IS NULL");
+            }
+            Step::NotNull => {
+                q.push(&self.expr).push(" IS NOT NULL");
+            }
         }
     }
 }
@@ -432,6 +463,9 @@ pub struct EntityList<'a> {
 /// any depth skips fewer rows than this.
 pub const PAGE_BOUNDARY_EVERY: i64 = 1000;
 
+/// Larger pages are read with the ids-first query ([`EntityList::rows_query`]) alone.
+const MAX_SEEK_ROWS: i64 = 1000;
+
 impl<'a> EntityList<'a> {
     /// Checks the ordering; nothing runs yet. `dialect` is that of the database the list is
     /// then read from.
@@ -538,17 +572,30 @@ impl<'a> EntityList<'a> {
         if let Some(terms) = &self.order.terms
             && every > 0
             && offset >= every
-            && limit > 0
+            && (1..=MAX_SEEK_ROWS).contains(&limit)
         {
             let start = offset / every * every;
             if let Some(boundary) = self.boundary(db, terms, start).await? {
-                let query = self.seek_query(&names, terms, &boundary, limit, offset - start)?;
-                let rows = self.read_rows(db, &names, query).await?;
-                // Only a descending first term leaves rows out of the seek (its NULLs, which
-                // come last): a full page cannot have reached them.
-                if rows.len() as i64 == limit || !terms[0].desc {
-                    return Ok(rows);
+                let skip = (offset - start) as usize;
+                let ids = self.seek_ids(db, terms, &boundary, offset - start + limit).await?;
+                let ids = ids.get(skip..).unwrap_or_default();
+                if ids.is_empty() {
+                    return Ok(Vec::new());
                 }
+                let entity = self.spec.collection.entity();
+                let mut q = Query::new(self.dialect);
+                q.push("SELECT ");
+                push_selects(&mut q, entity, &names);
+                q.push(" FROM ").push(entity.sql_name).push(" ").push(entity.alias);
+                q.push(" WHERE ").push(&entity.qualified("id")).push(" IN (");
+                for (i, id) in ids.iter().enumerate() {
+                    if i > 0 {
+                        q.push(", ");
+                    }
+                    q.bind_int(*id);
+                }
+                q.push(")").push(self.order.sql());
+                return self.read_rows(db, &names, q).await;
             }
         }
         let query = self.rows_query(&names, limit, offset)?;
@@ -556,7 +603,7 @@ impl<'a> EntityList<'a> {
     }
 
     /// The ordering's values of the row at `start` (through the result cache); `None` when
-    /// there is no such row or one of its values is NULL (then pages do not seek).
+    /// there is no such row.
     async fn boundary(&self, db: &Db, terms: &[OrderTerm], start: i64) -> QueryResult<Option<Vec<Cell>>> {
         let entity = self.spec.collection.entity();
         let id = entity.qualified("id");
@@ -573,53 +620,45 @@ impl<'a> EntityList<'a> {
         self.push_from_where(&mut q)?;
         q.push(self.order.sql()).push(" LIMIT 1 OFFSET ").bind_int(start).push(")");
         let row = db.fetch_all_cached(q).await?.into_iter().next();
-        Ok(row.filter(|cells| cells.len() == terms.len() && !cells.contains(&Cell::Null)))
+        Ok(row.filter(|cells| cells.len() == terms.len()))
     }
 
-    /// The rows `skip..skip + limit` of those from `boundary` on (ids first, as in
-    /// [`EntityList::rows_query`]). `boundary` holds no NULL.
-    fn seek_query(
-        &self,
-        names: &[&str],
-        terms: &[OrderTerm],
-        boundary: &[Cell],
-        limit: i64,
-        skip: i64,
-    ) -> QueryResult<Query> {
-        let entity = self.spec.collection.entity();
-        let id = entity.qualified("id");
-        let mut q = Query::new(self.dialect);
-        q.push("SELECT ");
-        push_selects(&mut q, entity, names);
-        q.push(" FROM ").push(entity.sql_name).push(" ").push(entity.alias);
-        q.push(" WHERE ").push(&id).push(" IN (SELECT ").push(&id);
-        self.push_from_where(&mut q)?;
-        // A range on the first term, which the index serves; NULLs are out of it.
-        q.push(" AND ");
-        terms[0].push_compare(&mut q, if terms[0].desc { "<=" } else { ">=" }, &boundary[0]);
-        // At or after the boundary: after it in the first term that differs, or equal in all.
-        q.push(" AND (");
-        for (i, (term, value)) in terms.iter().zip(boundary).enumerate() {
-            q.push("(");
-            for (before, equal) in terms[..i].iter().zip(boundary) {
-                before.push_compare(&mut q, "=", equal);
-                q.push(" AND ");
-            }
-            term.push_after(&mut q, value);
-            q.push(") OR ");
+    /// The ids of the first `need` rows from `boundary` on, in order. Those rows are the
+    /// concatenation of parts that each one simple query finds on the index of the first
+    /// term: the boundary row itself, then the rows equal to it in the first `i` terms and
+    /// after it in term `i`, for `i` from the last term down to the first. Each part is in
+    /// the list's order and comes wholly after the previous one, so the parts are read in
+    /// turn until `need` ids are found. A part is a range (`ctime < ?`) or an equality with a
+    /// range of ids (`label = ? AND id > ?`) that the index serves directly, where one
+    /// condition with `OR`s would have the database walk a large tie (half of a big
+    /// database's nodes may share an empty label) from its start.
+    async fn seek_ids(&self, db: &Db, terms: &[OrderTerm], boundary: &[Cell], need: i64) -> QueryResult<Vec<i64>> {
+        let mut parts: Vec<(usize, Option<Step>)> = vec![(terms.len(), None)];
+        for (i, (term, value)) in terms.iter().zip(boundary).enumerate().rev() {
+            parts.extend(term.steps_after(value).into_iter().map(|step| (i, Some(step))));
         }
-        q.push("(");
-        for (j, (term, value)) in terms.iter().zip(boundary).enumerate() {
-            if j > 0 {
-                q.push(" AND ");
+        let id = self.spec.collection.entity().qualified("id");
+        let mut ids = Vec::new();
+        for (equal, step) in parts {
+            let missing = need - ids.len() as i64;
+            if missing <= 0 {
+                break;
             }
-            term.push_compare(&mut q, "=", value);
+            let mut q = Query::new(self.dialect);
+            q.push("SELECT ").push(&id);
+            self.push_from_where(&mut q)?;
+            for (term, value) in terms[..equal].iter().zip(boundary) {
+                q.push(" AND ");
+                term.push_equal(&mut q, value);
+            }
+            if let Some(step) = step {
+                q.push(" AND ");
+                terms[equal].push_step(&mut q, step, &boundary[equal]);
+            }
+            q.push(self.order.sql()).push(" LIMIT ").bind_int(missing);
+            ids.extend(db.fetch_all(q).await?.iter().filter_map(|row| row.first().and_then(Cell::as_i64)));
         }
-        q.push("))");
-        q.push(self.order.sql());
-        q.push(" LIMIT ").bind_int(limit).push(" OFFSET ").bind_int(skip);
-        q.push(")").push(self.order.sql());
-        Ok(q)
+        Ok(ids)
     }
 
     /// [`EntityList::rows`] read with a plain `LIMIT ... OFFSET ...` over whole rows, which
