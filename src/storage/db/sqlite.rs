@@ -110,11 +110,14 @@ impl SqlitePool {
         // (1.2 GB for a 750 MB database after a few full scans). Reads share the kernel's
         // page cache all the same; each connection keeps its own bounded cache of hot pages
         // (the upper levels of the indexes).
-        conn.execute_batch(&format!(
+        conn.execute_batch(
             "PRAGMA case_sensitive_like = ON; PRAGMA query_only = ON; \
-             PRAGMA mmap_size = 0; PRAGMA cache_size = -{PAGE_CACHE_KIB}; PRAGMA temp_store = MEMORY;"
-        ))
+             PRAGMA mmap_size = 0; PRAGMA temp_store = MEMORY;",
+        )
         .map_err(|e| DbError::Query(e.to_string()))?;
+        // Setting the cache size reads the schema; a damaged file fails here, and the check of
+        // `open` that follows reports it as damaged (the default cache of 2 MiB stays).
+        let _ = conn.execute_batch(&format!("PRAGMA cache_size = -{PAGE_CACHE_KIB};"));
         let deadline = Arc::new(AtomicU64::new(u64::MAX));
         let epoch = self.inner.epoch;
         let watched = deadline.clone();
