@@ -1,13 +1,15 @@
 //! What kinds of nodes the database holds: counts per node type and per creation day, and per
 //! `(node_type, process_type)` pair.
 //!
-//! Everything is counted by the database (`GROUP BY`) and kept in the result cache; node rows
-//! never reach this process, so the answers stay cheap on large databases.
+//! Everything is counted by the database (`GROUP BY`, the queries of
+//! [`crate::storage::db::aggregates`]) and kept in the result cache; node rows never reach this
+//! process. A storage computes the answers for all users in the background as it opens, so
+//! even the first request finds them ready (or joins the computation in flight).
 
 use crate::query::error::QueryResult;
 use crate::query::node_classes::TypePrefixes;
 use crate::query::rows::Record;
-use crate::storage::db::{Cell, Db, Dialect, Query, Row};
+use crate::storage::db::{Cell, Db, Row, aggregates};
 
 /// The node counts of `/nodes/statistics`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,18 +24,7 @@ pub struct Statistics {
 
 /// Counts the nodes (of `user`, when given) per node type and per creation day.
 pub async fn statistics(db: &Db, user: Option<i64>) -> QueryResult<Statistics> {
-    let mut types = db.query();
-    types.push("SELECT node_type, count(*) FROM db_dbnode");
-    push_user(&mut types, user);
-    types.push(" GROUP BY node_type");
-
-    let mut days = db.query();
-    days.push("SELECT ");
-    push_utc_day(&mut days, "ctime");
-    days.push(" AS day, count(*) FROM db_dbnode");
-    push_user(&mut days, user);
-    days.push(" GROUP BY day");
-
+    let (types, days) = (aggregates::node_types(db.dialect(), user), aggregates::ctime_days(db.dialect(), user));
     let (type_rows, day_rows) = tokio::try_join!(db.fetch_all_cached(types), db.fetch_all_cached(days))?;
     // The per-type counts add up to the node count, which saves a third scan.
     let total = type_rows.iter().map(|row| count_cell(row, 1)).sum();
@@ -52,15 +43,7 @@ pub struct TypeCount {
 /// is left out.
 pub async fn full_type_counts(db: &Db, user: Option<i64>) -> QueryResult<Vec<TypeCount>> {
     const NAMES: [&str; 3] = ["node_type", "process_type", "count"];
-    let mut q = db.query();
-    q.push("SELECT node_type, process_type, count(*) FROM db_dbnode");
-    if user.is_none() && q.dialect == Dialect::Sqlite {
-        // Every row is read anyway; SQLite would otherwise walk the node_type index and fetch
-        // each row out of order, which is about twice as slow.
-        q.push(" NOT INDEXED");
-    }
-    push_user(&mut q, user);
-    q.push(" GROUP BY node_type, process_type");
+    let q = aggregates::full_types(db.dialect(), user);
     Ok(db
         .fetch_all_cached(q)
         .await?
@@ -71,21 +54,6 @@ pub async fn full_type_counts(db: &Db, user: Option<i64>) -> QueryResult<Vec<Typ
             Some(TypeCount { node_type: r.text("node_type")?, process_type: r.text("process_type"), count })
         })
         .collect())
-}
-
-fn push_user(q: &mut Query, user: Option<i64>) {
-    if let Some(user) = user {
-        q.push(" WHERE user_id = ").bind_int(user);
-    }
-}
-
-/// The UTC calendar day (`YYYY-MM-DD`) of a timestamp column. SQLite storage holds naive UTC
-/// text, so the day is its first ten characters.
-fn push_utc_day(q: &mut Query, column: &str) {
-    match q.dialect {
-        Dialect::Sqlite => q.push("substr(").push(column).push(", 1, 10)"),
-        Dialect::Postgres => q.push("to_char(").push(column).push(" AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
-    };
 }
 
 fn count_cell(row: &[Cell], index: usize) -> i64 {
@@ -132,16 +100,6 @@ pub async fn class_statistics(db: &Db, user: Option<i64>, class: TypePrefixes) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn day_expression_follows_the_dialect() {
-        let mut q = Query::new(Dialect::Sqlite);
-        push_utc_day(&mut q, "ctime");
-        assert_eq!(q.sql, "substr(ctime, 1, 10)");
-        let mut q = Query::new(Dialect::Postgres);
-        push_utc_day(&mut q, "ctime");
-        assert_eq!(q.sql, "to_char(ctime AT TIME ZONE 'UTC', 'YYYY-MM-DD')");
-    }
 
     #[test]
     fn null_keys_are_left_out() {

@@ -206,8 +206,10 @@ pub async fn open_archive(path: &Path, limits: DbLimits) -> Result<Storage, Stor
     })?;
     check_aiida_tables(&pool, path).await?;
     let repo = ArchiveRepo::open(path).map_err(|e| invalid(path, e.to_string()))?;
+    let db = Db::Sqlite(pool);
+    db.warm_up();
     Ok(Storage {
-        db: Db::Sqlite(pool),
+        db,
         repo: Repository::Archive(repo),
         description: format!("archive {}", path.display()),
         _scratch: vec![scratch],
@@ -251,8 +253,10 @@ pub async fn open_profile_folder(dir: &Path, limits: DbLimits) -> Result<Storage
     }
     let container_dir = dir.join("container");
     let container = Container::open(&container_dir).map_err(|e| invalid(&container_dir, e.to_string()))?;
+    let db = Db::Sqlite(pool);
+    db.warm_up();
     Ok(Storage {
-        db: Db::Sqlite(pool),
+        db,
         repo: Repository::ObjectStore(container),
         description: format!("profile folder {}", dir.display()),
         _scratch: Vec::new(),
@@ -354,6 +358,7 @@ async fn open_pg(
             ),
         ));
     }
+    db.warm_up();
     Ok(Storage {
         db,
         repo: Repository::ObjectStore(container),

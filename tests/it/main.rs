@@ -8,6 +8,7 @@ mod harness;
 mod api;
 mod connections;
 mod damaged;
+mod deep_pages;
 mod golden;
 mod postgres;
 mod querybuilder;

@@ -1,6 +1,7 @@
 //! Database access: a bounded pool of read-only connections and a tiny row model that both
 //! backends produce, so the query layer above does not care which database it talks to.
 
+pub mod aggregates;
 pub mod cache;
 mod postgres;
 pub mod sql;
@@ -183,6 +184,26 @@ impl Db {
         let rows = self.fetch_all(query).await?;
         self.cache().put(key, fingerprint, &rows);
         Ok(rows)
+    }
+
+    /// Runs the [`aggregates::warm_up`] queries in the background, one after the other, into
+    /// the result cache, so that the statistics and type trees answer at once from the first
+    /// request on. Requests are served meanwhile; one that needs a query being warmed waits
+    /// for that computation rather than starting its own. Failures are only logged: the
+    /// request that needs the answer then meets them itself.
+    pub fn warm_up(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let db = self.clone();
+        runtime.spawn(async move {
+            let started = std::time::Instant::now();
+            for query in aggregates::warm_up(db.dialect()) {
+                if let Err(e) = db.fetch_all_cached(query).await {
+                    tracing::debug!("warm-up query failed: {e}");
+                    return;
+                }
+            }
+            tracing::debug!("statistics warmed up in {:?}", started.elapsed());
+        });
     }
 
     /// [`Db::fetch_count`] through the cache of [`Db::fetch_all_cached`].
