@@ -9,7 +9,8 @@
 use crate::query::error::QueryResult;
 use crate::query::node_classes::TypePrefixes;
 use crate::query::rows::Record;
-use crate::storage::db::{Cell, Db, Row, aggregates};
+use crate::storage::db::aggregates::{self, push_utc_day};
+use crate::storage::db::{Cell, Db, Query, Row};
 
 /// The node counts of `/nodes/statistics`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,7 +53,7 @@ fn push_user(q: &mut Query, user: Option<i64>) {
 
 /// The UTC calendar day (`YYYY-MM-DD`) of a timestamp column. SQLite storage holds naive UTC
 /// text, so the day is its first ten characters.
-fn push_utc_day(q: &mut Query, column: &str) {
+pub fn push_utc_day(q: &mut Query, column: &str) {
     match q.dialect {
         Dialect::Sqlite => q.push("substr(").push(column).push(", 1, 10)"),
         Dialect::Postgres => q.push("to_char(").push(column).push(" AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
