@@ -9,6 +9,7 @@ mod api;
 mod connections;
 mod damaged;
 mod golden;
+mod hardening;
 mod postgres;
 mod querybuilder;
 mod querybuilder_fuzz;
