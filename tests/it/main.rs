@@ -10,6 +10,7 @@ mod connections;
 mod damaged;
 mod deep_pages;
 mod golden;
+mod hardening;
 mod postgres;
 mod querybuilder;
 mod querybuilder_fuzz;

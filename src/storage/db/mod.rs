@@ -19,6 +19,20 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 /// They leave the pool's other connections to the rest of the API.
 pub const CLIENT_QUERIES: usize = 4;
 
+/// A query whose row limit is above this makes a large answer (`/nodes?limit=-1`, big pages):
+/// large answers run under their own bound, [`large_answers`] of the pool's connections, so
+/// that cheap requests always find a free connection.
+pub const LARGE_ROWS: i64 = 1_000;
+
+/// How long a large answer waits for its turn before it is answered with a 503.
+const LARGE_WAIT: Duration = Duration::from_secs(30);
+
+/// How many large answers may run at once on a pool of `max_connections`: half of them (at
+/// least one), so the other half stays for the rest of the API.
+pub fn large_answers(max_connections: usize) -> usize {
+    (max_connections / 2).max(1)
+}
+
 /// A bound on how many queries of one kind run at once on one database.
 #[derive(Debug)]
 pub struct Bound {
@@ -124,7 +138,22 @@ impl Db {
         Query::new(self.dialect())
     }
 
+    /// The rows of `query`. A large answer (row limit above [`LARGE_ROWS`]) first waits for a
+    /// turn of its own bound. Dropping the future stops the query on the database.
     pub async fn fetch_all(&self, query: Query) -> Result<Vec<Row>, DbError> {
+        let _turn = match query.row_limit() {
+            Some(rows) if rows > LARGE_ROWS => {
+                let bound = self.large_answers();
+                Some(bound.acquire(LARGE_WAIT).await.ok_or_else(|| {
+                    DbError::Unavailable(format!(
+                        "the server is busy: {} large answers kept running for {} s; try again later",
+                        bound.size(),
+                        LARGE_WAIT.as_secs()
+                    ))
+                })?)
+            }
+            _ => None,
+        };
         match self {
             Db::Sqlite(pool) => pool.fetch_all(query).await,
             Db::Postgres(pool) => pool.fetch_all(query).await,
@@ -146,6 +175,22 @@ impl Db {
         match self {
             Db::Sqlite(pool) => pool.client_queries(),
             Db::Postgres(pool) => pool.client_queries(),
+        }
+    }
+
+    /// The bound on large answers (see [`LARGE_ROWS`]).
+    pub fn large_answers(&self) -> &Bound {
+        match self {
+            Db::Sqlite(pool) => pool.large_answers(),
+            Db::Postgres(pool) => pool.large_answers(),
+        }
+    }
+
+    /// How many queries were stopped because their caller went away (the request was dropped).
+    pub fn cancelled_queries(&self) -> u64 {
+        match self {
+            Db::Sqlite(pool) => pool.cancelled_queries(),
+            Db::Postgres(pool) => pool.cancelled_queries(),
         }
     }
 

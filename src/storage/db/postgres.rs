@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,9 @@ struct Inner {
     /// Logs an outage of the server once, then in summaries (not once per request).
     outage: Outage,
     client_queries: Bound,
+    large_answers: Bound,
+    /// Queries cancelled because their caller went away.
+    cancelled: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -69,6 +73,8 @@ impl PgPool {
                 cache: ResultCache::default(),
                 outage: Outage::new(ratelog::INTERVAL),
                 client_queries: Bound::new(super::CLIENT_QUERIES),
+                large_answers: Bound::new(super::large_answers(limits.max_connections)),
+                cancelled: AtomicU64::new(0),
             }),
         };
         let first = pool.new_conn().await?;
@@ -82,6 +88,15 @@ impl PgPool {
 
     pub(super) fn client_queries(&self) -> &Bound {
         &self.inner.client_queries
+    }
+
+    pub(super) fn large_answers(&self) -> &Bound {
+        &self.inner.large_answers
+    }
+
+    /// How many queries were cancelled because their caller dropped the request.
+    pub fn cancelled_queries(&self) -> u64 {
+        self.inner.cancelled.load(Ordering::Relaxed)
     }
 
     /// The current transaction snapshot (`xmin:xmax:in-progress xids`): it changes whenever a
@@ -200,11 +215,15 @@ impl PgPool {
                 Some(conn) => (conn, true),
                 None => (self.new_conn().await?, false),
             };
+            // Cancels the statement on the server if this future is dropped (the client went
+            // away) or the server does not answer in time.
+            let cancel = CancelOnDrop { token: Some(conn.client.cancel_token()), pool: self.inner.clone() };
             let result = match tokio::time::timeout(limit + UNRESPONSIVE_GRACE, run(&mut conn, query)).await {
                 Ok(result) => result.map_err(|e| classify(&e, &conn.client)),
                 // The server did not answer; the connection's state is unknown, so it goes.
                 Err(_) => return Err(DbError::Timeout),
             };
+            cancel.disarm();
             match result {
                 Err(DbError::Unavailable(_)) if reused && attempt == 0 => continue,
                 Err(DbError::Unavailable(msg)) => return Err(DbError::Unavailable(msg)),
@@ -217,6 +236,31 @@ impl PgPool {
             }
         }
         unreachable!("the second attempt always returns")
+    }
+}
+
+/// Sends PostgreSQL a cancel request for the running statement unless disarmed first.
+struct CancelOnDrop {
+    token: Option<tokio_postgres::CancelToken>,
+    pool: Arc<Inner>,
+}
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.token = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        self.pool.cancelled.fetch_add(1, Ordering::Relaxed);
+        runtime.spawn(async move {
+            if let Err(e) = token.cancel_query(NoTls).await {
+                tracing::debug!(error = %e, "could not cancel a PostgreSQL query");
+            }
+        });
     }
 }
 

@@ -32,11 +32,20 @@ pub struct Query {
     pub dialect: Dialect,
     pub sql: String,
     pub params: Vec<Param>,
+    /// The largest row count bound after a `LIMIT` ([`Query::row_limit`]).
+    row_limit: Option<i64>,
 }
 
 impl Query {
     pub fn new(dialect: Dialect) -> Self {
-        Self { dialect, sql: String::with_capacity(256), params: Vec::new() }
+        Self { dialect, sql: String::with_capacity(256), params: Vec::new(), row_limit: None }
+    }
+
+    /// How many rows the query may return at most, as far as its text tells: the largest
+    /// integer bound right after a `LIMIT` (`LIMIT ?1`, or `LIMIT CAST($1 ...)`). `None` when
+    /// no bound limit was seen (counts, single rows, fixed limits written in the text).
+    pub fn row_limit(&self) -> Option<i64> {
+        self.row_limit
     }
 
     pub fn push(&mut self, sql: &str) -> &mut Self {
@@ -54,6 +63,18 @@ impl Query {
             Param::Float(_) => "::float8",
             Param::Null | Param::Text(_) | Param::Bool(_) => "",
         };
+        if let Param::Int(rows) = param {
+            let before = self.sql.trim_end();
+            let before = before.strip_suffix("CAST(").unwrap_or(before).trim_end();
+            if before
+                .as_bytes()
+                .rsplit(|b| b.is_ascii_whitespace())
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"LIMIT"))
+            {
+                self.row_limit = self.row_limit.max(Some(rows));
+            }
+        }
         self.params.push(param);
         let n = self.params.len();
         match self.dialect {
@@ -125,6 +146,24 @@ mod tests {
         q.push("a = ").bind_int(1).push(" AND ").uuid_text("n.uuid").push(" = ").bind_text("x");
         q.push(" AND b > ").bind(Param::Float(1.5));
         assert_eq!(q.sql, "a = $1::int8 AND n.uuid::text = $2 AND b > $3::float8");
+    }
+
+    #[test]
+    fn the_row_limit_is_read_from_bound_limits() {
+        let mut q = Query::new(Dialect::Sqlite);
+        q.push("SELECT id FROM t WHERE id > ")
+            .bind_int(5_000)
+            .push(" LIMIT ")
+            .bind_int(20)
+            .push(" OFFSET ")
+            .bind_int(9_000);
+        assert_eq!(q.row_limit(), Some(20));
+        let mut q = Query::new(Dialect::Postgres);
+        q.push("SELECT id FROM t limit CAST(").bind_int(10_000).push(" AS bigint)");
+        assert_eq!(q.row_limit(), Some(10_000));
+        let mut q = Query::new(Dialect::Sqlite);
+        q.push("SELECT count(*) FROM t WHERE id = ").bind_int(7).push(" LIMIT 1");
+        assert_eq!(q.row_limit(), None);
     }
 
     #[test]

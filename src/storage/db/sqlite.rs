@@ -33,6 +33,9 @@ struct Inner {
     immutable: bool,
     cache: ResultCache,
     client_queries: Bound,
+    large_answers: Bound,
+    /// Queries interrupted because their caller went away.
+    cancelled: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -63,6 +66,8 @@ impl SqlitePool {
                 immutable,
                 cache: ResultCache::default(),
                 client_queries: Bound::new(super::CLIENT_QUERIES),
+                large_answers: Bound::new(super::large_answers(limits.max_connections)),
+                cancelled: AtomicU64::new(0),
             }),
         };
         // Fail at start-up, not on the first request, when the file is not a database.
@@ -141,6 +146,15 @@ impl SqlitePool {
         &self.inner.client_queries
     }
 
+    pub(super) fn large_answers(&self) -> &Bound {
+        &self.inner.large_answers
+    }
+
+    /// How many queries were interrupted because their caller dropped the request.
+    pub fn cancelled_queries(&self) -> u64 {
+        self.inner.cancelled.load(Ordering::Relaxed)
+    }
+
     /// What changes with every committed write: the database header's change counter (bytes
     /// 24-27, bumped by each rollback-journal commit), the write-ahead log's header (its salts
     /// change when the log restarts) and size, plus both files' sizes and modification times.
@@ -167,12 +181,17 @@ impl SqlitePool {
     pub async fn fetch_all(&self, query: Query) -> Result<Vec<Row>, DbError> {
         let _permit = self.inner.permits.acquire().await.map_err(|_| DbError::Unavailable("pool closed".into()))?;
         let pool = self.clone();
-        tokio::task::spawn_blocking(move || pool.run(&query))
+        // Interrupts the statement when this future is dropped (the client went away).
+        let cancel = CancelOnDrop(Arc::new(Mutex::new(Running::default())));
+        let running = cancel.0.clone();
+        let result = tokio::task::spawn_blocking(move || pool.run(&query, &running))
             .await
-            .map_err(|e| DbError::Query(format!("query task failed: {e}")))?
+            .map_err(|e| DbError::Query(format!("query task failed: {e}")))?;
+        cancel.0.lock().expect("cancel lock").done = true;
+        result
     }
 
-    fn run(&self, query: &Query) -> Result<Vec<Row>, DbError> {
+    fn run(&self, query: &Query, running: &Mutex<Running>) -> Result<Vec<Row>, DbError> {
         let idle = self.inner.idle.lock().expect("pool lock").pop();
         let pooled = match idle {
             Some(p) => p,
@@ -181,7 +200,11 @@ impl SqlitePool {
         let timeout: Duration = self.inner.limits.statement_timeout;
         let deadline = self.inner.epoch.elapsed() + timeout;
         pooled.deadline.store(deadline.as_millis() as u64, Ordering::Relaxed);
-        let result = execute(&pooled.conn, query);
+        let started = running.lock().expect("cancel lock").start(&pooled.conn);
+        let result = if started { execute(&pooled.conn, query) } else { Err(DbError::Timeout) };
+        if running.lock().expect("cancel lock").finish() {
+            self.inner.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
         pooled.deadline.store(u64::MAX, Ordering::Relaxed);
         match &result {
             // A connection whose file vanished is not worth keeping.
@@ -189,6 +212,46 @@ impl SqlitePool {
             _ => self.inner.idle.lock().expect("pool lock").push(pooled),
         }
         result
+    }
+}
+
+/// The statement of one [`SqlitePool::fetch_all`] call, for interrupting it from the async side.
+#[derive(Default)]
+struct Running {
+    /// The caller went away.
+    cancelled: bool,
+    /// The caller has its answer.
+    done: bool,
+    /// Set while the statement runs.
+    handle: Option<rusqlite::InterruptHandle>,
+}
+
+impl Running {
+    /// Before the statement: false when the caller is already gone.
+    fn start(&mut self, conn: &Connection) -> bool {
+        self.handle = Some(conn.get_interrupt_handle());
+        !self.cancelled
+    }
+
+    /// After the statement (before the connection goes back to the pool): whether it was
+    /// cancelled.
+    fn finish(&mut self) -> bool {
+        self.handle = None;
+        self.cancelled
+    }
+}
+
+struct CancelOnDrop(Arc<Mutex<Running>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Ok(mut running) = self.0.lock() else { return };
+        if !running.done {
+            running.cancelled = true;
+            if let Some(handle) = running.handle.take() {
+                handle.interrupt();
+            }
+        }
     }
 }
 

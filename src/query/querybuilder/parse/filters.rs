@@ -50,6 +50,9 @@ impl Budget {
                 }
             }
             _ => {
+                if let Value::Number(n) = value {
+                    check_number(n, field)?;
+                }
                 self.scalars += 1;
                 if self.scalars > MAX_JSON_SCALARS {
                     return Err(bad(format!(
@@ -59,6 +62,25 @@ impl Budget {
             }
         }
         Ok(())
+    }
+}
+
+/// A number compared with a JSON field must be one a double-precision float can hold:
+/// PostgreSQL compares JSON numbers exactly (as `numeric`) but SQLite as 64-bit floats, so a
+/// literal that overflows to infinity (`-1e999`) or underflows to zero (`1e-999`) would be
+/// answered differently per database. It is a bad request on every one.
+pub(super) fn check_number(n: &serde_json::Number, field: &str) -> QueryResult<()> {
+    if n.is_i64() || n.is_u64() {
+        return Ok(());
+    }
+    let text = n.to_string();
+    let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
+    let nonzero = mantissa.bytes().any(|b| matches!(b, b'1'..=b'9'));
+    match n.as_f64() {
+        Some(f) if f.is_finite() && (f != 0.0 || !nonzero) => Ok(()),
+        _ => Err(bad(format!(
+            "the number {text} compared with {field} is out of range: numbers must fit a double-precision float (magnitudes from about 5e-324 to 1.8e308, or 0)"
+        ))),
     }
 }
 
