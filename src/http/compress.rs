@@ -168,11 +168,14 @@ static COMPRESSED: Memo = Memo { entries: Mutex::new(Vec::new()) };
 
 /// The compressed texts, at most [`MEMO_BYTES`], the least recently used dropped first.
 struct Memo {
-    entries: Mutex<Vec<(u64, (u64, Encoding), Bytes)>>,
+    entries: Mutex<Vec<(u64, MemoKey, Bytes)>>,
 }
 
+/// The digest of an answer and the encoding of its compressed text.
+type MemoKey = (u64, Encoding);
+
 impl Memo {
-    fn get(&self, key: &(u64, Encoding)) -> Option<Bytes> {
+    fn get(&self, key: &MemoKey) -> Option<Bytes> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let now = entries.iter().map(|e| e.0).max().unwrap_or(0) + 1;
         let entry = entries.iter_mut().find(|e| e.1 == *key)?;
@@ -180,7 +183,7 @@ impl Memo {
         Some(entry.2.clone())
     }
 
-    fn put(&self, key: (u64, Encoding), compressed: Bytes) {
+    fn put(&self, key: MemoKey, compressed: Bytes) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let now = entries.iter().map(|e| e.0).max().unwrap_or(0) + 1;
         entries.retain(|e| e.1 != key);

@@ -101,9 +101,31 @@ pub async fn etag(State(policy): State<Policy>, request: Request, next: Next) ->
         for name in [header::CONTENT_LENGTH, header::CONTENT_TYPE] {
             parts.headers.remove(name);
         }
-        return Response::from_parts(parts, Body::empty());
+        // The 200 would have varied with the encoding (the compression layer above only says
+        // so for the answers it compresses).
+        if bytes.len() as u64 >= crate::http::compress::MIN_SIZE {
+            parts.headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+        }
+        // A body of unknown length, so that axum does not state `Content-Length: 0`, which a
+        // 304 must not (RFC 9110 8.6). (HEAD still gets it: `head::head` strips the body.)
+        return Response::from_parts(parts, Body::new(NoBody));
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The body of a 304: none, of a length it does not state.
+struct NoBody;
+
+impl HttpBody for NoBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(None)
+    }
 }
 
 fn is_text(headers: &HeaderMap) -> bool {

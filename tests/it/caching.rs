@@ -125,8 +125,10 @@ async fn archive_answers_are_validated_and_cacheable() {
     assert!(again.body.is_empty());
     assert_eq!(again.header("etag"), Some(tag.clone()));
     assert_eq!(again.header("access-control-allow-origin").as_deref(), Some("*"));
+    assert_eq!(again.header("content-length"), None);
     let head = send(&app, "HEAD", "/api/v4/nodes?limit=5", &[("if-none-match", &tag)], None).await;
     assert_eq!(head.status, 304);
+    assert!(varies_on_encoding(&head));
 
     // Another answer, another tag; a compressed answer keeps the tag of its content.
     let other = send(&app, "GET", "/api/v4/nodes?limit=6", &[("if-none-match", &tag)], None).await;

@@ -34,10 +34,7 @@ pub async fn post(db: &Db, ctx: &Ctx, body: &[u8], max_rows: i64) -> ApiResult<R
     let qb = parse::parse_body(body)?;
     // Read before the query runs: an answer is never stored under a newer fingerprint than
     // the data it saw.
-    let key = match db.fingerprint().await {
-        Some(fingerprint) => Some(answer_key(db, &fingerprint, ctx, body, max_rows)),
-        None => None,
-    };
+    let key = db.fingerprint().await.map(|fingerprint| answer_key(db, &fingerprint, ctx, body, max_rows));
     if let Some(key) = &key
         && let Some((text, count)) = ANSWERS.get(key)
     {
@@ -96,8 +93,8 @@ fn answer(text: Bytes, count: i64) -> Response {
 /// dropped first; an answer of more than a quarter of that is not kept.
 static ANSWERS: AnswerCache = AnswerCache::new();
 
-/// 64 MiB: a dozen answers of 5000 rows.
-pub const CACHE_BYTES: usize = 64 << 20;
+/// 32 MiB: about 25 answers of 5000 rows of the landing query (1.2 MB each).
+pub const CACHE_BYTES: usize = 32 << 20;
 
 struct AnswerCache {
     entries: Mutex<Vec<Entry>>,
