@@ -7,11 +7,17 @@
 //! 1. `head::head`: HEAD is handled as GET and answered without the body.
 //! 2. `path::decode`: routing sees the percent-decoded path, as Werkzeug's does; the
 //!    received URI stays available (`path::ReceivedUri`, read by the [`Ctx`] extractor).
-//! 3. `cors::cors`: under the mounted prefixes (`path::Prefixes`), preflights are
+//! 3. `compress::layer` and `compress::memo`: JSON and text answers of 1 KiB or more are
+//!    gzip- or brotli-encoded when `Accept-Encoding` asks for it (`Vary: Accept-Encoding`);
+//!    the compressed text of answers of 256 KiB or more is kept, for when they are asked again.
+//! 4. `etag::etag`: GET answers get a weak `ETag` (a hash of the body) and `Cache-Control`
+//!    (`public` for a storage that cannot change, `no-cache` otherwise); a matching
+//!    `If-None-Match` gets 304.
+//! 5. `cors::cors`: under the mounted prefixes (`path::Prefixes`), preflights are
 //!    answered and CORS headers added, as Flask-Cors does for the reference.
-//! 4. `body::limit`: under the mounted prefixes, POST bodies are read whole (413 above
+//! 6. `body::limit`: under the mounted prefixes, POST bodies are read whole (413 above
 //!    4 MiB).
-//! 5. The routes: each API is a [`Router`] nested under its prefix. A path under no prefix
+//! 7. The routes: each API is a [`Router`] nested under its prefix. A path under no prefix
 //!    gets the 404 that lists the endpoints of every mounted API.
 //!
 //! # Adding an API (`/api/v2`, `/optimade/v1`, `/health`)
@@ -34,9 +40,11 @@
 //! a reload. `/health` and `/ready` are mounted the same way.
 
 mod body;
+pub mod compress;
 pub mod cors;
 pub mod databases;
 pub mod error;
+pub mod etag;
 mod head;
 pub mod listener;
 mod params;
@@ -48,6 +56,7 @@ pub mod serve;
 pub mod v2;
 pub mod v4;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
@@ -93,6 +102,12 @@ pub trait Api {
 
     /// Its lines of `available_endpoints`, which the 404 for an unknown URL lists.
     fn endpoints(&self, prefix: &str) -> Vec<String>;
+
+    /// The storage it serves, if one: its answers may be cached by proxies when it cannot
+    /// change (see [`etag`]).
+    fn storage(&self) -> Option<Arc<Storage>> {
+        None
+    }
 }
 
 /// The application being built: the APIs and where they are mounted.
@@ -102,6 +117,7 @@ pub struct App {
     prefixes: Vec<String>,
     endpoints: Vec<String>,
     cors: cors::Origins,
+    storages: Vec<(String, Arc<Storage>)>,
 }
 
 impl App {
@@ -113,6 +129,7 @@ impl App {
     /// with or without a trailing slash, and every path below it; `/api/v4x` is not below it.
     pub fn nest(mut self, prefix: &str, api: impl Api) -> Self {
         self.endpoints.extend(api.endpoints(prefix));
+        self.storages.extend(api.storage().map(|storage| (prefix.to_string(), storage)));
         self.prefixes.push(prefix.to_string());
         self.routes = self.routes.nest_service(prefix, api.router(prefix));
         self
@@ -135,6 +152,9 @@ impl App {
         let layered = any_service(routes)
             .layer(from_fn_with_state(prefixes.clone(), body::limit))
             .layer(from_fn_with_state((prefixes, self.cors), cors::cors))
+            .layer(from_fn_with_state(etag::Policy::new(self.storages), etag::etag))
+            .layer::<_, Infallible>(from_fn(compress::memo))
+            .layer::<_, Infallible>(compress::layer())
             .layer(from_fn(path::decode))
             .layer(from_fn(head::head));
         Router::new().fallback_service(layered)

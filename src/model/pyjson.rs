@@ -13,14 +13,15 @@ pub fn to_string(value: &Value) -> String {
     out
 }
 
-fn write_value(out: &mut String, value: &Value) {
+/// Appends `value` to `out` as [`to_string`] spells it, without the trailing newline.
+pub fn write_value(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
         // With `arbitrary_precision` the number keeps the text it was read with, which is what
         // Python wrote into the database, so integers beyond 64 bits survive unchanged.
-        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::Number(n) => out.push_str(n.as_str()),
         Value::String(s) => write_str(out, s),
         Value::Array(items) => {
             out.push('[');
@@ -47,10 +48,23 @@ fn write_value(out: &mut String, value: &Value) {
     }
 }
 
-/// Python's `json.dumps(..., ensure_ascii=True)` string escaping.
+/// Python's `json.dumps(..., ensure_ascii=True)` string escaping. Runs of characters that need
+/// no escape are copied at once.
 pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
+    let mut start = 0;
+    for (i, byte) in s.bytes().enumerate() {
+        if (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\' {
+            continue;
+        }
+        // A byte that needs escaping, or the first byte of a non-ASCII character (continuation
+        // bytes were handled with their character).
+        if byte & 0xc0 == 0x80 {
+            continue;
+        }
+        out.push_str(&s[start..i]);
+        let c = s[i..].chars().next().expect("a character starts here");
+        start = i + c.len_utf8();
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -59,15 +73,15 @@ pub fn write_str(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{08}' => out.push_str("\\b"),
             '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+            c => {
                 let mut buf = [0u16; 2];
                 for unit in c.encode_utf16(&mut buf) {
                     let _ = write!(out, "\\u{:04x}", unit);
                 }
             }
-            c => out.push(c),
         }
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 

@@ -6,6 +6,7 @@
 mod harness;
 
 mod api;
+mod caching;
 mod connections;
 mod damaged;
 mod deep_pages;

@@ -48,6 +48,10 @@ impl Api for V2 {
     fn endpoints(&self, prefix: &str) -> Vec<String> {
         routes::available_endpoints(prefix)
     }
+
+    fn storage(&self) -> Option<Arc<crate::storage::Storage>> {
+        Some(self.state.storage.clone())
+    }
 }
 
 #[derive(Clone)]

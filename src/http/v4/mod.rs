@@ -48,6 +48,10 @@ impl Api for V4 {
     fn endpoints(&self, prefix: &str) -> Vec<String> {
         routes::available_endpoints(prefix, self.state.settings.posting)
     }
+
+    fn storage(&self) -> Option<Arc<crate::storage::Storage>> {
+        Some(self.state.storage.clone())
+    }
 }
 
 /// The state of one mounted v4: the database it serves, and where it is mounted (answers

@@ -196,7 +196,7 @@ impl Db {
 
     /// A token that changes whenever the database content may have changed, or `None` when
     /// that cannot be known (then nothing is cached).
-    async fn fingerprint(&self) -> Option<String> {
+    pub async fn fingerprint(&self) -> Option<String> {
         match self {
             Db::Sqlite(pool) => pool.fingerprint(),
             Db::Postgres(pool) => pool.fingerprint().await,
