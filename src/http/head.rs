@@ -3,7 +3,7 @@
 
 use axum::body::{Body, HttpBody};
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -17,9 +17,12 @@ pub async fn head(mut request: Request, next: Next) -> Response {
 }
 
 /// The headers of `response`, with the length of the body that is not sent when it is known.
+/// A 304 or 204 has no body to speak of, so it gets no length (RFC 9110 8.6).
 fn strip_body(response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
-    if !parts.headers.contains_key(header::CONTENT_LENGTH)
+    let bodiless = matches!(parts.status, StatusCode::NOT_MODIFIED | StatusCode::NO_CONTENT);
+    if !bodiless
+        && !parts.headers.contains_key(header::CONTENT_LENGTH)
         && let Some(len) = body.size_hint().exact()
     {
         parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));

@@ -128,6 +128,7 @@ async fn archive_answers_are_validated_and_cacheable() {
     assert_eq!(again.header("content-length"), None);
     let head = send(&app, "HEAD", "/api/v4/nodes?limit=5", &[("if-none-match", &tag)], None).await;
     assert_eq!(head.status, 304);
+    assert_eq!(head.header("content-length"), None, "a 304 carries no length");
     assert!(varies_on_encoding(&head));
 
     // Another answer, another tag; a compressed answer keeps the tag of its content.
