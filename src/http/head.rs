@@ -20,9 +20,12 @@ pub async fn head(mut request: Request, next: Next) -> Response {
 /// A 304 or 204 has no body to speak of, so it gets no length (RFC 9110 8.6).
 fn strip_body(response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
-    let bodiless = matches!(parts.status, StatusCode::NOT_MODIFIED | StatusCode::NO_CONTENT);
-    if !bodiless
-        && !parts.headers.contains_key(header::CONTENT_LENGTH)
+    if matches!(parts.status, StatusCode::NOT_MODIFIED | StatusCode::NO_CONTENT) {
+        // Their body is already empty, and of no stated size: an empty body of known size
+        // would be given `Content-Length: 0` on the way out.
+        return Response::from_parts(parts, body);
+    }
+    if !parts.headers.contains_key(header::CONTENT_LENGTH)
         && let Some(len) = body.size_hint().exact()
     {
         parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
