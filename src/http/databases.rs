@@ -77,6 +77,18 @@ enum Kind {
     V2,
 }
 
+impl Kind {
+    /// The prefix the API names in its answers (`API_prefix`, `available_endpoints`) wherever
+    /// it is mounted: a database under `/<name>` is that API served below a sub-path, as the
+    /// reference is behind a proxy or mod_wsgi (which list `/api/v4/...`, not the sub-path).
+    fn own_prefix(self) -> &'static str {
+        match self {
+            Kind::V4 => "/api/v4",
+            Kind::V2 => "/api/v2",
+        }
+    }
+}
+
 struct Opened {
     state: AppState,
     /// The API routers over this storage, by kind and mount prefix, built on first use.
@@ -317,10 +329,11 @@ struct Lazy {
 }
 
 impl Api for Lazy {
-    fn router(self, prefix: &str) -> Router {
-        let (slot, all, kind, prefix) = (self.slot, self.all, self.kind, prefix.to_string());
+    fn router(self, _mounted_at: &str) -> Router {
+        let (slot, all, kind) = (self.slot, self.all, self.kind);
+        let prefix = kind.own_prefix();
         Router::new().fallback(move |request: Request| {
-            let (mut slot, all, prefix) = (slot.clone(), all.clone(), prefix.clone());
+            let (mut slot, all) = (slot.clone(), all.clone());
             async move {
                 // `?profile=NAME` (v4): the request runs on that database, as aiida-core loads
                 // the profile the parameter names; the URL it echoes stays as received.
@@ -341,7 +354,7 @@ impl Api for Lazy {
                 }
                 match slot.get().await {
                     Ok(opened) => {
-                        let router = opened.router(kind, &prefix);
+                        let router = opened.router(kind, prefix);
                         let response = PROFILE_SWITCHING
                             .scope(chosen.is_some(), router.oneshot(request))
                             .await
