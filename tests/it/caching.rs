@@ -1,9 +1,8 @@
 //! Compression, validators and the answer cache: `Accept-Encoding`, `ETag`/`If-None-Match`,
 //! `Cache-Control`, and `POST /querybuilder` answers that follow the database's changes.
 
-use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::Router;
 use axum::body::Body;
@@ -153,28 +152,6 @@ async fn archive_answers_are_validated_and_cacheable() {
     assert_eq!(missing.header("etag"), None);
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-fn profile_copy(dir: &Path) -> PathBuf {
-    let root = dir.join("profile");
-    copy_tree(&harness::profile_path(), &root);
-    for side in ["database.sqlite-wal", "database.sqlite-shm", "container/packs.idx-wal", "container/packs.idx-shm"] {
-        let _ = fs::remove_file(root.join(side));
-    }
-    root
-}
-
 /// Sets the label of the node with the smallest id, as another program writing the profile would.
 fn relabel_first_node(root: &Path, label: &str) {
     let db = rusqlite::Connection::open(root.join("database.sqlite")).unwrap();
@@ -186,7 +163,7 @@ fn relabel_first_node(root: &Path, label: &str) {
 #[tokio::test]
 async fn profile_answers_follow_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let root = profile_copy(dir.path());
+    let root = harness::profile_copy(dir.path());
     let app = harness::build(root.as_path(), Settings::default(), DbLimits::default()).await;
     let uri = "/api/v4/nodes?orderby=id&limit=3";
 

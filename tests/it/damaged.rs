@@ -7,7 +7,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,31 +18,6 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use crate::harness::{self, DbLimits, Settings, Source, pg};
-
-/// Copies a folder tree.
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// A copy of the fixture profile folder.
-fn profile_copy(dir: &Path) -> PathBuf {
-    let root = dir.join("profile");
-    copy_tree(&harness::profile_path(), &root);
-    // Side files of an earlier writer are not part of the fixture.
-    for side in ["database.sqlite-wal", "database.sqlite-shm", "container/packs.idx-wal", "container/packs.idx-shm"] {
-        let _ = fs::remove_file(root.join(side));
-    }
-    root
-}
 
 /// The node (UUID) and file path under which the fixture stores the object `key`.
 fn file_of(key: &str) -> (String, String) {
@@ -124,7 +99,7 @@ const PLAIN_5760: &str = "6968f51064c996e9daa7371927e3cc2e57faa3aac56055de6ea4ad
 #[tokio::test]
 async fn truncated_pack() {
     let dir = tempfile::tempdir().unwrap();
-    let root = profile_copy(dir.path());
+    let root = harness::profile_copy(dir.path());
     let container = root.join("container");
     let (offset, _, compressed) = packed(&container, PLAIN_57);
     assert!(!compressed);
@@ -139,7 +114,7 @@ async fn truncated_pack() {
 #[tokio::test]
 async fn corrupt_compressed_objects() {
     let dir = tempfile::tempdir().unwrap();
-    let root = profile_copy(dir.path());
+    let root = harness::profile_copy(dir.path());
     let container = root.join("container");
     let pack = OpenOptions::new().write(true).open(container.join("packs/0")).unwrap();
     let (offset, _, compressed) = packed(&container, COMPRESSED_FIRST);
@@ -233,7 +208,7 @@ async fn damage_while_streaming_aborts_and_logs_once() {
     const SIZE: u64 = 300_000;
     let key = "7e57ab1e".repeat(8);
     let dir = tempfile::tempdir().unwrap();
-    let root = profile_copy(dir.path());
+    let root = harness::profile_copy(dir.path());
     let container = root.join("container");
     // A large object appended to the pack, as the only file of node 1.
     let pack_path = container.join("packs/0");
@@ -390,7 +365,7 @@ async fn damaged_database_file() {
 #[tokio::test]
 async fn damaged_alembic_version_page() {
     let dir = tempfile::tempdir().unwrap();
-    let root = profile_copy(dir.path());
+    let root = harness::profile_copy(dir.path());
     let db_path = root.join("database.sqlite");
     zero_root_page(&db_path, "alembic_version");
 

@@ -29,6 +29,31 @@ pub fn archive_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo.aiida")
 }
 
+/// Copies a folder tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A copy of the fixture profile folder in `dir`, for tests that change or damage it.
+pub fn profile_copy(dir: &Path) -> PathBuf {
+    let root = dir.join("profile");
+    copy_tree(&profile_path(), &root);
+    // Side files of an earlier writer are not part of the fixture.
+    for side in ["database.sqlite-wal", "database.sqlite-shm", "container/packs.idx-wal", "container/packs.idx-shm"] {
+        let _ = std::fs::remove_file(root.join(side));
+    }
+    root
+}
+
 pub fn profile_path() -> PathBuf {
     fixtures().join("ref-profile")
 }
