@@ -91,21 +91,21 @@ impl Kind {
 
 struct Opened {
     state: AppState,
-    /// The API routers over this storage, by kind and mount prefix, built on first use.
-    routers: Mutex<HashMap<(Kind, String), Router>>,
+    /// The API routers over this storage, by kind, built on first use.
+    routers: Mutex<HashMap<Kind, Router>>,
     /// The PostgreSQL sessions reserved from the budget, given back when the last request
     /// using this storage is done.
     _sessions: Option<OwnedSemaphorePermit>,
 }
 
 impl Opened {
-    fn router(&self, kind: Kind, prefix: &str) -> Router {
+    fn router(&self, kind: Kind) -> Router {
         let mut routers = self.routers.lock().unwrap_or_else(|e| e.into_inner());
         routers
-            .entry((kind, prefix.to_string()))
+            .entry(kind)
             .or_insert_with(|| match kind {
-                Kind::V4 => v4::V4::new(self.state.clone()).router(prefix),
-                Kind::V2 => v2::V2::new(self.state.clone()).router(prefix),
+                Kind::V4 => v4::V4::new(self.state.clone()).router(kind.own_prefix()),
+                Kind::V2 => v2::V2::new(self.state.clone()).router(kind.own_prefix()),
             })
             .clone()
     }
@@ -331,7 +331,6 @@ struct Lazy {
 impl Api for Lazy {
     fn router(self, _mounted_at: &str) -> Router {
         let (slot, all, kind) = (self.slot, self.all, self.kind);
-        let prefix = kind.own_prefix();
         Router::new().fallback(move |request: Request| {
             let (mut slot, all) = (slot.clone(), all.clone());
             async move {
@@ -354,7 +353,7 @@ impl Api for Lazy {
                 }
                 match slot.get().await {
                     Ok(opened) => {
-                        let router = opened.router(kind, prefix);
+                        let router = opened.router(kind);
                         let response = PROFILE_SWITCHING
                             .scope(chosen.is_some(), router.oneshot(request))
                             .await
