@@ -21,10 +21,8 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use axum::body::{Body, HttpBody};
-use axum::extract::Request;
 use axum::http::header::{self, HeaderMap};
 use axum::http::{Extensions, HeaderValue, StatusCode, Version};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tower_http::compression::CompressionLayer;
@@ -53,17 +51,13 @@ pub const MEMO_MIN_SIZE: u64 = 256 << 10;
 /// The most memory the kept compressed texts take.
 pub const MEMO_BYTES: usize = 16 << 20;
 
-/// Middleware, below [`layer`]: a JSON or text answer of at least [`MEMO_MIN_SIZE`] bytes is
-/// compressed here, and its compressed text kept (by a hash of the answer and the encoding)
-/// so that the same answer asked again (the explorer's landing query, kept by
-/// `v4::querybuilder`) is not compressed again. The layer above leaves answers that already
-/// have a `Content-Encoding` alone; these have an exact `Content-Length`.
-pub async fn memo(request: Request, next: Next) -> Response {
-    let encoding = preferred(request.headers());
-    let response = next.run(request).await;
-    let Some(encoding) = encoding else {
-        return response;
-    };
+/// Below [`layer`] (called by `edge::Inner`): a JSON or text answer of at least
+/// [`MEMO_MIN_SIZE`] bytes is compressed here, with the client's [`preferred`] encoding, and
+/// its compressed text kept (by a hash of the answer and the encoding) so that the same answer
+/// asked again (the explorer's landing query, kept by `v4::querybuilder`) is not compressed
+/// again. The layer above leaves answers that already have a `Content-Encoding` alone; these
+/// have an exact `Content-Length`.
+pub async fn memo(encoding: Encoding, response: Response) -> Response {
     let size = response.body().size_hint().exact();
     if response.status() != StatusCode::OK
         || response.headers().contains_key(header::CONTENT_ENCODING)
@@ -101,8 +95,9 @@ pub async fn memo(request: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(compressed))
 }
 
+/// An encoding [`memo`] compresses with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Encoding {
+pub enum Encoding {
     Brotli,
     Gzip,
 }
@@ -135,7 +130,7 @@ impl Encoding {
 
 /// The encoding [`memo`] answers with: brotli if `Accept-Encoding` accepts it, else gzip,
 /// else none (the layer then decides). `*` accepts both.
-fn preferred(headers: &HeaderMap) -> Option<Encoding> {
+pub fn preferred(headers: &HeaderMap) -> Option<Encoding> {
     let mut accepted = (false, false);
     for value in headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()) {
         for item in value.split(',') {

@@ -1,7 +1,7 @@
 //! CORS as the reference's Flask-Cors configures it: any origin may read the APIs.
 //!
-//! For the paths under a mounted prefix ([`Prefixes`]: by text, as Flask-Cors matches,
-//! `/api/v4x` included), [`cors`] answers preflights itself (everything is allowed)
+//! For the paths under a mounted prefix (`path::Prefixes`: by text, as Flask-Cors matches,
+//! `/api/v4x` included), `edge::Inner` answers preflights itself (everything is allowed)
 //! and adds `Access-Control-Allow-Origin` (`*`, or the caller's origin echoed with
 //! `Vary: Origin`) to every answer, and `Access-Control-Expose-Headers` to the answers that
 //! carry `X-Total-Count` (and `Link`) so that browser clients can page.
@@ -9,15 +9,11 @@
 //! [`Origins`] restricts this to a list of origins (`--cors-origin`): the caller's origin is
 //! echoed when it is on the list, and no `Access-Control-Allow-Origin` is sent otherwise.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use std::sync::Arc;
-
-use super::path::Prefixes;
-use super::request::unquote;
 
 /// The origins that may read the APIs: any (`*`, the default, as aiida-core), or a list.
 #[derive(Debug, Clone, Default)]
@@ -47,21 +43,16 @@ impl Origins {
     }
 }
 
-/// Middleware (`from_fn_with_state`). Runs after `path::decode` or on its own: it
-/// decodes the path it receives.
-pub async fn cors(State((prefixes, origins)): State<(Prefixes, Origins)>, request: Request, next: Next) -> Response {
-    if !prefixes.cover(&unquote(request.uri().path())) {
-        return next.run(request).await;
-    }
-    let origin = request.headers().get(header::ORIGIN).cloned();
-    let mut response = if is_preflight(&request) {
-        preflight(request.headers())
-    } else {
-        let mut response = next.run(request).await;
-        expose_paging(response.headers_mut());
-        response
-    };
-    match (&origins, origin) {
+/// The answer to a preflight request, which the routes never see; `None` for other requests.
+pub fn preflight_answer(request: &Request) -> Option<Response> {
+    is_preflight(request).then(|| preflight(request.headers()))
+}
+
+/// Adds the CORS headers to an answer under a mounted prefix: the allowed origin (for the
+/// caller's `origin`) and, on paged answers, the headers browsers may read.
+pub fn finish(origins: &Origins, origin: Option<HeaderValue>, response: &mut Response) {
+    expose_paging(response.headers_mut());
+    match (origins, origin) {
         (Origins::Any, origin) => allow_origin(response.headers_mut(), origin),
         (_, Some(origin)) if origins.allows(&origin) => allow_origin(response.headers_mut(), Some(origin)),
         // Not on the list: the browser keeps the answer from the page.
@@ -69,7 +60,6 @@ pub async fn cors(State((prefixes, origins)): State<(Prefixes, Origins)>, reques
             response.headers_mut().insert(header::VARY, HeaderValue::from_static("Origin"));
         }
     }
-    response
 }
 
 fn is_preflight(request: &Request) -> bool {

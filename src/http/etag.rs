@@ -19,9 +19,8 @@ use std::hash::{DefaultHasher, Hasher};
 use std::sync::Arc;
 
 use axum::body::{Body, HttpBody};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::OnceCell;
 
@@ -53,12 +52,17 @@ impl Policy {
         Self(mounts.into())
     }
 
-    /// Whether the storage answering `path` cannot change. Paths under no known prefix, and
-    /// PostgreSQL databases, may change.
-    async fn immutable(&self, path: &str) -> bool {
+    /// The mount whose storage answers `path` (the longest prefix it is under), if any.
+    pub fn mount_of(&self, path: &str) -> Option<usize> {
         let under =
             |prefix: &str| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-        let Some(mount) = self.0.iter().filter(|m| under(&m.prefix)).max_by_key(|m| m.prefix.len()) else {
+        (0..self.0.len()).filter(|&i| under(&self.0[i].prefix)).max_by_key(|&i| self.0[i].prefix.len())
+    }
+
+    /// Whether the storage of mount `index` ([`Policy::mount_of`]) cannot change. Paths under
+    /// no known prefix, and PostgreSQL databases, may change.
+    async fn immutable(&self, index: Option<usize>) -> bool {
+        let Some(mount) = index.and_then(|i| self.0.get(i)) else {
             return false;
         };
         *mount
@@ -73,15 +77,17 @@ impl Policy {
     }
 }
 
-/// Middleware (`from_fn_with_state`), below the compression layer: it sees answers as the
-/// handlers wrote them.
-pub async fn etag(State(policy): State<Policy>, request: Request, next: Next) -> Response {
-    if request.method() != Method::GET {
-        return next.run(request).await;
-    }
-    let path = request.uri().path().to_string();
-    let wanted = request.headers().get_all(header::IF_NONE_MATCH).iter().cloned().collect::<Vec<_>>();
-    let response = next.run(request).await;
+/// The tags a GET request's `If-None-Match` lists (none for other methods: POST is never
+/// answered 304).
+pub fn wanted(request: &Request) -> Option<Vec<HeaderValue>> {
+    (request.method() == Method::GET)
+        .then(|| request.headers().get_all(header::IF_NONE_MATCH).iter().cloned().collect())
+}
+
+/// The answer to a GET with its `ETag` and `Cache-Control`, or the 304 when `wanted` lists its
+/// tag. `mount` is [`Policy::mount_of`] the request's path. Runs below the compression layer:
+/// it sees answers as the handlers wrote them.
+pub async fn finish(policy: &Policy, mount: Option<usize>, wanted: &[HeaderValue], response: Response) -> Response {
     if response.status() != StatusCode::OK || !is_text(response.headers()) {
         return response;
     }
@@ -94,9 +100,9 @@ pub async fn etag(State(policy): State<Policy>, request: Request, next: Next) ->
     };
     let tag = tag_of(&bytes);
     parts.headers.insert(header::ETAG, tag.clone());
-    let control = if policy.immutable(&path).await { IMMUTABLE } else { MUTABLE };
+    let control = if policy.immutable(mount).await { IMMUTABLE } else { MUTABLE };
     parts.headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static(control));
-    if matches(&wanted, &tag) {
+    if matches(wanted, &tag) {
         parts.status = StatusCode::NOT_MODIFIED;
         for name in [header::CONTENT_LENGTH, header::CONTENT_TYPE] {
             parts.headers.remove(name);
@@ -107,7 +113,7 @@ pub async fn etag(State(policy): State<Policy>, request: Request, next: Next) ->
             parts.headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
         }
         // A body of unknown length, so that axum does not state `Content-Length: 0`, which a
-        // 304 must not (RFC 9110 8.6). (HEAD still gets it: `head::head` strips the body.)
+        // 304 must not (RFC 9110 8.6). (HEAD still gets it: `head::strip_body` strips the body.)
         return Response::from_parts(parts, Body::new(NoBody));
     }
     Response::from_parts(parts, Body::from(bytes))

@@ -3,19 +3,20 @@
 //!
 //! # How a request travels
 //!
-//! [`App::into_router`] stacks, outermost first:
-//! 1. `head::head`: HEAD is handled as GET and answered without the body.
-//! 2. `path::decode`: routing sees the percent-decoded path, as Werkzeug's does; the
+//! [`App::into_router`] stacks, outermost first (`edge` orders these steps; each is a
+//! function of its module):
+//! 1. `head`: HEAD is handled as GET and answered without the body.
+//! 2. `path`: routing sees the percent-decoded path, as Werkzeug's does; the
 //!    received URI stays available (`path::ReceivedUri`, read by the [`Ctx`] extractor).
 //! 3. `compress::layer` and `compress::memo`: JSON and text answers of 1 KiB or more are
 //!    gzip- or brotli-encoded when `Accept-Encoding` asks for it (`Vary: Accept-Encoding`);
 //!    the compressed text of answers of 256 KiB or more is kept, for when they are asked again.
-//! 4. `etag::etag`: GET answers get a weak `ETag` (a hash of the body) and `Cache-Control`
+//! 4. `etag`: GET answers get a weak `ETag` (a hash of the body) and `Cache-Control`
 //!    (`public` for a storage that cannot change, `no-cache` otherwise); a matching
 //!    `If-None-Match` gets 304.
-//! 5. `cors::cors`: under the mounted prefixes (`path::Prefixes`), preflights are
+//! 5. `cors`: under the mounted prefixes (`path::Prefixes`), preflights are
 //!    answered and CORS headers added, as Flask-Cors does for the reference.
-//! 6. `body::limit`: under the mounted prefixes, POST bodies are read whole (413 above
+//! 6. `body`: under the mounted prefixes, POST bodies are read whole (413 above
 //!    4 MiB).
 //! 7. The routes: each API is a [`Router`] nested under its prefix. A path under no prefix
 //!    gets the 404 that lists the endpoints of every mounted API.
@@ -43,6 +44,7 @@ mod body;
 pub mod compress;
 pub mod cors;
 pub mod databases;
+mod edge;
 pub mod error;
 pub mod etag;
 mod head;
@@ -56,13 +58,10 @@ pub mod serve;
 pub mod v2;
 pub mod v4;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any_service;
 
 use crate::http::error::ApiError;
 use crate::storage::Storage;
@@ -145,18 +144,15 @@ impl App {
     pub fn into_router(self) -> Router {
         let endpoints: Arc<[String]> = self.endpoints.into();
         let routes = self.routes.fallback(move || unknown_route(endpoints.clone()));
-        let prefixes = path::Prefixes(self.prefixes.into());
-        // The layers wrap the routes as one service, so that they run before routing (path
-        // decoding must); the last layer added runs first. As a method router, the stack
-        // also gets axum's finishing touch on every answer (`Content-Length` when known).
-        let layered = any_service(routes)
-            .layer(from_fn_with_state(prefixes.clone(), body::limit))
-            .layer(from_fn_with_state((prefixes, self.cors), cors::cors))
-            .layer(from_fn_with_state(etag::Policy::new(self.storages), etag::etag))
-            .layer::<_, Infallible>(from_fn(compress::memo))
-            .layer::<_, Infallible>(compress::layer())
-            .layer(from_fn(path::decode))
-            .layer(from_fn(head::head));
+        let config = edge::Config {
+            prefixes: path::Prefixes(self.prefixes.into()),
+            cors: self.cors,
+            policy: etag::Policy::new(self.storages),
+        };
+        // The middleware runs before routing (path decoding must). As the fallback of a router,
+        // the stack also gets axum's finishing touch on every answer (`Content-Length` when
+        // known).
+        let layered = edge::wrap(routes, config);
         Router::new().fallback_service(layered)
     }
 }

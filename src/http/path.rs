@@ -14,8 +14,6 @@ use std::sync::Arc;
 use axum::extract::Request;
 use axum::http::Uri;
 use axum::http::uri::PathAndQuery;
-use axum::middleware::Next;
-use axum::response::Response;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 use super::request::unquote;
@@ -63,18 +61,27 @@ pub fn canonical(path: &str) -> String {
     utf8_percent_encode(&unquote(path), ENCODED).to_string()
 }
 
-/// Middleware: keeps the received URI as [`ReceivedUri`] and routes on the canonical path.
-pub async fn decode(mut request: Request, next: Next) -> Response {
+/// Keeps the received URI as [`ReceivedUri`] and makes the request's path canonical, so that
+/// routing sees the decoded segments. Called by `edge::Outer` before anything routes.
+pub fn decode(request: &mut Request) {
     let received = request.uri().clone();
     if let Some(uri) = canonical_uri(&received) {
         *request.uri_mut() = uri;
     }
     request.extensions_mut().insert(ReceivedUri(received));
-    next.run(request).await
+}
+
+/// Whether `path` is canonical as it is: nothing to decode, nothing to encode. Most paths are,
+/// and this answers without allocating. (The bytes refused are those of [`ENCODED`].)
+fn is_canonical(path: &str) -> bool {
+    path.bytes().all(|b| b.is_ascii_graphic() && !b"\"#%<>?[\\]^`{|}".contains(&b))
 }
 
 /// `uri` with its path canonical and its query untouched, or `None` when it already is.
 fn canonical_uri(uri: &Uri) -> Option<Uri> {
+    if is_canonical(uri.path()) {
+        return None;
+    }
     let path = canonical(uri.path());
     if path == uri.path() {
         return None;
@@ -113,5 +120,11 @@ mod tests {
         let uri: Uri = "/api/v4/n%6Fdes?label=%22a%26b%22&id%3E3".parse().unwrap();
         assert_eq!(canonical_uri(&uri).unwrap().to_string(), "/api/v4/nodes?label=%22a%26b%22&id%3E3");
         assert!(canonical_uri(&"/api/v4/nodes?x=%41".parse().unwrap()).is_none());
+        assert!(is_canonical("/api/v4/nodes/3/contents/attributes"));
+        for path in ["/api/v4/nodes", "/a+b;c=d:e@f!$&'()*,~", "/a%41", "/a%25", "/x{y}", "/a|b", "/a^b", "/a[0]", "/é"]
+        {
+            // A path found canonical is one that canonicalising leaves alone.
+            assert!(!is_canonical(path) || canonical(path) == path, "{path}");
+        }
     }
 }
