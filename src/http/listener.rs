@@ -50,6 +50,9 @@ const MAX_LINGER_BYTES: usize = 1 << 20;
 /// answer is disconnected after it (as nginx's `send_timeout`).
 pub const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Most bytes taken from the socket by one read.
+const READ_CHUNK: usize = 8192;
+
 /// `tchar` of RFC 9110 5.6.2: the bytes of a method.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -236,6 +239,9 @@ pub struct LenientStream {
     lingered: usize,
     /// While a write waits for the client: when it fails.
     stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Where reads from the socket land, kept for the connection's life: a fresh zeroed
+    /// buffer per read cost as much as the rest of a small request's head handling.
+    read_buf: Box<[u8]>,
 }
 
 impl LenientStream {
@@ -252,6 +258,7 @@ impl LenientStream {
             linger: None,
             lingered: 0,
             stall: None,
+            read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
         }
     }
 
@@ -355,13 +362,24 @@ impl LenientStream {
         let end = self.request_line_end.take().unwrap_or(0);
         self.line_start = 0;
         self.header_lines = 0;
-        let mut rebuilt = rewrite_request_line(&head[..end]);
-        for line in head[end..].split_inclusive(|&b| b == b'\n') {
+        let refused_header = |line: &[u8]| {
             let name = line.split(|&b| b == b':').next().unwrap_or_default();
-            if !name.eq_ignore_ascii_case(REFUSED_HEADER.as_bytes()) {
-                rebuilt.extend_from_slice(line);
+            name.eq_ignore_ascii_case(REFUSED_HEADER.as_bytes())
+        };
+        // Most heads pass as they came: no escape to add, no header to remove.
+        let as_received =
+            is_plain_request_line(&head[..end]) && !head[end..].split_inclusive(|&b| b == b'\n').any(refused_header);
+        let rebuilt = if as_received {
+            head
+        } else {
+            let mut rebuilt = rewrite_request_line(&head[..end]);
+            for line in head[end..].split_inclusive(|&b| b == b'\n') {
+                if !refused_header(line) {
+                    rebuilt.extend_from_slice(line);
+                }
             }
-        }
+            rebuilt
+        };
         match check_head(&rebuilt) {
             Ok(framing) => {
                 self.ready.extend(&rebuilt);
@@ -408,6 +426,16 @@ impl LenientStream {
     }
 }
 
+/// Whether [`rewrite_request_line`] would leave `line` as it is: two spaces, nothing to escape.
+fn is_plain_request_line(line: &[u8]) -> bool {
+    let text = line.strip_suffix(b"\r\n").or_else(|| line.strip_suffix(b"\n")).unwrap_or(line);
+    text.iter().filter(|&&b| b == b' ').count() == 2
+        && text.first() != Some(&b' ')
+        && text.last() != Some(&b' ')
+        && !text.windows(2).any(|w| w == b"  ")
+        && !text.iter().any(|&b| needs_escape(b))
+}
+
 /// `METHOD target VERSION\r\n` with the target's refused bytes percent-encoded. The version
 /// is the last space-separated word, so a target containing raw spaces is rejoined with `%20`.
 fn rewrite_request_line(line: &[u8]) -> Vec<u8> {
@@ -449,19 +477,20 @@ impl AsyncRead for LenientStream {
                 // An unfinished head is dropped: the client went away before finishing it.
                 return Poll::Ready(Ok(()));
             }
-            let mut chunk = [0u8; 8192];
+            let mut chunk = std::mem::take(&mut self.read_buf);
             let mut read = ReadBuf::new(&mut chunk);
-            match Pin::new(&mut self.inner).poll_read(cx, &mut read) {
+            let polled = Pin::new(&mut self.inner).poll_read(cx, &mut read);
+            let filled = read.filled().len();
+            match polled {
+                Poll::Ready(Ok(())) if filled == 0 => self.eof = true,
+                Poll::Ready(Ok(())) => self.feed(&chunk[..filled]),
+                _ => {}
+            }
+            self.read_buf = chunk;
+            match polled {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {
-                    let filled = read.filled().to_vec();
-                    if filled.is_empty() {
-                        self.eof = true;
-                    } else {
-                        self.feed(&filled);
-                    }
-                }
+                Poll::Ready(Ok(())) => {}
             }
         }
     }
@@ -526,6 +555,21 @@ mod tests {
             b"GET /api/v4/nodes?id%3E1&label=%22a%20b%22 HTTP/1.1\r\n".to_vec()
         );
         assert_eq!(rewrite_request_line(b"GET /x HTTP/1.1\r\n"), b"GET /x HTTP/1.1\r\n".to_vec());
+        for line in [
+            &b"GET /x HTTP/1.1\r\n"[..],
+            b"GET /api/v4/nodes?id%3E1 HTTP/1.1\n",
+            b"GET /a b HTTP/1.1\r\n",
+            b"GET /a<b HTTP/1.1\r\n",
+            b"GET  /x HTTP/1.1\r\n",
+            b"GET /x  HTTP/1.1\r\n",
+            b" GET /x HTTP/1.1\r\n",
+            b"GET /\xc3\xa9 HTTP/1.1\r\n",
+        ] {
+            // A line found plain is one the rewrite leaves alone.
+            assert!(!is_plain_request_line(line) || rewrite_request_line(line) == line, "{line:?}");
+        }
+        assert!(is_plain_request_line(b"GET /x HTTP/1.1\r\n"));
+        assert!(!is_plain_request_line(b"GET /a b HTTP/1.1\r\n"));
     }
 
     /// What hyper reads after `input` arrives (in pieces of `piece` bytes).

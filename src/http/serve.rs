@@ -374,7 +374,14 @@ async fn handle(
             return Ok(json_response(StatusCode::BAD_REQUEST, &serde_json::json!({ "message": message }), None, None));
         }
     };
-    let mut request = request.map(|body| Body::new(PatientBody::new(body, shared.options.header_timeout)));
+    // A request without a body (most) needs no watch over its arrival.
+    let mut request = request.map(|body| {
+        if http_body::Body::is_end_stream(&body) {
+            Body::empty()
+        } else {
+            Body::new(PatientBody::new(body, shared.options.header_timeout))
+        }
+    });
     request.extensions_mut().insert(origin);
     let response = match shared.app.clone().oneshot(request).await {
         Ok(response) => response,
