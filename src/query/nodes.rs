@@ -378,7 +378,7 @@ mod tests {
             list.rows_query(10, 0).unwrap().sql,
             "SELECT l.label, l.type, n.id, n.label, n.node_type, n.process_type, n.ctime, n.mtime, n.uuid, \
              n.user_id FROM db_dblink l JOIN db_dbnode n ON n.id = l.input_id WHERE l.output_id = ?1 \
-             ORDER BY l.label ASC, n.id ASC, l.id ASC LIMIT ?2 OFFSET ?3"
+             ORDER BY l.label ASC, n.id ASC, l.id ASC LIMIT 10 OFFSET 0"
         );
         assert!(
             LinkList::new(Dialect::Sqlite, 5, Direction::Outgoing, &Unfiltered, &[("attributes".into(), false)])

@@ -256,6 +256,7 @@ impl Drop for CancelOnDrop {
 }
 
 fn execute(conn: &Connection, query: &Query) -> Result<Vec<Row>, DbError> {
+    tracing::trace!(sql = %query.sql, "SQLite statement");
     let mut stmt = conn.prepare_cached(&query.sql).map_err(map_err)?;
     let params: Vec<&dyn ToSql> = query.params.iter().map(|p| p as &dyn ToSql).collect();
     let width = stmt.column_count();
@@ -268,7 +269,10 @@ fn execute(conn: &Connection, query: &Query) -> Result<Vec<Row>, DbError> {
                 ValueRef::Null => Cell::Null,
                 ValueRef::Integer(v) => Cell::Int(v),
                 ValueRef::Real(v) => Cell::Float(v),
-                ValueRef::Text(t) | ValueRef::Blob(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Text(t) | ValueRef::Blob(t) => Cell::Text(match std::str::from_utf8(t) {
+                    Ok(text) => text.to_owned(),
+                    Err(_) => String::from_utf8_lossy(t).into_owned(),
+                }),
             });
         }
         out.push(cells);
