@@ -51,20 +51,16 @@ pub fn write_value(out: &mut String, value: &Value) {
 /// Python's `json.dumps(..., ensure_ascii=True)` string escaping. Runs of characters that need
 /// no escape are copied at once.
 pub fn write_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    let mut start = 0;
-    for (i, byte) in s.bytes().enumerate() {
-        if (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\' {
-            continue;
-        }
-        // A byte that needs escaping, or the first byte of a non-ASCII character (continuation
-        // bytes were handled with their character).
-        if byte & 0xc0 == 0x80 {
-            continue;
-        }
-        out.push_str(&s[start..i]);
-        let c = s[i..].chars().next().expect("a character starts here");
-        start = i + c.len_utf8();
+    let mut rest = s;
+    loop {
+        let run = rest.bytes().position(|b| !PLAIN[usize::from(b)]).unwrap_or(rest.len());
+        out.push_str(&rest[..run]);
+        rest = &rest[run..];
+        // A byte that needs escaping, or the first byte of a non-ASCII character.
+        let Some(c) = rest.chars().next() else { break };
+        rest = &rest[c.len_utf8()..];
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -81,9 +77,19 @@ pub fn write_str(out: &mut String, s: &str) {
             }
         }
     }
-    out.push_str(&s[start..]);
     out.push('"');
 }
+
+/// The bytes [`write_str`] copies as they are: printable ASCII but `"` and `\`.
+static PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        table[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    table
+};
 
 /// Python's `repr(float)`: shortest round-trip digits, `.0` for integral values, exponent form
 /// outside `1e-4 <= |x| < 1e16`.

@@ -4,7 +4,7 @@
 //! its own, `http::querystring`): the storage's text, PostgreSQL's, and the ISO 8601 dates and
 //! date-times a QueryBuilder client writes.
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike, Utc};
 
 /// Parses an ISO 8601 date or date-time, with or without an offset (none means UTC): the
 /// storage's naive UTC text (`YYYY-MM-DD HH:MM:SS[.ffffff]`, `T` or an offset tolerated), or a
@@ -73,17 +73,84 @@ pub fn parse_client(text: &str) -> Option<DateTime<Utc>> {
 
 /// The storage's own text of an instant: naive UTC `YYYY-MM-DD HH:MM:SS.ffffff`.
 pub fn stored_text(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    let t = t.naive_utc();
+    if !(0..=9999).contains(&t.year()) {
+        return t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    }
+    // Written digit by digit: these are formatted for every row of large answers, and
+    // chrono's `format` reads its pattern again each time (ten times the cost).
+    let mut out = String::with_capacity(26);
+    push_digits(&mut out, t.year() as u32, 4);
+    out.push('-');
+    push_digits(&mut out, t.month(), 2);
+    out.push('-');
+    push_digits(&mut out, t.day(), 2);
+    out.push(' ');
+    push_clock(&mut out, t);
+    out.push('.');
+    push_digits(&mut out, t.nanosecond() % 1_000_000_000 / 1_000, 6);
+    out
 }
 
 /// `Wed, 01 May 2024 08:42:30 GMT`
 pub fn http_date(dt: DateTime<Utc>) -> String {
-    dt.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    // Read off the naive UTC time once (each field of a `DateTime` computes it again).
+    let dt = dt.naive_utc();
+    if !(0..=9999).contains(&dt.year()) {
+        return dt.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    }
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let mut out = String::with_capacity(29);
+    out.push_str(DAYS[dt.weekday().num_days_from_monday() as usize]);
+    out.push_str(", ");
+    push_digits(&mut out, dt.day(), 2);
+    out.push(' ');
+    out.push_str(MONTHS[dt.month0() as usize]);
+    out.push(' ');
+    push_digits(&mut out, dt.year() as u32, 4);
+    out.push(' ');
+    push_clock(&mut out, dt);
+    out.push_str(" GMT");
+    out
+}
+
+/// `HH:MM:SS` (a leap second, which chrono keeps in the fraction, reads as `:60` as chrono
+/// formats it).
+fn push_clock(out: &mut String, t: NaiveDateTime) {
+    push_digits(out, t.hour(), 2);
+    out.push(':');
+    push_digits(out, t.minute(), 2);
+    out.push(':');
+    push_digits(out, t.second() + u32::from(t.nanosecond() >= 1_000_000_000), 2);
+}
+
+/// `value` in decimal, zero-padded to `width` digits.
+fn push_digits(out: &mut String, value: u32, width: u32) {
+    let mut divisor = 10u32.pow(width - 1);
+    while divisor > 0 {
+        out.push(char::from(b'0' + (value / divisor % 10) as u8));
+        divisor /= 10;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_as_chrono_formats() {
+        let mut t = DateTime::<Utc>::from_timestamp(-62_135_596_800, 0).unwrap(); // 0001-01-01
+        let step = chrono::Duration::seconds(7_919_993) + chrono::Duration::microseconds(123_457);
+        for _ in 0..10_000 {
+            assert_eq!(stored_text(t), t.format("%Y-%m-%d %H:%M:%S%.6f").to_string());
+            assert_eq!(http_date(t), t.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
+            t += step;
+        }
+        let leap = parse_stored("2016-12-31 23:59:59.5").unwrap().with_nanosecond(1_500_000_000).unwrap();
+        assert_eq!(stored_text(leap), leap.format("%Y-%m-%d %H:%M:%S%.6f").to_string());
+        assert_eq!(http_date(leap), leap.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
+    }
 
     #[test]
     fn stored_text_to_http_date() {

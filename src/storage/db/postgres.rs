@@ -478,7 +478,7 @@ fn timestamp_text(micros: i64) -> String {
             loop {
                 if let Some(t) = epoch.checked_add_signed(chrono::TimeDelta::microseconds(shifted)) {
                     if years == 0 {
-                        return t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+                        return crate::model::time::stored_text(t.and_utc());
                     }
                     let year = i64::from(chrono::Datelike::year(&t)) + years;
                     let sign = if year < 0 {
