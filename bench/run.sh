@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Latency and throughput of the endpoints users hit most, with wrk on loopback.
-#   bench/run.sh BASE_URL [DURATION]      e.g. bench/run.sh http://127.0.0.1:8000 10s
-# Requests are bounded by the duration; 2 threads, 8 connections.
+#   bench/run.sh [BASE_URL] [DURATION]    default http://127.0.0.1:5000 (the server's default port), 10s
+# Requests are bounded by the duration; 2 threads, 8 connections. The node uuids below are the
+# fixture profile's, which bench/make_big_profile.py keeps (README "Performance" says how the
+# published numbers were made).
 set -euo pipefail
-BASE=${1:-http://127.0.0.1:8000}
+BASE=${1:-http://127.0.0.1:5000}
 DUR=${2:-10s}
 QB='{"path":[{"orm_base":"node","tag":"node","entity_type":""}],"filters":{"node":{}},"project":{"node":["id","uuid","node_type","label","ctime","mtime"]},"order_by":[],"limit":5000,"offset":0,"distinct":true}'
 LUA=$(mktemp)

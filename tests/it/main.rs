@@ -7,9 +7,11 @@ mod harness;
 
 mod api;
 mod caching;
+mod claims;
 mod connections;
 mod damaged;
 mod deep_pages;
+mod formats;
 mod golden;
 mod hardening;
 mod postgres;

@@ -58,6 +58,24 @@ pub fn profile_path() -> PathBuf {
     fixtures().join("ref-profile")
 }
 
+/// `tests/fixtures/fixture2.aiida`, the second fixture (every Data class; made by
+/// `tests/fixtures/make_fixture2.py`).
+pub fn fixture2_archive_path() -> PathBuf {
+    fixtures().join("fixture2.aiida")
+}
+
+/// `tests/fixtures/fixture2-profile`, the second fixture's archive imported into a profile folder.
+pub fn fixture2_profile_path() -> PathBuf {
+    fixtures().join("fixture2-profile")
+}
+
+/// Which fixture: the first (`examples/demo.aiida`, `tests/fixtures/ref-profile`) or the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fixture {
+    First,
+    Second,
+}
+
 /// Which fixture storage a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Backend {
@@ -75,6 +93,8 @@ pub enum Backend {
 pub enum Source {
     /// One of the fixture storages.
     Fixture(Backend),
+    /// One of the second fixture's storages.
+    Fixture2(Backend),
     /// An archive file or a profile folder of the test's own (a modified copy of a fixture).
     Path(PathBuf),
     /// A PostgreSQL database by URL, with the folder of its file repository.
@@ -109,6 +129,12 @@ pub async fn open(source: impl Into<Source>, limits: DbLimits) -> Result<Storage
             let url = pg::shared().expect("PostgreSQL is available");
             storage::open_postgres(url, &profile_path().join("container"), limits).await
         }
+        Source::Fixture2(Backend::Archive) => storage::open_path(&fixture2_archive_path(), limits).await,
+        Source::Fixture2(Backend::Profile) => storage::open_path(&fixture2_profile_path(), limits).await,
+        Source::Fixture2(Backend::Postgres) => {
+            let url = pg::shared2().expect("PostgreSQL is available");
+            storage::open_postgres(url, &fixture2_profile_path().join("container"), limits).await
+        }
         Source::Path(path) => storage::open_path(&path, limits).await,
         Source::Postgres { url, repository } => storage::open_postgres(&url, &repository, limits).await,
     }
@@ -124,6 +150,24 @@ pub async fn build(source: impl Into<Source>, settings: Settings, limits: DbLimi
 /// The application over a fixture storage with the default settings.
 pub async fn app(backend: Backend) -> Router {
     build(backend, Settings::default(), DbLimits::default()).await
+}
+
+/// The application over a storage of `fixture` with the default settings.
+pub async fn app_of(fixture: Fixture, backend: Backend) -> Router {
+    let source = match fixture {
+        Fixture::First => Source::Fixture(backend),
+        Fixture::Second => Source::Fixture2(backend),
+    };
+    build(source, Settings::default(), DbLimits::default()).await
+}
+
+/// Whether the PostgreSQL storage of `fixture` is there (after a notice when not; a failure in
+/// CI).
+pub fn postgres_available(fixture: Fixture) -> bool {
+    match fixture {
+        Fixture::First => pg::shared().is_some(),
+        Fixture::Second => pg::shared2().is_some(),
+    }
 }
 
 /// The application over a fixture storage with `settings`.

@@ -20,6 +20,8 @@ static SHARED: LazyLock<Result<Shared, String>> = LazyLock::new(make_shared);
 
 struct Shared {
     url: String,
+    /// The superuser's URL on the same server, for the databases of the other fixtures.
+    admin: String,
     // Never dropped: statics are not; the exit hook removes the cluster.
     _cluster: Option<Cluster>,
 }
@@ -27,11 +29,31 @@ struct Shared {
 fn make_shared() -> Result<Shared, String> {
     if let Ok(admin) = std::env::var(URL_VAR) {
         let url = load_fixture(&admin, true)?;
-        return Ok(Shared { url, _cluster: None });
+        return Ok(Shared { url, admin, _cluster: None });
     }
     let cluster = Cluster::start()?;
-    let url = load_fixture(&cluster.admin_url(), false)?;
-    Ok(Shared { url, _cluster: Some(cluster) })
+    let admin = cluster.admin_url();
+    let url = load_fixture(&admin, false)?;
+    Ok(Shared { url, admin, _cluster: Some(cluster) })
+}
+
+/// The second fixture (`tests/fixtures/fixture2-profile`) in its own database on the server of
+/// [`shared`].
+static SHARED2: LazyLock<Result<String, String>> = LazyLock::new(|| match &*SHARED {
+    Ok(shared) => load_data(&shared.admin, std::env::var(URL_VAR).is_ok(), "fixture2-profile.pg.sql"),
+    Err(why) => Err(why.clone()),
+});
+
+/// The URL of the second fixture's database, like [`shared`] (a failure in CI when PostgreSQL
+/// is not available, else `None` after a notice).
+pub fn shared2() -> Option<&'static str> {
+    match &*SHARED2 {
+        Ok(url) => Some(url),
+        Err(why) => {
+            unavailable(why);
+            None
+        }
+    }
 }
 
 /// The URL of the shared fixture database, or `None` (after a notice) when PostgreSQL is not
@@ -312,6 +334,11 @@ pub fn with_database(url: &str, database: &str) -> String {
 /// SQLite), loads the schema and the fixture rows, and returns its URL. `drop_at_exit`: for
 /// servers that outlive the tests.
 pub fn load_fixture(admin_url: &str, drop_at_exit: bool) -> Result<String, String> {
+    load_data(admin_url, drop_at_exit, "ref-profile.pg.sql")
+}
+
+/// [`load_fixture`] with the rows of `data`, a file of `tests/fixtures/`.
+pub fn load_data(admin_url: &str, drop_at_exit: bool, data: &str) -> Result<String, String> {
     static SERIAL: AtomicUsize = AtomicUsize::new(0);
     let name = format!("aiida_rest_test_{}_{}", std::process::id(), SERIAL.fetch_add(1, Ordering::Relaxed));
     let admin_url = admin_url.to_string();
@@ -328,7 +355,7 @@ pub fn load_fixture(admin_url: &str, drop_at_exit: bool) -> Result<String, Strin
         .filter(|l| !l.starts_with('\\'))
         .collect::<Vec<_>>()
         .join("\n");
-    let data = std::fs::read_to_string(fixtures.join("ref-profile.pg.sql")).map_err(|e| e.to_string())?;
+    let data = std::fs::read_to_string(fixtures.join(data)).map_err(|e| e.to_string())?;
     let db_url = url.clone();
     // Tests call this from inside their own runtime, which cannot block on another.
     std::thread::spawn(move || {
