@@ -12,8 +12,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use aiida_rest::http::cors::Origins;
 use aiida_rest::http::databases::{self, Database, Databases, Switch};
 use aiida_rest::http::serve::{self as server, ServeOptions};
-use aiida_rest::http::v4::V4;
-use aiida_rest::http::{App, AppState, Settings};
+use aiida_rest::http::{App, AppState, FRONT_DOORS, Settings};
 use aiida_rest::storage::catalog::{self, Catalog};
 use aiida_rest::storage::db::DbLimits;
 use aiida_rest::storage::{self, Source};
@@ -213,7 +212,6 @@ impl ServeArgs {
                     limits.statement_timeout = Duration::from_secs(s);
                 }
                 let settings = Settings {
-                    prefix: format!("/{}/api/v4", entry.name),
                     posting: entry.posting.unwrap_or(!self.no_posting),
                     max_rows: entry.max_rows.unwrap_or(self.max_rows).max(1),
                 };
@@ -322,18 +320,16 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let settings = Settings { posting: !args.no_posting, max_rows: args.max_rows.max(1), ..Settings::default() };
-    let prefix = settings.prefix.clone();
+    let settings = Settings { posting: !args.no_posting, max_rows: args.max_rows.max(1) };
     let description = storage.description.clone();
     let state = AppState { storage: Arc::new(storage), settings: Arc::new(settings) };
     let app = App::new()
         .cors_origins(Origins::from_list(&args.cors_origin))
-        .nest(&prefix, V4::new(state.clone()))
-        .nest("/api/v2", aiida_rest::http::v2::V2::new(state.clone()))
+        .front_doors(&state)
         .nest("/health", databases::Health)
         .nest("/ready", databases::ReadyOne(state.storage))
         .into_router();
-    run(&args, app, &description, &prefix, async {}).await
+    run(&args, app, &description, FRONT_DOORS[0].prefix, async {}).await
 }
 
 /// Serves several databases (`--database`, `--config`), each opened on its first request.
@@ -400,7 +396,7 @@ async fn serve_many(args: ServeArgs, catalog: Catalog, pristine: (ServeArgs, Arg
         }
     };
     let (description, prefix) = match &default {
-        Some(name) => (format!("{description} under /NAME/api/v4, '{name}' also"), "/api/v4"),
+        Some(name) => (format!("{description} under /NAME/api/v4, '{name}' also"), FRONT_DOORS[0].prefix),
         None => (format!("{description} under /NAME/api/v4"), ""),
     };
     run(&args, app, &description, prefix, reload).await

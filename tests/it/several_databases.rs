@@ -17,8 +17,7 @@ use serde_json::Value;
 use crate::harness::{self, DbLimits};
 
 fn database(name: &str, source: Source, default: bool) -> Database {
-    let settings = Settings { prefix: format!("/{name}/api/v4"), ..Settings::default() };
-    Database { name: name.into(), source, default, settings, limits: DbLimits::default() }
+    Database { name: name.into(), source, default, settings: Settings::default(), limits: DbLimits::default() }
 }
 
 fn app(databases: &Databases) -> Router {
