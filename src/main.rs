@@ -6,11 +6,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use aiida_rest::http::cors::Origins;
 use aiida_rest::http::databases::{self, Database, Databases, Switch};
+use aiida_rest::http::observe::{LogFormat, Observer};
 use aiida_rest::http::serve::{self as server, ServeOptions};
 use aiida_rest::http::{App, AppState, FRONT_DOORS, Settings};
 use aiida_rest::storage::catalog::{self, Catalog};
@@ -109,6 +111,16 @@ struct ServeArgs {
     /// the request's Host.
     #[arg(long, env = "AIIDA_REST_PUBLIC_URL", value_parser = server::public_origin)]
     public_url: Option<server::Origin>,
+    /// Do not count requests nor serve /metrics (Prometheus); on by default.
+    #[arg(long, env = "AIIDA_REST_NO_METRICS", value_parser = BoolishValueParser::new())]
+    no_metrics: bool,
+    /// Write one line per request to standard output (with its request id, which the answer
+    /// carries in X-Request-Id: the client's, or one made).
+    #[arg(long, env = "AIIDA_REST_ACCESS_LOG", value_parser = BoolishValueParser::new())]
+    access_log: bool,
+    /// The format of the access log: `text` or `json` (one object per line).
+    #[arg(long, default_value = "text", env = "AIIDA_REST_LOG_FORMAT")]
+    log_format: LogFormat,
 }
 
 impl ServeArgs {
@@ -150,6 +162,9 @@ impl ServeArgs {
             "max_open_connections",
             "shutdown_grace",
             "public_url",
+            "metrics",
+            "access_log",
+            "log_format",
         ];
         if let Some(key) = catalog.options.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(format!("unknown option '{key}' (known: {})", known.join(", ")));
@@ -168,6 +183,11 @@ impl ServeArgs {
         if !self.posting {
             self.no_posting = !posting;
         }
+        let mut metrics = !self.no_metrics;
+        set(given, catalog, "no_metrics", &["metrics"], &mut metrics)?;
+        self.no_metrics = !metrics;
+        set(given, catalog, "access_log", &["access_log"], &mut self.access_log)?;
+        set(given, catalog, "log_format", &["log_format"], &mut self.log_format)?;
         if matches!(given.value_source("cors_origin"), None | Some(ValueSource::DefaultValue))
             && let Some(list) = catalog.option("cors_origin")
         {
@@ -184,6 +204,10 @@ impl ServeArgs {
             self.public_url = Some(server::public_origin(text)?);
         }
         Ok(())
+    }
+
+    fn observer(&self) -> Observer {
+        Observer::new(!self.no_metrics, self.access_log.then_some(self.log_format))
     }
 
     fn limits(&self) -> DbLimits {
@@ -323,7 +347,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let settings = Settings { posting: !args.no_posting, max_rows: args.max_rows.max(1) };
     let description = storage.description.clone();
     let state = AppState { storage: Arc::new(storage), settings: Arc::new(settings) };
+    let observer = args.observer();
+    observer.set_databases(state.storage.clone());
     let app = App::new()
+        .observe(&observer)
         .cors_origins(Origins::from_list(&args.cors_origin))
         .front_doors(&state)
         .nest("/health", databases::Health)
@@ -357,7 +384,10 @@ async fn serve_many(args: ServeArgs, catalog: Catalog, pristine: (ServeArgs, Arg
     registry.configure(list);
     registry.spawn_closer();
     let cors = Origins::from_list(&args.cors_origin);
-    let switch = Switch::new(registry.router(App::new().cors_origins(cors)));
+    // The metrics and the access-log setting stay as started across reloads.
+    let observer = args.observer();
+    observer.set_databases(registry.clone());
+    let switch = Switch::new(registry.router(App::new().observe(&observer).cors_origins(cors)));
     let app = switch.router();
     // SIGHUP: read the configuration file again; unchanged databases stay open, requests
     // under way finish on the application they started on.
@@ -381,7 +411,7 @@ async fn serve_many(args: ServeArgs, catalog: Catalog, pristine: (ServeArgs, Arg
                 match loaded {
                     Ok((list, cors)) => {
                         let changes = registry.configure(list);
-                        switch.set(registry.router(App::new().cors_origins(cors)));
+                        switch.set(registry.router(App::new().observe(&observer).cors_origins(cors)));
                         tracing::info!(
                             "reloaded {}: added {:?}, removed {:?}, changed {:?}",
                             path.display(),

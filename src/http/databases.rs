@@ -299,6 +299,18 @@ impl Databases {
     }
 }
 
+impl crate::http::observe::DatabaseStats for Databases {
+    fn database_stats(&self) -> Vec<crate::http::observe::DatabaseStat> {
+        self.slots()
+            .iter()
+            .map(|slot| crate::http::observe::DatabaseStat {
+                name: slot.database.name.clone(),
+                usage: slot.current().map(|opened| opened.state.storage.db.usage()),
+            })
+            .collect()
+    }
+}
+
 /// One API of one database, opened on the first request.
 struct Lazy {
     slot: Arc<Slot>,

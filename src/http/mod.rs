@@ -48,6 +48,7 @@ pub mod error;
 pub mod etag;
 mod head;
 pub mod listener;
+pub mod observe;
 mod params;
 mod path;
 pub mod querystring;
@@ -170,6 +171,7 @@ pub struct App {
     endpoints: Vec<String>,
     cors: cors::Origins,
     storages: Vec<(String, Arc<Storage>)>,
+    observer: Option<observe::Observer>,
 }
 
 impl App {
@@ -193,6 +195,16 @@ impl App {
         FRONT_DOORS.iter().fold(self, |app, door| app.nest(door.prefix, Door { door, state: state.clone() }))
     }
 
+    /// Counts the requests and logs them as `observer` says ([`observe`]), and serves
+    /// `/metrics` if it keeps metrics.
+    pub fn observe(mut self, observer: &observe::Observer) -> Self {
+        if observer.metrics() {
+            self = self.nest("/metrics", observer.endpoint());
+        }
+        self.observer = Some(observer.clone());
+        self
+    }
+
     /// The origins CORS lets read the APIs (any by default).
     pub fn cors_origins(mut self, origins: cors::Origins) -> Self {
         self.cors = origins;
@@ -203,6 +215,7 @@ impl App {
     pub fn into_router(self) -> Router {
         let endpoints: Arc<[String]> = self.endpoints.into();
         let routes = self.routes.fallback(move || unknown_route(endpoints.clone()));
+        let observe = self.observer.filter(|o| o.is_on()).map(|o| o.layer("", &self.prefixes));
         let prefixes = path::Prefixes(self.prefixes.into());
         // The layers wrap the routes as one service, so that they run before routing (path
         // decoding must); the last layer added runs first. As a method router, the stack
@@ -215,6 +228,10 @@ impl App {
             .layer::<_, Infallible>(compress::layer())
             .layer(from_fn(path::decode))
             .layer(from_fn(head::head));
+        let layered = match observe {
+            Some(observe) => layered.layer(observe),
+            None => layered,
+        };
         Router::new().fallback_service(layered)
     }
 }

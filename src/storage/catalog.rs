@@ -105,8 +105,8 @@ impl Catalog {
 
 /// First path segments a database cannot be named by: those of the front doors
 /// (`http::FRONT_DOORS`: `/api/v4`, `/api/v2`, `/optimade/v1`) and of the operations
-/// endpoints (`/health`, `/ready`), which the default database and the server answer at.
-pub const RESERVED_NAMES: &[&str] = &["api", "optimade", "health", "ready"];
+/// endpoints (`/health`, `/ready`, `/metrics`), which the default database and the server answer at.
+pub const RESERVED_NAMES: &[&str] = &["api", "optimade", "health", "ready", "metrics"];
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()

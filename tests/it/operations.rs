@@ -1,0 +1,181 @@
+//! Running the server in production: Prometheus metrics, access logs with request ids, the
+//! request timeout, serving under a base path, PostgreSQL with several hosts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aiida_rest::http::databases::{Database, Databases, Options};
+use aiida_rest::http::observe::{LogFormat, Observer};
+use aiida_rest::http::{App, AppState, Settings};
+use aiida_rest::storage::Source;
+use serde_json::Value;
+
+use crate::harness::{self, Backend, DbLimits};
+use crate::several_databases::Server;
+
+/// The value of the sample `name{labels}` in an OpenMetrics text (labels as written).
+fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_requests_by_route_template() {
+    let storage = Arc::new(harness::open(Backend::Archive, DbLimits::default()).await.unwrap());
+    let state = AppState { storage: storage.clone(), settings: Arc::new(Settings::default()) };
+    let observer = Observer::new(true, None);
+    observer.set_databases(storage);
+    let app = App::new().observe(&observer).front_doors(&state).into_router();
+
+    for _ in 0..3 {
+        assert_eq!(harness::get(&app, "/api/v4/nodes?limit=1").await.status, 200);
+    }
+    assert_eq!(harness::get(&app, "/api/v4/nodes/page/2").await.status, 200);
+    assert_eq!(harness::get(&app, "/api/v2/computers").await.status, 200);
+    for _ in 0..2 {
+        assert_eq!(harness::get(&app, "/api/v4/nodes/statistics").await.status, 200);
+    }
+    // Paths under no mount all share one series, whatever they are: the number of series
+    // stays bounded.
+    for i in 0..50 {
+        assert_eq!(harness::get(&app, &format!("/random/{i}")).await.status, 404);
+    }
+    assert_eq!(harness::get(&app, "/api/v4/nodes/x/y/z").await.status, 404);
+
+    let answer = harness::get(&app, "/metrics").await;
+    assert_eq!(answer.status, 200);
+    assert!(answer.header("content-type").unwrap().starts_with("application/openmetrics-text"));
+    let text = String::from_utf8(answer.body).unwrap();
+    let requests = |labels: &str| sample(&text, &format!("aiida_rest_http_requests_total{{{labels}}}"));
+    assert_eq!(requests(r#"route="/api/v4/nodes/",database="default",status="2xx""#), Some(3.0), "{text}");
+    assert_eq!(requests(r#"route="/api/v4/nodes/page/<int:page>/",database="default",status="2xx""#), Some(1.0));
+    assert_eq!(requests(r#"route="/api/v2/computers/",database="default",status="2xx""#), Some(1.0));
+    assert_eq!(requests(r#"route="/api/v4/nodes/statistics/",database="default",status="2xx""#), Some(2.0));
+    assert_eq!(requests(r#"route="<unknown>",database="",status="4xx""#), Some(50.0));
+    assert_eq!(requests(r#"route="/api/v4/<unknown>",database="default",status="4xx""#), Some(1.0));
+    let series = text.lines().filter(|l| l.starts_with("aiida_rest_http_requests_total")).count();
+    assert_eq!(series, 6, "{text}");
+    let count = r#"aiida_rest_http_request_duration_seconds_count{route="/api/v4/nodes/",database="default"}"#;
+    assert_eq!(sample(&text, count), Some(3.0));
+    let inf = r#"aiida_rest_http_request_duration_seconds_bucket{le="+Inf",route="/api/v4/nodes/",database="default"}"#;
+    assert_eq!(sample(&text, inf), Some(3.0), "{text}");
+    assert_eq!(sample(&text, "aiida_rest_databases_open"), Some(1.0));
+    assert_eq!(sample(&text, r#"aiida_rest_pool_connections_max{database="default"}"#), Some(8.0));
+    assert_eq!(sample(&text, r#"aiida_rest_pool_connections_in_use{database="default"}"#), Some(0.0));
+    // The second statistics request is answered from the result cache.
+    assert!(sample(&text, r#"aiida_rest_cache_hits_total{database="default"}"#).unwrap() >= 1.0, "{text}");
+    assert!(text.ends_with("# EOF\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_of_several_databases() {
+    let database = |name: &str| Database {
+        name: name.into(),
+        source: Source::Path(harness::archive_path()),
+        default: false,
+        settings: Settings::default(),
+        limits: DbLimits::default(),
+    };
+    let databases = Databases::new(Options::default());
+    databases.configure(vec![database("one"), database("two")]);
+    let observer = Observer::new(true, None);
+    observer.set_databases(databases.clone());
+    let app = databases.router(App::new().observe(&observer));
+    assert_eq!(harness::get(&app, "/one/api/v4/users").await.status, 200);
+    assert_eq!(harness::get(&app, "/one/api/v4/users/1").await.status, 200);
+    assert_eq!(harness::get(&app, "/two/api/v4/nonsense").await.status, 404);
+    let text = String::from_utf8(harness::get(&app, "/metrics").await.body).unwrap();
+    let requests = |labels: &str| sample(&text, &format!("aiida_rest_http_requests_total{{{labels}}}"));
+    assert_eq!(requests(r#"route="/api/v4/users/",database="one",status="2xx""#), Some(1.0), "{text}");
+    assert_eq!(requests(r#"route="/api/v4/users/<id>/",database="one",status="2xx""#), Some(1.0));
+    assert_eq!(requests(r#"route="/api/v4/<unknown>",database="two",status="4xx""#), Some(1.0));
+    assert_eq!(sample(&text, "aiida_rest_databases_configured"), Some(2.0));
+    assert_eq!(sample(&text, "aiida_rest_databases_open"), Some(2.0));
+    assert_eq!(sample(&text, r#"aiida_rest_database_open{database="one"}"#), Some(1.0));
+    // A reload builds a new application: the counts go on.
+    let app = databases.router(App::new().observe(&observer));
+    assert_eq!(harness::get(&app, "/one/api/v4/users").await.status, 200);
+    let text = String::from_utf8(harness::get(&app, "/metrics").await.body).unwrap();
+    let labels = r#"aiida_rest_http_requests_total{route="/api/v4/users/",database="one",status="2xx"}"#;
+    assert_eq!(sample(&text, labels), Some(2.0));
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (key, value) = l.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+#[test]
+fn access_log_lines_carry_the_request_id() {
+    let archive = harness::archive_path();
+    let archive = archive.to_str().unwrap();
+    let server = Server::start(&["--access-log", "--log-format", "json", archive]);
+    let (status, head, _) = server.get_with("/api/v4/server?x=1", "X-Request-Id: client-id-7\r\n");
+    assert_eq!(status, 200);
+    assert_eq!(header(&head, "x-request-id"), Some("client-id-7"));
+    let line = server.stdout_line(Duration::from_secs(10)).expect("an access-log line");
+    let entry: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(entry["request_id"], "client-id-7");
+    assert_eq!((entry["method"].as_str(), entry["path"].as_str()), (Some("GET"), Some("/api/v4/server?x=1")));
+    assert_eq!((entry["status"].as_u64(), entry["route"].as_str()), (Some(200), Some("/api/v4/server/")));
+    assert!(entry["bytes"].as_u64().unwrap() > 0 && entry["duration_ms"].as_f64().unwrap() >= 0.0, "{line}");
+    // Without one (or with one not fit for a log), the server makes one.
+    for extra in ["", "X-Request-Id: two words\r\n"] {
+        let (_, head, _) = server.get_with("/api/v4/nodes/nothing/here", extra);
+        let made = header(&head, "x-request-id").expect("a request id").to_string();
+        let entry: Value = serde_json::from_str(&server.stdout_line(Duration::from_secs(10)).unwrap()).unwrap();
+        assert_eq!(entry["request_id"], made.as_str());
+        assert_eq!(entry["status"], 404);
+    }
+    drop(server);
+
+    // Text lines, set by the environment; metrics off by the environment too.
+    let env = [("AIIDA_REST_ACCESS_LOG", "true"), ("AIIDA_REST_LOG_FORMAT", "text"), ("AIIDA_REST_NO_METRICS", "1")];
+    let server = Server::start_env(&["serve", "-H", "127.0.0.1", "-P", "0", archive], &env);
+    assert_eq!(server.get("/metrics").0, 404);
+    let line = server.stdout_line(Duration::from_secs(10)).unwrap();
+    assert!(line.contains(r#" "GET /metrics" 404 "#), "{line}");
+    drop(server);
+
+    // Off (the default): nothing on standard output, the client's id still echoed.
+    let server = Server::start(&[archive]);
+    let (_, head, _) = server.get_with("/api/v4/server", "X-Request-Id: abc\r\n");
+    assert_eq!(header(&head, "x-request-id"), Some("abc"));
+    let (_, head, _) = server.get_with("/api/v4/server", "");
+    assert_eq!(header(&head, "x-request-id"), None);
+    assert_eq!(server.stdout_line(Duration::from_millis(300)), None);
+    assert_eq!(server.get("/metrics").0, 200);
+}
+
+#[test]
+fn observing_options_from_the_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("aiida-rest.toml");
+    let text = format!(
+        "access_log = true\nlog_format = \"json\"\nmetrics = false\n[[database]]\nname = \"a\"\nstorage = \"{}\"\n",
+        harness::archive_path().display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    assert_eq!(server.get("/a/api/v4/users").0, 200);
+    let entry: Value = serde_json::from_str(&server.stdout_line(Duration::from_secs(10)).unwrap()).unwrap();
+    assert_eq!((entry["database"].as_str(), entry["route"].as_str()), (Some("a"), Some("/api/v4/users/")));
+    assert_eq!(server.get("/metrics").0, 404);
+    // `metrics` is not a database name.
+    let bad = format!("[[database]]\nname = \"metrics\"\nstorage = \"{}\"\n", harness::archive_path().display());
+    std::fs::write(&config, bad).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'metrics'"));
+}
+
+#[test]
+fn log_format_is_text_or_json() {
+    assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+    assert!("xml".parse::<LogFormat>().is_err());
+}
