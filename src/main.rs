@@ -111,6 +111,10 @@ struct ServeArgs {
     /// the request's Host.
     #[arg(long, env = "AIIDA_REST_PUBLIC_URL", value_parser = server::public_origin)]
     public_url: Option<server::Origin>,
+    /// Seconds within which a request must be answered (to the head of the answer); a request
+    /// still running then gets a 503 and its database query is stopped. 0: no limit.
+    #[arg(long, default_value_t = 0, env = "AIIDA_REST_REQUEST_TIMEOUT")]
+    request_timeout: u64,
     /// Do not count requests nor serve /metrics (Prometheus); on by default.
     #[arg(long, env = "AIIDA_REST_NO_METRICS", value_parser = BoolishValueParser::new())]
     no_metrics: bool,
@@ -163,6 +167,7 @@ impl ServeArgs {
             "shutdown_grace",
             "public_url",
             "metrics",
+            "request_timeout",
             "access_log",
             "log_format",
         ];
@@ -187,6 +192,7 @@ impl ServeArgs {
         set(given, catalog, "no_metrics", &["metrics"], &mut metrics)?;
         self.no_metrics = !metrics;
         set(given, catalog, "access_log", &["access_log"], &mut self.access_log)?;
+        set(given, catalog, "request_timeout", &["request_timeout"], &mut self.request_timeout)?;
         set(given, catalog, "log_format", &["log_format"], &mut self.log_format)?;
         if matches!(given.value_source("cors_origin"), None | Some(ValueSource::DefaultValue))
             && let Some(list) = catalog.option("cors_origin")
@@ -204,6 +210,14 @@ impl ServeArgs {
             self.public_url = Some(server::public_origin(text)?);
         }
         Ok(())
+    }
+
+    /// The application builder with the options every application shares.
+    fn app(&self, observer: &Observer) -> App {
+        App::new()
+            .observe(observer)
+            .cors_origins(Origins::from_list(&self.cors_origin))
+            .request_timeout((self.request_timeout > 0).then(|| Duration::from_secs(self.request_timeout)))
     }
 
     fn observer(&self) -> Observer {
@@ -349,9 +363,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let state = AppState { storage: Arc::new(storage), settings: Arc::new(settings) };
     let observer = args.observer();
     observer.set_databases(state.storage.clone());
-    let app = App::new()
-        .observe(&observer)
-        .cors_origins(Origins::from_list(&args.cors_origin))
+    let app = args
+        .app(&observer)
         .front_doors(&state)
         .nest("/health", databases::Health)
         .nest("/ready", databases::ReadyOne(state.storage))
@@ -383,11 +396,10 @@ async fn serve_many(args: ServeArgs, catalog: Catalog, pristine: (ServeArgs, Arg
     });
     registry.configure(list);
     registry.spawn_closer();
-    let cors = Origins::from_list(&args.cors_origin);
     // The metrics and the access-log setting stay as started across reloads.
     let observer = args.observer();
     observer.set_databases(registry.clone());
-    let switch = Switch::new(registry.router(App::new().observe(&observer).cors_origins(cors)));
+    let switch = Switch::new(registry.router(args.app(&observer)));
     let app = switch.router();
     // SIGHUP: read the configuration file again; unchanged databases stay open, requests
     // under way finish on the application they started on.
@@ -406,12 +418,12 @@ async fn serve_many(args: ServeArgs, catalog: Catalog, pristine: (ServeArgs, Arg
                 let loaded = catalog::load(path).map_err(|e| e.to_string()).and_then(|c| {
                     let mut args = args.clone();
                     args.apply(&given, &c)?;
-                    Ok((args.databases(&c)?, Origins::from_list(&args.cors_origin)))
+                    Ok((args.databases(&c)?, args))
                 });
                 match loaded {
-                    Ok((list, cors)) => {
+                    Ok((list, args)) => {
                         let changes = registry.configure(list);
-                        switch.set(registry.router(App::new().observe(&observer).cors_origins(cors)));
+                        switch.set(registry.router(args.app(&observer)));
                         tracing::info!(
                             "reloaded {}: added {:?}, removed {:?}, changed {:?}",
                             path.display(),

@@ -44,6 +44,7 @@ mod body;
 pub mod compress;
 pub mod cors;
 pub mod databases;
+pub mod deadline;
 pub mod error;
 pub mod etag;
 mod head;
@@ -172,6 +173,7 @@ pub struct App {
     cors: cors::Origins,
     storages: Vec<(String, Arc<Storage>)>,
     observer: Option<observe::Observer>,
+    request_timeout: Option<std::time::Duration>,
 }
 
 impl App {
@@ -205,6 +207,13 @@ impl App {
         self
     }
 
+    /// Answers a request not answered within `limit` with a 503, dropping its work
+    /// ([`deadline`]); `None`: no limit.
+    pub fn request_timeout(mut self, limit: Option<std::time::Duration>) -> Self {
+        self.request_timeout = limit;
+        self
+    }
+
     /// The origins CORS lets read the APIs (any by default).
     pub fn cors_origins(mut self, origins: cors::Origins) -> Self {
         self.cors = origins;
@@ -228,6 +237,10 @@ impl App {
             .layer::<_, Infallible>(compress::layer())
             .layer(from_fn(path::decode))
             .layer(from_fn(head::head));
+        let layered = match self.request_timeout {
+            Some(limit) => layered.layer(deadline::Deadline { limit }),
+            None => layered,
+        };
         let layered = match observe {
             Some(observe) => layered.layer(observe),
             None => layered,

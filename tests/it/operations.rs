@@ -2,12 +2,16 @@
 //! request timeout, serving under a base path, PostgreSQL with several hosts.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aiida_rest::http::databases::{Database, Databases, Options};
 use aiida_rest::http::observe::{LogFormat, Observer};
-use aiida_rest::http::{App, AppState, Settings};
+use aiida_rest::http::{Api, App, AppState, Settings};
 use aiida_rest::storage::Source;
+use aiida_rest::storage::db::{Db, PgPool, SqlitePool};
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde_json::Value;
 
 use crate::harness::{self, Backend, DbLimits};
@@ -178,4 +182,121 @@ fn observing_options_from_the_configuration_file() {
 fn log_format_is_text_or_json() {
     assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
     assert!("xml".parse::<LogFormat>().is_err());
+}
+
+/// An API whose one endpoint runs a query until it is stopped.
+struct Slow(Db, &'static str);
+
+impl Api for Slow {
+    fn router(self, _prefix: &str) -> Router {
+        let (db, sql) = (self.0, self.1);
+        Router::new().fallback(move || {
+            let db = db.clone();
+            async move {
+                let mut query = db.query();
+                query.push(sql);
+                match db.fetch_all(query).await {
+                    Ok(_) => StatusCode::OK.into_response(),
+                    Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+                }
+            }
+        })
+    }
+
+    fn endpoints(&self, _prefix: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Waits up to `within` for `done`.
+async fn eventually(within: Duration, mut done: impl AsyncFnMut() -> bool) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    done().await
+}
+
+/// A request over its time gets a 503 at the time, and its SQLite query is interrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_over_its_time_is_stopped_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    rusqlite::Connection::open(&path).unwrap().execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+    let limits = DbLimits { max_connections: 1, statement_timeout: Duration::from_secs(60) };
+    let db = Db::Sqlite(SqlitePool::open(&path, false, limits).unwrap());
+    let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c";
+    let observer = Observer::new(true, None);
+    let app = App::new()
+        .observe(&observer)
+        .request_timeout(Some(Duration::from_millis(400)))
+        .nest("/slow", Slow(db.clone(), endless))
+        .into_router();
+    let started = Instant::now();
+    let answer = harness::get(&app, "/slow").await;
+    let took = started.elapsed();
+    assert_eq!(answer.status, 503);
+    assert!(answer.json()["message"].as_str().unwrap().contains("time limit (0.4 s)"), "{:?}", answer.json());
+    assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(5), "{took:?}");
+    let db2 = db.clone();
+    assert!(eventually(Duration::from_secs(10), async || db2.cancelled_queries() == 1).await, "not interrupted");
+    // The one connection is free again at once.
+    let cheap = async {
+        let mut q = db.query();
+        q.push("SELECT count(*) FROM t");
+        db.fetch_all(q).await
+    };
+    assert!(tokio::time::timeout(Duration::from_secs(5), cheap).await.unwrap().is_ok());
+    // The 503 is counted.
+    let text = String::from_utf8(harness::get(&app, "/metrics").await.body).unwrap();
+    assert_eq!(sample(&text, r#"aiida_rest_http_requests_total{route="/slow",database="",status="5xx"}"#), Some(1.0));
+}
+
+/// On PostgreSQL the statement of a request over its time is cancelled on the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_over_its_time_is_stopped_postgres() {
+    let Some(url) = harness::pg::shared() else { return };
+    let limits = DbLimits { max_connections: 2, statement_timeout: Duration::from_secs(60) };
+    let db = Db::Postgres(PgPool::connect(url.parse().unwrap(), limits).await.unwrap());
+    let app = App::new()
+        .request_timeout(Some(Duration::from_millis(500)))
+        .nest("/slow", Slow(db.clone(), "SELECT pg_sleep(19.75)"))
+        .into_router();
+    let answer = harness::get(&app, "/slow").await;
+    assert_eq!(answer.status, 503);
+    let admin = harness::pg::connect(url).await.unwrap();
+    let running = async || -> i64 {
+        let sql =
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(19.75)%' AND state = 'active'";
+        admin.query_one(sql, &[]).await.unwrap().get(0)
+    };
+    assert!(eventually(Duration::from_secs(10), async || running().await == 0).await, "still running");
+    assert_eq!(db.cancelled_queries(), 1);
+}
+
+/// The option, from the command line, the environment and the configuration file; requests
+/// within the time are answered as without it.
+#[test]
+fn the_request_timeout_option() {
+    let archive = harness::archive_path();
+    let archive = archive.to_str().unwrap();
+    let server = Server::start(&["--request-timeout", "30", archive]);
+    assert_eq!(server.get("/api/v4/nodes?limit=2").0, 200);
+    drop(server);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("aiida-rest.toml");
+    std::fs::write(&config, format!("request_timeout = 20\n[[database]]\nname = \"a\"\nstorage = \"{archive}\"\n"))
+        .unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    assert_eq!(server.get("/a/api/v4/users").0, 200);
+    drop(server);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
+        .args(["serve", archive])
+        .env("AIIDA_REST_REQUEST_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
