@@ -115,6 +115,11 @@ struct ServeArgs {
     /// still running then gets a 503 and its database query is stopped. 0: no limit.
     #[arg(long, default_value_t = 0, env = "AIIDA_REST_REQUEST_TIMEOUT")]
     request_timeout: u64,
+    /// Serve everything below this path (e.g. `/aiida`: `/aiida/api/v4/...`, `/aiida/NAME/api/v4/...`,
+    /// `/aiida/health`), for a reverse proxy that passes the path on unchanged. The answers'
+    /// URLs start with it (after --public-url's origin, when given).
+    #[arg(long, env = "AIIDA_REST_BASE_URL", value_parser = base_url)]
+    base_url: Option<String>,
     /// Do not count requests nor serve /metrics (Prometheus); on by default.
     #[arg(long, env = "AIIDA_REST_NO_METRICS", value_parser = BoolishValueParser::new())]
     no_metrics: bool,
@@ -167,6 +172,7 @@ impl ServeArgs {
             "shutdown_grace",
             "public_url",
             "metrics",
+            "base_url",
             "request_timeout",
             "access_log",
             "log_format",
@@ -204,6 +210,11 @@ impl ServeArgs {
         {
             self.max_open_connections = Some(text.parse().map_err(|e| format!("max_open_connections: {e}"))?);
         }
+        if self.base_url.is_none()
+            && let Some(text) = catalog.option("base_url")
+        {
+            self.base_url = Some(base_url(text)?);
+        }
         if self.public_url.is_none()
             && let Some(text) = catalog.option("public_url")
         {
@@ -218,6 +229,7 @@ impl ServeArgs {
             .observe(observer)
             .cors_origins(Origins::from_list(&self.cors_origin))
             .request_timeout((self.request_timeout > 0).then(|| Duration::from_secs(self.request_timeout)))
+            .base_path(self.base_url.clone().filter(|b| !b.is_empty()))
     }
 
     fn observer(&self) -> Observer {
@@ -271,6 +283,11 @@ impl ServeArgs {
         };
         (options, open_files)
     }
+}
+
+/// `--base-url`: the path, `/aiida` (empty for none).
+fn base_url(text: &str) -> Result<String, String> {
+    Ok(aiida_rest::http::base::parse_base(text)?.unwrap_or_default())
 }
 
 fn main() -> ExitCode {
@@ -468,12 +485,13 @@ async fn run(
             return ExitCode::from(2);
         }
     };
+    let base = args.base_url.as_deref().unwrap_or("");
     tracing::info!(
-        "serving {description} at http://{local}{prefix}/ (at most {} connections, open files limit {})",
+        "serving {description} at http://{local}{base}{prefix}/ (at most {} connections, open files limit {})",
         options.max_open_connections,
         open_files.map_or("unknown".to_string(), |n| n.to_string())
     );
-    eprintln!(" * REST API running on http://{local}{prefix}");
+    eprintln!(" * REST API running on http://{local}{base}{prefix}");
     // Ctrl-C or a service manager's SIGTERM: stop accepting, give the requests under way the
     // grace period, then stop.
     let shutdown = async {

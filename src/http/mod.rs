@@ -40,6 +40,7 @@
 //! by the first request, closed when idle, and reopened on demand; `databases::Switch` swaps
 //! the whole application on a reload. `/health` and `/ready` are mounted beside them.
 
+pub mod base;
 mod body;
 pub mod compress;
 pub mod cors;
@@ -174,6 +175,7 @@ pub struct App {
     storages: Vec<(String, Arc<Storage>)>,
     observer: Option<observe::Observer>,
     request_timeout: Option<std::time::Duration>,
+    base: Option<String>,
 }
 
 impl App {
@@ -214,6 +216,12 @@ impl App {
         self
     }
 
+    /// Serves the whole application below `base` (`/aiida`, see [`base`]); `None`: at `/`.
+    pub fn base_path(mut self, base: Option<String>) -> Self {
+        self.base = base;
+        self
+    }
+
     /// The origins CORS lets read the APIs (any by default).
     pub fn cors_origins(mut self, origins: cors::Origins) -> Self {
         self.cors = origins;
@@ -223,8 +231,12 @@ impl App {
     /// The application, ready for `axum::serve` (or `oneshot` in tests).
     pub fn into_router(self) -> Router {
         let endpoints: Arc<[String]> = self.endpoints.into();
+        let base = self.base.map(|base| base::Base { base: base.into(), endpoints: endpoints.clone() });
         let routes = self.routes.fallback(move || unknown_route(endpoints.clone()));
-        let observe = self.observer.filter(|o| o.is_on()).map(|o| o.layer("", &self.prefixes));
+        let observe = self.observer.filter(|o| o.is_on()).map(|o| {
+            let base = base.as_ref().map_or("", |b| &*b.base);
+            o.layer(base, &self.prefixes.iter().map(|p| format!("{base}{p}")).collect::<Vec<_>>())
+        });
         let prefixes = path::Prefixes(self.prefixes.into());
         // The layers wrap the routes as one service, so that they run before routing (path
         // decoding must); the last layer added runs first. As a method router, the stack
@@ -239,6 +251,10 @@ impl App {
             .layer(from_fn(head::head));
         let layered = match self.request_timeout {
             Some(limit) => layered.layer(deadline::Deadline { limit }),
+            None => layered,
+        };
+        let layered = match base {
+            Some(base) => layered.layer(base),
             None => layered,
         };
         let layered = match observe {

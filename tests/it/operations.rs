@@ -300,3 +300,107 @@ fn the_request_timeout_option() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Under `--base-url /aiida` every mount moves below it; the answers are the reference's
+/// behind a proxy that keeps the path (WSGI's `SCRIPT_NAME`): `path`, `API_prefix` and
+/// `available_endpoints` below the base, `url`, `url_root` and `Link` with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn serving_below_a_base_path() {
+    let storage = Arc::new(harness::open(Backend::Archive, DbLimits::default()).await.unwrap());
+    let state = AppState { storage, settings: Arc::new(Settings::default()) };
+    let observer = Observer::new(true, None);
+    let app = App::new()
+        .observe(&observer)
+        .base_path(Some("/aiida".into()))
+        .front_doors(&state)
+        .nest("/health", aiida_rest::http::databases::Health)
+        .into_router();
+    let answer = harness::get(&app, "/aiida/api/v4/server").await;
+    assert_eq!(answer.status, 200);
+    let json = answer.json();
+    assert_eq!(json["data"]["API_prefix"], "/api/v4");
+    assert_eq!(json["path"], "/api/v4/server");
+    assert_eq!(json["url"], "http://127.0.0.1:5000/aiida/api/v4/server");
+    assert_eq!(json["url_root"], "http://127.0.0.1:5000/aiida/");
+    let answer = harness::get(&app, "/aiida/api/v4/nodes/page/1?perpage=2").await;
+    let link = answer.header("link").unwrap();
+    assert!(link.contains("<http://127.0.0.1:5000/aiida/api/v4/nodes/page/2?perpage=2>; rel=\"next\""), "{link}");
+    assert_eq!(harness::get(&app, "/aiida/health").await.status, 200);
+    assert_eq!(harness::get(&app, "/aiida/metrics").await.status, 200);
+    for outside in ["/api/v4/server", "/health", "/aiidax/api/v4/server", "/"] {
+        let answer = harness::get(&app, outside).await;
+        assert_eq!(answer.status, 404, "{outside}");
+        assert!(answer.json()["available_endpoints"].as_array().unwrap().len() > 40);
+    }
+    let answer = harness::get(&app, "/aiida/nothing").await;
+    assert_eq!(answer.status, 404);
+    for line in answer.json()["available_endpoints"].as_array().unwrap() {
+        assert!(line.as_str().unwrap().split_whitespace().last().unwrap().starts_with("/api/v"), "{line}");
+    }
+    // Counted under the route template, whatever the base.
+    let text = String::from_utf8(harness::get(&app, "/aiida/metrics").await.body).unwrap();
+    let labels = r#"aiida_rest_http_requests_total{route="/api/v4/server/",database="default",status="2xx"}"#;
+    assert_eq!(sample(&text, labels), Some(1.0), "{text}");
+
+    // The golden answers, under the base.
+    for file in ["v4.jsonl", "querybuilder.jsonl"] {
+        let (passed, failures) = crate::several_databases::replay_under(&app, "aiida", file).await;
+        for failure in &failures {
+            eprintln!("FAIL [/aiida] {failure}");
+        }
+        assert!(failures.is_empty(), "golden answers under /aiida differ ({file})");
+        assert!(passed > 200, "{passed}");
+    }
+
+    // Several databases below the base.
+    let database = |name: &str, default: bool| Database {
+        name: name.into(),
+        source: Source::Path(harness::archive_path()),
+        default,
+        settings: Settings::default(),
+        limits: DbLimits::default(),
+    };
+    let databases = Databases::new(Options::default());
+    databases.configure(vec![database("django", true), database("sqlalchemy", false)]);
+    let app = databases.router(App::new().base_path(Some("/aiida".into())));
+    let answer = harness::get(&app, "/aiida/sqlalchemy/api/v2/computers").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["url_root"], "http://127.0.0.1:5000/aiida/");
+    assert_eq!(harness::get(&app, "/aiida/django/api/v4/computers").await.status, 200);
+    assert_eq!(harness::get(&app, "/aiida/api/v4/computers").await.status, 200);
+    assert_eq!(harness::get(&app, "/aiida/ready").await.status, 200);
+    assert_eq!(harness::get(&app, "/django/api/v4/computers").await.status, 404);
+}
+
+/// `--base-url` from the command line, the environment and the configuration file, with
+/// `--public-url` giving the origin.
+#[test]
+fn the_base_url_option() {
+    let archive = harness::archive_path();
+    let archive = archive.to_str().unwrap();
+    let server = Server::start(&["--base-url", "/aiida/", "--public-url", "https://example.org", archive]);
+    let (status, body) = server.get("/aiida/api/v4/server");
+    assert_eq!(status, 200);
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["url_root"], "https://example.org/aiida/");
+    assert_eq!(server.get("/aiida/health").0, 200);
+    assert_eq!(server.get("/health").0, 404);
+    drop(server);
+    let server =
+        Server::start_env(&["serve", "-H", "127.0.0.1", "-P", "0", archive], &[("AIIDA_REST_BASE_URL", "/x/y")]);
+    assert_eq!(server.get("/x/y/api/v4/users").0, 200);
+    drop(server);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("aiida-rest.toml");
+    std::fs::write(&config, format!("base_url = \"/aiida\"\n[[database]]\nname = \"a\"\nstorage = \"{archive}\"\n"))
+        .unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    assert_eq!(server.get("/aiida/a/api/v4/users").0, 200);
+    assert_eq!(server.get("/a/api/v4/users").0, 404);
+    drop(server);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
+        .args(["serve", "--base-url", "/a b", archive])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -28,7 +28,7 @@ fn app(databases: &Databases) -> Router {
 /// --mount` does: each request goes under the mount, and the mount is taken out of the echoed
 /// paths, URLs and `Link` targets before the comparison (what the API itself names, such as
 /// `available_endpoints` and `API_prefix`, is the unmounted API's).
-async fn replay_under(app: &Router, name: &str, file: &str) -> (usize, Vec<String>) {
+pub(crate) async fn replay_under(app: &Router, name: &str, file: &str) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(harness::fixtures().join(file)).unwrap();
     let mount = format!("/{name}");
     let (mut passed, mut failures) = (0, Vec::new());
