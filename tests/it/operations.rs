@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::Value;
 
-use crate::harness::{self, Backend, DbLimits};
+use crate::harness::{self, Backend, DbLimits, pg};
 use crate::several_databases::Server;
 
 /// The value of the sample `name{labels}` in an OpenMetrics text (labels as written).
@@ -403,4 +403,81 @@ fn the_base_url_option() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A PostgreSQL URL naming two hosts (libpq's syntax): sessions go to the first that answers;
+/// when it goes away under load, the requests go on on the second, a few failing during the
+/// switch (those whose session was on the stopped server).
+#[tokio::test(flavor = "multi_thread")]
+async fn postgresql_with_two_hosts_fails_over() {
+    let (first, second) = match (pg::Cluster::start(), pg::Cluster::start()) {
+        (Ok(a), Ok(b)) => (Arc::new(a), Arc::new(b)),
+        (Err(why), _) | (_, Err(why)) => return pg::unavailable(&why),
+    };
+    // The same database (same name, same rows) on both: a primary and its replica, as a
+    // read-only server sees them.
+    let url = pg::load_fixture(&first.admin_url(), false).expect("fixture loads");
+    let name = url.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+    let other = pg::load_fixture(&second.admin_url(), false).expect("fixture loads");
+    let other_name = other.rsplit('/').next().unwrap().split('?').next().unwrap().to_string();
+    let admin = pg::connect(&second.admin_url()).await.unwrap();
+    admin.batch_execute(&format!("ALTER DATABASE {other_name} RENAME TO {name}")).await.unwrap();
+    let both = format!(
+        "postgresql://postgres@127.0.0.1:{},127.0.0.1:{}/{name}?target_session_attrs=any&connect_timeout=3",
+        first.port, second.port
+    );
+    let limits = DbLimits { max_connections: 3, statement_timeout: Duration::from_secs(10) };
+    let app = harness::build(harness::Source::postgres(&both), Settings::default(), limits).await;
+    let uri = "/api/v4/nodes?limit=3&orderby=-id";
+    let answer = harness::get(&app, uri).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["data"]["nodes"][0]["id"], 459);
+
+    // Load from 4 clients; the first host stops meanwhile.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, stop) = (app.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && statuses.len() < 50_000 {
+                    let answer = harness::get(&app, uri).await;
+                    if answer.status == 200 {
+                        assert_eq!(answer.json()["data"]["nodes"][0]["id"], 459);
+                    }
+                    statuses.push((Instant::now(), answer.status));
+                }
+                statuses
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let stopped = Instant::now();
+    let c = first.clone();
+    tokio::task::spawn_blocking(move || c.stop()).await.unwrap().expect("pg_ctl stop");
+    let stop_took = stopped.elapsed();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut statuses = Vec::new();
+    for client in clients {
+        statuses.extend(client.await.unwrap());
+    }
+    let failed: Vec<_> = statuses.iter().filter(|(_, s)| *s != 200).collect();
+    let after: Vec<_> =
+        statuses.iter().filter(|(t, _)| *t > stopped + stop_took + Duration::from_millis(300)).collect();
+    eprintln!(
+        "two hosts, the first stopped under load: {} requests, {} failed ({:?}), {} answered after the switch",
+        statuses.len(),
+        failed.len(),
+        failed.iter().map(|(_, s)| s).collect::<std::collections::BTreeSet<_>>(),
+        after.len()
+    );
+    assert!(failed.iter().all(|(_, s)| *s == 503), "failures are 503s");
+    // At most one failure per pooled session (3) and client (4) in the switch.
+    assert!(failed.len() <= 12, "{} failed", failed.len());
+    assert!(after.len() > 20 && after.iter().all(|(_, s)| *s == 200), "after the switch every request succeeds");
+    // With the first host down from the start, the database still opens.
+    let app = harness::build(harness::Source::postgres(&both), Settings::default(), limits).await;
+    assert_eq!(harness::get(&app, uri).await.status, 200);
+    drop(admin);
 }
