@@ -6,14 +6,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use aiida_rest::http::cors::Origins;
 use aiida_rest::http::databases::{self, Database, Databases, Switch};
+use aiida_rest::http::observe::{LogFormat, Observer};
 use aiida_rest::http::serve::{self as server, ServeOptions};
-use aiida_rest::http::v4::V4;
-use aiida_rest::http::{App, AppState, Settings};
+use aiida_rest::http::{App, AppState, FRONT_DOORS, Settings};
 use aiida_rest::storage::catalog::{self, Catalog};
 use aiida_rest::storage::db::DbLimits;
 use aiida_rest::storage::{self, Source};
@@ -110,6 +111,25 @@ struct ServeArgs {
     /// the request's Host.
     #[arg(long, env = "AIIDA_REST_PUBLIC_URL", value_parser = server::public_origin)]
     public_url: Option<server::Origin>,
+    /// Seconds within which a request must be answered (to the head of the answer); a request
+    /// still running then gets a 503 and its database query is stopped. 0: no limit.
+    #[arg(long, default_value_t = 0, env = "AIIDA_REST_REQUEST_TIMEOUT")]
+    request_timeout: u64,
+    /// Serve everything below this path (e.g. `/aiida`: `/aiida/api/v4/...`, `/aiida/NAME/api/v4/...`,
+    /// `/aiida/health`), for a reverse proxy that passes the path on unchanged. The answers'
+    /// URLs start with it (after --public-url's origin, when given).
+    #[arg(long, env = "AIIDA_REST_BASE_URL", value_parser = base_url)]
+    base_url: Option<String>,
+    /// Do not count requests nor serve /metrics (Prometheus); on by default.
+    #[arg(long, env = "AIIDA_REST_NO_METRICS", value_parser = BoolishValueParser::new())]
+    no_metrics: bool,
+    /// Write one line per request to standard output (with its request id, which the answer
+    /// carries in X-Request-Id: the client's, or one made).
+    #[arg(long, env = "AIIDA_REST_ACCESS_LOG", value_parser = BoolishValueParser::new())]
+    access_log: bool,
+    /// The format of the access log: `text` or `json` (one object per line).
+    #[arg(long, default_value = "text", env = "AIIDA_REST_LOG_FORMAT")]
+    log_format: LogFormat,
 }
 
 impl ServeArgs {
@@ -151,6 +171,11 @@ impl ServeArgs {
             "max_open_connections",
             "shutdown_grace",
             "public_url",
+            "metrics",
+            "base_url",
+            "request_timeout",
+            "access_log",
+            "log_format",
         ];
         if let Some(key) = catalog.options.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(format!("unknown option '{key}' (known: {})", known.join(", ")));
@@ -169,6 +194,12 @@ impl ServeArgs {
         if !self.posting {
             self.no_posting = !posting;
         }
+        let mut metrics = !self.no_metrics;
+        set(given, catalog, "no_metrics", &["metrics"], &mut metrics)?;
+        self.no_metrics = !metrics;
+        set(given, catalog, "access_log", &["access_log"], &mut self.access_log)?;
+        set(given, catalog, "request_timeout", &["request_timeout"], &mut self.request_timeout)?;
+        set(given, catalog, "log_format", &["log_format"], &mut self.log_format)?;
         if matches!(given.value_source("cors_origin"), None | Some(ValueSource::DefaultValue))
             && let Some(list) = catalog.option("cors_origin")
         {
@@ -179,12 +210,30 @@ impl ServeArgs {
         {
             self.max_open_connections = Some(text.parse().map_err(|e| format!("max_open_connections: {e}"))?);
         }
+        if self.base_url.is_none()
+            && let Some(text) = catalog.option("base_url")
+        {
+            self.base_url = Some(base_url(text)?);
+        }
         if self.public_url.is_none()
             && let Some(text) = catalog.option("public_url")
         {
             self.public_url = Some(server::public_origin(text)?);
         }
         Ok(())
+    }
+
+    /// The application builder with the options every application shares.
+    fn app(&self, observer: &Observer) -> App {
+        App::new()
+            .observe(observer)
+            .cors_origins(Origins::from_list(&self.cors_origin))
+            .request_timeout((self.request_timeout > 0).then(|| Duration::from_secs(self.request_timeout)))
+            .base_path(self.base_url.clone().filter(|b| !b.is_empty()))
+    }
+
+    fn observer(&self) -> Observer {
+        Observer::new(!self.no_metrics, self.access_log.then_some(self.log_format))
     }
 
     fn limits(&self) -> DbLimits {
@@ -213,7 +262,6 @@ impl ServeArgs {
                     limits.statement_timeout = Duration::from_secs(s);
                 }
                 let settings = Settings {
-                    prefix: format!("/{}/api/v4", entry.name),
                     posting: entry.posting.unwrap_or(!self.no_posting),
                     max_rows: entry.max_rows.unwrap_or(self.max_rows).max(1),
                 };
@@ -235,6 +283,11 @@ impl ServeArgs {
         };
         (options, open_files)
     }
+}
+
+/// `--base-url`: the path, `/aiida` (empty for none).
+fn base_url(text: &str) -> Result<String, String> {
+    Ok(aiida_rest::http::base::parse_base(text)?.unwrap_or_default())
 }
 
 fn main() -> ExitCode {
@@ -322,18 +375,18 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let settings = Settings { posting: !args.no_posting, max_rows: args.max_rows.max(1), ..Settings::default() };
-    let prefix = settings.prefix.clone();
+    let settings = Settings { posting: !args.no_posting, max_rows: args.max_rows.max(1) };
     let description = storage.description.clone();
     let state = AppState { storage: Arc::new(storage), settings: Arc::new(settings) };
-    let app = App::new()
-        .cors_origins(Origins::from_list(&args.cors_origin))
-        .nest(&prefix, V4::new(state.clone()))
-        .nest("/api/v2", aiida_rest::http::v2::V2::new(state.clone()))
+    let observer = args.observer();
+    observer.set_databases(state.storage.clone());
+    let app = args
+        .app(&observer)
+        .front_doors(&state)
         .nest("/health", databases::Health)
         .nest("/ready", databases::ReadyOne(state.storage))
         .into_router();
-    run(&args, app, &description, &prefix, async {}).await
+    run(&args, app, &description, FRONT_DOORS[0].prefix, async {}).await
 }
 
 /// Serves several databases (`--database`, `--config`), each opened on its first request.
@@ -360,8 +413,10 @@ async fn serve_many(args: ServeArgs, catalog: Catalog, pristine: (ServeArgs, Arg
     });
     registry.configure(list);
     registry.spawn_closer();
-    let cors = Origins::from_list(&args.cors_origin);
-    let switch = Switch::new(registry.router(App::new().cors_origins(cors)));
+    // The metrics and the access-log setting stay as started across reloads.
+    let observer = args.observer();
+    observer.set_databases(registry.clone());
+    let switch = Switch::new(registry.router(args.app(&observer)));
     let app = switch.router();
     // SIGHUP: read the configuration file again; unchanged databases stay open, requests
     // under way finish on the application they started on.
@@ -380,12 +435,12 @@ async fn serve_many(args: ServeArgs, catalog: Catalog, pristine: (ServeArgs, Arg
                 let loaded = catalog::load(path).map_err(|e| e.to_string()).and_then(|c| {
                     let mut args = args.clone();
                     args.apply(&given, &c)?;
-                    Ok((args.databases(&c)?, Origins::from_list(&args.cors_origin)))
+                    Ok((args.databases(&c)?, args))
                 });
                 match loaded {
-                    Ok((list, cors)) => {
+                    Ok((list, args)) => {
                         let changes = registry.configure(list);
-                        switch.set(registry.router(App::new().cors_origins(cors)));
+                        switch.set(registry.router(args.app(&observer)));
                         tracing::info!(
                             "reloaded {}: added {:?}, removed {:?}, changed {:?}",
                             path.display(),
@@ -400,7 +455,7 @@ async fn serve_many(args: ServeArgs, catalog: Catalog, pristine: (ServeArgs, Arg
         }
     };
     let (description, prefix) = match &default {
-        Some(name) => (format!("{description} under /NAME/api/v4, '{name}' also"), "/api/v4"),
+        Some(name) => (format!("{description} under /NAME/api/v4, '{name}' also"), FRONT_DOORS[0].prefix),
         None => (format!("{description} under /NAME/api/v4"), ""),
     };
     run(&args, app, &description, prefix, reload).await
@@ -430,12 +485,13 @@ async fn run(
             return ExitCode::from(2);
         }
     };
+    let base = args.base_url.as_deref().unwrap_or("");
     tracing::info!(
-        "serving {description} at http://{local}{prefix}/ (at most {} connections, open files limit {})",
+        "serving {description} at http://{local}{base}{prefix}/ (at most {} connections, open files limit {})",
         options.max_open_connections,
         open_files.map_or("unknown".to_string(), |n| n.to_string())
     );
-    eprintln!(" * REST API running on http://{local}{prefix}");
+    eprintln!(" * REST API running on http://{local}{base}{prefix}");
     // Ctrl-C or a service manager's SIGTERM: stop accepting, give the requests under way the
     // grace period, then stop.
     let shutdown = async {

@@ -9,14 +9,14 @@
 //! [`Options::pg_sessions`]: a PostgreSQL database reserves its pool size from that budget
 //! while it is open.
 //!
-//! [`Databases::router`] mounts each database's REST API v4 and v2 under `/<name>/api/v4` and
-//! `/<name>/api/v2`, the default database's also under `/api/v4` and `/api/v2`, and `/health`
-//! and `/ready`. [`Switch`] serves the latest router: a reload ([`Databases::configure`] then a
+//! [`Databases::router`] mounts each database's front doors ([`FRONT_DOORS`]: REST API v4
+//! and v2) under `/<name>` (`/<name>/api/v4`, `/<name>/api/v2`), the default database's also
+//! at their own prefixes (`/api/v4`, `/api/v2`), and `/health` and `/ready`. [`Switch`] serves the latest router: a reload ([`Databases::configure`] then a
 //! new router) keeps the open storages of unchanged entries, and requests under way finish on
 //! the router and storage they started with.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -30,7 +30,7 @@ use tower::ServiceExt;
 use crate::http::error::ApiError;
 use crate::http::params::PROFILE_SWITCHING;
 use crate::http::querystring;
-use crate::http::{Api, App, AppState, Settings, json_response, v2, v4};
+use crate::http::{Api, App, AppState, FRONT_DOORS, FrontDoor, Settings, json_response};
 use crate::storage::aiida_config::{self, ProfileStorage};
 use crate::storage::db::DbLimits;
 use crate::storage::{self, Source};
@@ -71,43 +71,22 @@ impl Database {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
-    V4,
-    V2,
-}
-
-impl Kind {
-    /// The prefix the API names in its answers (`API_prefix`, `available_endpoints`) wherever
-    /// it is mounted: a database under `/<name>` is that API served below a sub-path, as the
-    /// reference is behind a proxy or mod_wsgi (which list `/api/v4/...`, not the sub-path).
-    fn own_prefix(self) -> &'static str {
-        match self {
-            Kind::V4 => "/api/v4",
-            Kind::V2 => "/api/v2",
-        }
-    }
-}
-
 struct Opened {
     state: AppState,
-    /// The API routers over this storage, by kind, built on first use.
-    routers: Mutex<HashMap<Kind, Router>>,
+    /// The routers of the front doors over this storage (by index in [`FRONT_DOORS`]), built
+    /// on first use.
+    routers: Vec<OnceLock<Router>>,
     /// The PostgreSQL sessions reserved from the budget, given back when the last request
     /// using this storage is done.
     _sessions: Option<OwnedSemaphorePermit>,
 }
 
 impl Opened {
-    fn router(&self, kind: Kind) -> Router {
-        let mut routers = self.routers.lock().unwrap_or_else(|e| e.into_inner());
-        routers
-            .entry(kind)
-            .or_insert_with(|| match kind {
-                Kind::V4 => v4::V4::new(self.state.clone()).router(kind.own_prefix()),
-                Kind::V2 => v2::V2::new(self.state.clone()).router(kind.own_prefix()),
-            })
-            .clone()
+    /// The router of front door `index`: the API names its own prefix wherever it is mounted
+    /// (see [`FrontDoor::prefix`]).
+    fn router(&self, index: usize) -> Router {
+        let door = &FRONT_DOORS[index];
+        self.routers[index].get_or_init(|| (door.router)(self.state.clone(), door.prefix)).clone()
     }
 }
 
@@ -200,7 +179,7 @@ impl Slot {
         let storage = storage::open(&database.source, limits).await.map_err(|e| e.to_string())?;
         Ok(Opened {
             state: AppState { storage: Arc::new(storage), settings: Arc::new(database.settings.clone()) },
-            routers: Mutex::new(HashMap::new()),
+            routers: FRONT_DOORS.iter().map(|_| OnceLock::new()).collect(),
             _sessions: sessions,
         })
     }
@@ -296,25 +275,39 @@ impl Databases {
         });
     }
 
-    /// The application over the databases configured now: each under `/<name>/api/v4` and
-    /// `/<name>/api/v2`, the default one also under `/api/v4` and `/api/v2`, `/health` and
-    /// `/ready`. `app` is the application builder to mount them on (with its CORS setting).
+    /// The application over the databases configured now: the front doors of each under
+    /// `/<name>` (`/<name>/api/v4`), the default one's also at their own prefixes (`/api/v4`),
+    /// `/health` and `/ready`. `app` is the application builder to mount them on (with its CORS setting).
     pub fn router(&self, mut app: App) -> Router {
         let slots = self.slots();
         let all: Arc<HashMap<String, Arc<Slot>>> =
             Arc::new(slots.iter().map(|s| (s.database.name.clone(), s.clone())).collect());
         let lazy =
-            |slot: &Arc<Slot>, kind: Kind, listed: bool| Lazy { slot: slot.clone(), all: all.clone(), kind, listed };
+            |slot: &Arc<Slot>, door: usize, listed: bool| Lazy { slot: slot.clone(), all: all.clone(), door, listed };
         if let Some(default) = slots.iter().find(|s| s.database.default) {
-            app = app.nest("/api/v4", lazy(default, Kind::V4, true)).nest("/api/v2", lazy(default, Kind::V2, true));
+            for (index, door) in FRONT_DOORS.iter().enumerate() {
+                app = app.nest(door.prefix, lazy(default, index, true));
+            }
         }
         for slot in &slots {
             let name = &slot.database.name;
-            app = app
-                .nest(&format!("/{name}/api/v4"), lazy(slot, Kind::V4, false))
-                .nest(&format!("/{name}/api/v2"), lazy(slot, Kind::V2, false));
+            for (index, door) in FRONT_DOORS.iter().enumerate() {
+                app = app.nest(&format!("/{name}{}", door.prefix), lazy(slot, index, false));
+            }
         }
         app.nest("/health", Health).nest("/ready", Ready(slots)).into_router()
+    }
+}
+
+impl crate::http::observe::DatabaseStats for Databases {
+    fn database_stats(&self) -> Vec<crate::http::observe::DatabaseStat> {
+        self.slots()
+            .iter()
+            .map(|slot| crate::http::observe::DatabaseStat {
+                name: slot.database.name.clone(),
+                usage: slot.current().map(|opened| opened.state.storage.db.usage()),
+            })
+            .collect()
     }
 }
 
@@ -323,20 +316,22 @@ struct Lazy {
     slot: Arc<Slot>,
     /// Every database by name, for v4's `?profile=NAME`.
     all: Arc<HashMap<String, Arc<Slot>>>,
-    kind: Kind,
+    /// Which front door (its index in [`FRONT_DOORS`]).
+    door: usize,
     /// Whether the 404 of an unknown URL lists its endpoints (the default database's do).
     listed: bool,
 }
 
 impl Api for Lazy {
     fn router(self, _mounted_at: &str) -> Router {
-        let (slot, all, kind) = (self.slot, self.all, self.kind);
+        let (slot, all, index) = (self.slot, self.all, self.door);
+        let door: &FrontDoor = &FRONT_DOORS[index];
         Router::new().fallback(move |request: Request| {
             let (mut slot, all) = (slot.clone(), all.clone());
             async move {
                 // `?profile=NAME` (v4): the request runs on that database, as aiida-core loads
                 // the profile the parameter names; the URL it echoes stays as received.
-                let chosen = if kind == Kind::V4 { profile_parameter(&request) } else { None };
+                let chosen = if door.profile_parameter { profile_parameter(&request) } else { None };
                 if let Some(name) = &chosen {
                     match all.get(name) {
                         Some(other) => slot = other.clone(),
@@ -353,7 +348,7 @@ impl Api for Lazy {
                 }
                 match slot.get().await {
                     Ok(opened) => {
-                        let router = opened.router(kind);
+                        let router = opened.router(index);
                         let response = PROFILE_SWITCHING
                             .scope(chosen.is_some(), router.oneshot(request))
                             .await
@@ -368,11 +363,7 @@ impl Api for Lazy {
     }
 
     fn endpoints(&self, prefix: &str) -> Vec<String> {
-        match (self.listed, self.kind) {
-            (false, _) => Vec::new(),
-            (true, Kind::V4) => v4::routes::available_endpoints(prefix, self.slot.database.settings.posting),
-            (true, Kind::V2) => v2::routes::available_endpoints(prefix),
-        }
+        if self.listed { (FRONT_DOORS[self.door].endpoints)(&self.slot.database.settings, prefix) } else { Vec::new() }
     }
 }
 

@@ -21,34 +21,38 @@
 //! 7. The routes: each API is a [`Router`] nested under its prefix. A path under no prefix
 //!    gets the 404 that lists the endpoints of every mounted API.
 //!
-//! # Adding an API (`/api/v2`, `/optimade/v1`, `/health`)
+//! # Adding an API (`/optimade/v1`, ...)
 //!
 //! Write a module with a type implementing [`Api`]: its [`Router`] has paths relative to the
 //! prefix, its handlers take the storage from their `State` (never from a global) and a
-//! [`Ctx`] for what the answer echoes. Then mount it with one more line where the application
-//! is built (`src/main.rs`, and [`router`] if the tests should see it):
-//! `App::new().nest("/api/v4", V4::new(state.clone())).nest("/api/v2", V2::new(state))`.
-//! HEAD, CORS, path decoding, the body limit and the unknown-URL 404 come with the mount. No
-//! v4 file changes; the `tests` module below mounts a small API beside v4 to show it.
+//! [`Ctx`] for what the answer echoes. Then add one [`FrontDoor`] to [`FRONT_DOORS`]: its
+//! prefix and how to build it over one database. Every application mounts the whole table:
+//! [`router`] (the tests' one database), the one-storage command line (`src/main.rs`, with
+//! [`App::front_doors`]) and [`databases`] (each database under `/<name>`, the default one at
+//! the door's own prefix). HEAD, CORS, path decoding, the body limit and the unknown-URL 404
+//! come with the mount. No v4 file changes; the `tests` module below mounts a small API beside
+//! v4 to show it.
 //!
 //! # Several databases
 //!
 //! An API instance serves the database of its [`AppState`]; serving several is mounting one
-//! instance per database, e.g. `.nest(&format!("/{name}/api/v4"), V4::new(state_of(name)))`.
-//! [`databases`] does so lazily for the `--database`/`--config` command line: each database's
-//! v4 and v2 are mounted under `/<name>`, and the storage is opened by the first request,
-//! closed when idle, and reopened on demand; `databases::Switch` swaps the whole application on
-//! a reload. `/health` and `/ready` are mounted the same way.
+//! instance per database. [`databases`] does so lazily for the `--database`/`--config` command
+//! line: each database's front doors are mounted under `/<name>`, and the storage is opened
+//! by the first request, closed when idle, and reopened on demand; `databases::Switch` swaps
+//! the whole application on a reload. `/health` and `/ready` are mounted beside them.
 
+pub mod base;
 mod body;
 pub mod compress;
 pub mod cors;
 pub mod databases;
+pub mod deadline;
 mod edge;
 pub mod error;
 pub mod etag;
 mod head;
 pub mod listener;
+pub mod observe;
 mod params;
 mod path;
 pub mod querystring;
@@ -72,8 +76,6 @@ pub(crate) use request::json_response;
 /// Server settings that shape the API.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Where [`router`] (and the `aiida-rest` command) mounts REST API v4, `/api/v4`.
-    pub prefix: String,
     /// Whether `POST /querybuilder` is served.
     pub posting: bool,
     /// The most rows any one answer holds, whatever the request asks for.
@@ -82,7 +84,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { prefix: "/api/v4".into(), posting: true, max_rows: 10_000 }
+        Self { posting: true, max_rows: 10_000 }
     }
 }
 
@@ -109,6 +111,59 @@ pub trait Api {
     }
 }
 
+/// An API that every database is served through, under its own prefix: one entry of
+/// [`FRONT_DOORS`].
+pub struct FrontDoor {
+    /// Where it is mounted (`/api/v4`), and the prefix its answers name (`API_prefix`,
+    /// `available_endpoints`) wherever it is mounted: a database under `/<name>` is the API
+    /// served below a sub-path, as the reference is behind a proxy or mod_wsgi.
+    pub prefix: &'static str,
+    /// Whether a `?profile=NAME` query selects the database (v4, as aiida-core).
+    pub profile_parameter: bool,
+    /// The API over one database, mounted at `prefix` ([`Api::router`]).
+    pub router: fn(AppState, &str) -> Router,
+    /// Its `available_endpoints` lines under `prefix` ([`Api::endpoints`]), from the
+    /// settings alone (no database needs to be open).
+    pub endpoints: fn(&Settings, &str) -> Vec<String>,
+}
+
+/// The front doors, in the order the 404 of an unknown URL lists their endpoints. A new API
+/// is one entry here.
+pub static FRONT_DOORS: &[FrontDoor] = &[
+    FrontDoor {
+        prefix: "/api/v4",
+        profile_parameter: true,
+        router: |state, prefix| v4::V4::new(state).router(prefix),
+        endpoints: |settings, prefix| v4::routes::available_endpoints(prefix, settings.posting),
+    },
+    FrontDoor {
+        prefix: "/api/v2",
+        profile_parameter: false,
+        router: |state, prefix| v2::V2::new(state).router(prefix),
+        endpoints: |_, prefix| v2::routes::available_endpoints(prefix),
+    },
+];
+
+/// A front door over one open database, as an [`Api`] to mount.
+struct Door {
+    door: &'static FrontDoor,
+    state: AppState,
+}
+
+impl Api for Door {
+    fn router(self, prefix: &str) -> Router {
+        (self.door.router)(self.state, prefix)
+    }
+
+    fn endpoints(&self, prefix: &str) -> Vec<String> {
+        (self.door.endpoints)(&self.state.settings, prefix)
+    }
+
+    fn storage(&self) -> Option<Arc<Storage>> {
+        Some(self.state.storage.clone())
+    }
+}
+
 /// The application being built: the APIs and where they are mounted.
 #[derive(Default)]
 pub struct App {
@@ -117,6 +172,9 @@ pub struct App {
     endpoints: Vec<String>,
     cors: cors::Origins,
     storages: Vec<(String, Arc<Storage>)>,
+    observer: Option<observe::Observer>,
+    request_timeout: Option<std::time::Duration>,
+    base: Option<String>,
 }
 
 impl App {
@@ -134,6 +192,35 @@ impl App {
         self
     }
 
+    /// Mounts every front door ([`FRONT_DOORS`]) over the database of `state`, each at its
+    /// own prefix.
+    pub fn front_doors(self, state: &AppState) -> Self {
+        FRONT_DOORS.iter().fold(self, |app, door| app.nest(door.prefix, Door { door, state: state.clone() }))
+    }
+
+    /// Counts the requests and logs them as `observer` says ([`observe`]), and serves
+    /// `/metrics` if it keeps metrics.
+    pub fn observe(mut self, observer: &observe::Observer) -> Self {
+        if observer.metrics() {
+            self = self.nest("/metrics", observer.endpoint());
+        }
+        self.observer = Some(observer.clone());
+        self
+    }
+
+    /// Answers a request not answered within `limit` with a 503, dropping its work
+    /// ([`deadline`]); `None`: no limit.
+    pub fn request_timeout(mut self, limit: Option<std::time::Duration>) -> Self {
+        self.request_timeout = limit;
+        self
+    }
+
+    /// Serves the whole application below `base` (`/aiida`, see [`base`]); `None`: at `/`.
+    pub fn base_path(mut self, base: Option<String>) -> Self {
+        self.base = base;
+        self
+    }
+
     /// The origins CORS lets read the APIs (any by default).
     pub fn cors_origins(mut self, origins: cors::Origins) -> Self {
         self.cors = origins;
@@ -143,24 +230,32 @@ impl App {
     /// The application, ready for `axum::serve` (or `oneshot` in tests).
     pub fn into_router(self) -> Router {
         let endpoints: Arc<[String]> = self.endpoints.into();
+        let base = self.base.map(|base| base::Base { base: base.into(), endpoints: endpoints.clone() });
         let routes = self.routes.fallback(move || unknown_route(endpoints.clone()));
+        let observe = self.observer.filter(|o| o.is_on()).map(|o| {
+            let base = base.as_ref().map_or("", |b| &*b.base);
+            o.layer(base, &self.prefixes.iter().map(|p| format!("{base}{p}")).collect::<Vec<_>>())
+        });
         let config = edge::Config {
             prefixes: path::Prefixes(self.prefixes.into()),
             cors: self.cors,
             policy: etag::Policy::new(self.storages),
         };
-        // The middleware runs before routing (path decoding must). As the fallback of a router,
-        // the stack also gets axum's finishing touch on every answer (`Content-Length` when
-        // known).
-        let layered = edge::wrap(routes, config);
+        // The middleware runs before routing (path decoding must); the options' layers run
+        // first, outermost `observe`. As the fallback of a router, the stack also gets axum's
+        // finishing touch on every answer (`Content-Length` when known).
+        let layered = tower::ServiceBuilder::new()
+            .option_layer(observe)
+            .option_layer(base)
+            .option_layer(self.request_timeout.map(|limit| deadline::Deadline { limit }))
+            .service(edge::wrap(routes, config));
         Router::new().fallback_service(layered)
     }
 }
 
-/// The application for one database: REST API v4 under `settings.prefix`.
+/// The application for one database: its front doors ([`FRONT_DOORS`]).
 pub fn router(state: AppState) -> Router {
-    let prefix = state.settings.prefix.clone();
-    App::new().nest(&prefix, v4::V4::new(state.clone())).nest("/api/v2", v2::V2::new(state)).into_router()
+    App::new().front_doors(&state).into_router()
 }
 
 async fn unknown_route(endpoints: Arc<[String]>) -> Response {
@@ -205,6 +300,17 @@ mod tests {
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
         (parts.status, parts.headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// A database cannot be named like the first segment of a front door: `/<name>/...` and
+    /// the default database's doors would overlap.
+    #[test]
+    fn front_door_segments_are_reserved_names() {
+        for door in FRONT_DOORS {
+            let first = door.prefix.trim_start_matches('/').split('/').next().unwrap();
+            assert!(crate::storage::catalog::RESERVED_NAMES.contains(&first), "{}", door.prefix);
+            assert!(!door.prefix.ends_with('/'), "{}", door.prefix);
+        }
     }
 
     #[tokio::test(flavor = "multi_thread")]

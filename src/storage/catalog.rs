@@ -78,8 +78,9 @@ impl Catalog {
         for entry in &self.entries {
             if !valid_name(&entry.name) {
                 return Err(StorageError::Config(format!(
-                    "database name '{}': use letters, digits, '-', '_' and '.', not 'api', 'health' or 'ready'",
-                    entry.name
+                    "database name '{}': use letters, digits, '-', '_' and '.', not {}",
+                    entry.name,
+                    RESERVED_NAMES.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
                 )));
             }
             if !seen.insert(entry.name.clone()) {
@@ -102,9 +103,15 @@ impl Catalog {
     }
 }
 
+/// First path segments a database cannot be named by: those of the front doors
+/// (`http::FRONT_DOORS`: `/api/v4`, `/api/v2`, `/optimade/v1`) and of the operations
+/// endpoints (`/health`, `/ready`, `/metrics`), which the default database and the server answer at.
+pub const RESERVED_NAMES: &[&str] = &["api", "optimade", "health", "ready", "metrics"];
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
-        && !matches!(name, "api" | "health" | "ready" | "." | "..")
+        && !RESERVED_NAMES.contains(&name)
+        && !matches!(name, "." | "..")
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 

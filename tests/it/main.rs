@@ -14,6 +14,7 @@ mod deep_pages;
 mod formats;
 mod golden;
 mod hardening;
+mod operations;
 mod postgres;
 mod querybuilder;
 mod querybuilder_fuzz;

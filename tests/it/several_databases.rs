@@ -17,8 +17,7 @@ use serde_json::Value;
 use crate::harness::{self, DbLimits};
 
 fn database(name: &str, source: Source, default: bool) -> Database {
-    let settings = Settings { prefix: format!("/{name}/api/v4"), ..Settings::default() };
-    Database { name: name.into(), source, default, settings, limits: DbLimits::default() }
+    Database { name: name.into(), source, default, settings: Settings::default(), limits: DbLimits::default() }
 }
 
 fn app(databases: &Databases) -> Router {
@@ -29,7 +28,7 @@ fn app(databases: &Databases) -> Router {
 /// --mount` does: each request goes under the mount, and the mount is taken out of the echoed
 /// paths, URLs and `Link` targets before the comparison (what the API itself names, such as
 /// `available_endpoints` and `API_prefix`, is the unmounted API's).
-async fn replay_under(app: &Router, name: &str, file: &str) -> (usize, Vec<String>) {
+pub(crate) async fn replay_under(app: &Router, name: &str, file: &str) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(harness::fixtures().join(file)).unwrap();
     let mount = format!("/{name}");
     let (mut passed, mut failures) = (0, Vec::new());
@@ -219,56 +218,85 @@ async fn a_reload_keeps_unchanged_databases_open() {
 }
 
 /// The `aiida-rest` process, with its address read from its first lines.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
+    /// The lines it writes to standard output (the access log).
+    stdout: std::sync::Mutex<std::sync::mpsc::Receiver<String>>,
 }
 
 impl Server {
-    fn start(args: &[&str]) -> Server {
+    pub(crate) fn start(args: &[&str]) -> Server {
         Server::start_with(&[&["serve", "--host", "127.0.0.1", "--port", "0"], args].concat())
     }
 
     /// With the whole command line.
-    fn start_with(args: &[&str]) -> Server {
+    pub(crate) fn start_with(args: &[&str]) -> Server {
+        Server::start_env(args, &[])
+    }
+
+    /// With the whole command line and environment variables.
+    pub(crate) fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
             .args(args)
             .env("RUST_LOG", "aiida_rest=warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (out_tx, out_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = out_tx.send(line);
+            }
+        });
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             use std::io::BufRead;
             for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix(" * REST API running on http://") {
-                    let _ = tx.send(rest.trim_end_matches("/api/v4").parse::<SocketAddr>().unwrap());
+                    let end = rest.find('/').unwrap_or(rest.len());
+                    let _ = tx.send(rest[..end].parse::<SocketAddr>().unwrap());
                 } else {
                     eprintln!("server: {line}");
                 }
             }
         });
         let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server starts");
-        Server { child, addr }
+        Server { child, addr, stdout: std::sync::Mutex::new(out_rx) }
     }
 
     /// `GET path`: the status and the body.
-    fn get(&self, path: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
-        let mut text = String::new();
-        stream.read_to_string(&mut text).unwrap();
-        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = self.get_with(path, "");
         (status, body)
     }
 
+    /// `GET path` with more header lines (each ending in `\r\n`): the status, the head and
+    /// the body.
+    pub(crate) fn get_with(&self, path: &str, headers: &str) -> (u16, String, String) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        (status, head.to_string(), body.to_string())
+    }
+
+    /// The next line of its standard output, waiting at most `wait`.
+    pub(crate) fn stdout_line(&self, wait: Duration) -> Option<String> {
+        self.stdout.lock().unwrap().recv_timeout(wait).ok()
+    }
+
     /// Resident memory, in MiB.
-    fn rss_mib(&self) -> f64 {
+    pub(crate) fn rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let kib: f64 = status
             .lines()

@@ -3,6 +3,7 @@
 //! fingerprint means the data may have changed and the entry is recomputed.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use super::{Query, Row};
@@ -21,6 +22,9 @@ pub struct ResultCache {
     /// One lock per query being computed, so that a burst of identical requests (the explorer's
     /// statistics on a cold cache) runs the expensive query once and the others wait for it.
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Cached reads answered from the cache, and those computed (for `/metrics`).
+    pub(super) hits: AtomicU64,
+    pub(super) misses: AtomicU64,
 }
 
 #[derive(Default)]

@@ -11,6 +11,7 @@ pub use postgres::PgPool;
 pub use sql::{Dialect, Param, Query};
 pub use sqlite::{CheckError, SqlitePool};
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -119,6 +120,19 @@ impl Default for DbLimits {
     }
 }
 
+/// How a database is used: its pool, its result cache, its cancelled queries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbUsage {
+    /// Connections running a query now, of at most `max_connections`.
+    pub connections_in_use: usize,
+    pub max_connections: usize,
+    /// Counts and statistics answered from the result cache, and those computed.
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// Queries stopped because their request went away (or timed out).
+    pub cancelled_queries: u64,
+}
+
 /// The relational database of one AiiDA storage.
 #[derive(Clone)]
 pub enum Db {
@@ -194,6 +208,22 @@ impl Db {
         }
     }
 
+    /// How the database is used now (for `/metrics`).
+    pub fn usage(&self) -> DbUsage {
+        let (in_use, size) = match self {
+            Db::Sqlite(pool) => pool.connections(),
+            Db::Postgres(pool) => pool.connections(),
+        };
+        let cache = self.cache();
+        DbUsage {
+            connections_in_use: in_use,
+            max_connections: size,
+            cache_hits: cache.hits.load(Ordering::Relaxed),
+            cache_misses: cache.misses.load(Ordering::Relaxed),
+            cancelled_queries: self.cancelled_queries(),
+        }
+    }
+
     /// A token that changes whenever the database content may have changed, or `None` when
     /// that cannot be known (then nothing is cached).
     pub async fn fingerprint(&self) -> Option<String> {
@@ -217,15 +247,19 @@ impl Db {
             return self.fetch_all(query).await;
         };
         let key = cache::key(&query);
-        if let Some(rows) = self.cache().get(&key, &fingerprint) {
+        let cache = self.cache();
+        if let Some(rows) = cache.get(&key, &fingerprint) {
+            cache.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(rows);
         }
-        let flight = self.cache().flight(&key);
+        let flight = cache.flight(&key);
         let _turn = flight.lock().await;
         // Whoever held the lock before may have computed it meanwhile.
-        if let Some(rows) = self.cache().get(&key, &fingerprint) {
+        if let Some(rows) = cache.get(&key, &fingerprint) {
+            cache.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(rows);
         }
+        cache.misses.fetch_add(1, Ordering::Relaxed);
         let rows = self.fetch_all(query).await?;
         self.cache().put(key, fingerprint, &rows);
         Ok(rows)

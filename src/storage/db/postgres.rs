@@ -86,6 +86,12 @@ impl PgPool {
         &self.inner.cache
     }
 
+    /// Connections running a query now, and the most there may be.
+    pub(super) fn connections(&self) -> (usize, usize) {
+        let size = self.inner.limits.max_connections.max(1);
+        (size.saturating_sub(self.inner.permits.available_permits()), size)
+    }
+
     pub(super) fn client_queries(&self) -> &Bound {
         &self.inner.client_queries
     }
@@ -116,17 +122,26 @@ impl PgPool {
         &self.inner.target
     }
 
+    /// `database NAME on HOST:PORT`, or `on HOST1:PORT1,HOST2:PORT2` for a URL of several
+    /// hosts (libpq's syntax: sessions go to the first that answers, in order, or in a random
+    /// order with `load_balance_hosts=random`; `target_session_attrs` picks the primary or a
+    /// standby).
     pub fn describe(config: &Config) -> String {
+        let ports = config.get_ports();
         let hosts: Vec<String> = config
             .get_hosts()
             .iter()
-            .map(|h| match h {
-                Host::Tcp(name) => name.clone(),
-                Host::Unix(path) => path.display().to_string(),
+            .enumerate()
+            .map(|(i, h)| {
+                // One port for all hosts, or one per host (libpq's rule).
+                let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+                match h {
+                    Host::Tcp(name) => format!("{name}:{port}"),
+                    Host::Unix(path) => format!("{}:{port}", path.display()),
+                }
             })
             .collect();
-        let port = config.get_ports().first().copied().unwrap_or(5432);
-        format!("database {} on {}:{port}", config.get_dbname().unwrap_or("?"), hosts.join(","))
+        format!("database {} on {}", config.get_dbname().unwrap_or("?"), hosts.join(","))
     }
 
     async fn new_conn(&self) -> Result<Conn, DbError> {
@@ -563,6 +578,21 @@ mod tests {
             raw.extend_from_slice(&d.to_be_bytes());
         }
         raw
+    }
+
+    #[test]
+    fn several_hosts_are_described_with_their_ports() {
+        let describe = |url: &str| PgPool::describe(&url.parse().unwrap());
+        assert_eq!(describe("postgresql://u:secret@h1:5433/db"), "database db on h1:5433");
+        assert_eq!(
+            describe("postgresql://u@h1:5432,h2:5433/db?target_session_attrs=any"),
+            "database db on h1:5432,h2:5433"
+        );
+        assert_eq!(describe("postgresql://u@h1,h2/db"), "database db on h1:5432,h2:5432");
+        let config: Config =
+            "postgresql://u@h1,h2:5433/db?target_session_attrs=read-only&load_balance_hosts=random".parse().unwrap();
+        assert_eq!(config.get_hosts().len(), 2);
+        assert_eq!(config.get_target_session_attrs(), tokio_postgres::config::TargetSessionAttrs::ReadOnly);
     }
 
     #[test]

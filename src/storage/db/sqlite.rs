@@ -142,6 +142,12 @@ impl SqlitePool {
         &self.inner.cache
     }
 
+    /// Connections running a query now, and the most there may be.
+    pub(super) fn connections(&self) -> (usize, usize) {
+        let size = self.inner.limits.max_connections.max(1);
+        (size.saturating_sub(self.inner.permits.available_permits()), size)
+    }
+
     pub(super) fn client_queries(&self) -> &Bound {
         &self.inner.client_queries
     }
