@@ -13,7 +13,7 @@ use aiida_rest::http::cors::Origins;
 use aiida_rest::http::databases::{self, Database, Databases, Switch};
 use aiida_rest::http::serve::{self as server, ServeOptions};
 use aiida_rest::http::v4::V4;
-use aiida_rest::http::{App, AppState, Settings};
+use aiida_rest::http::{App, AppState, Settings, landing, openapi};
 use aiida_rest::storage::catalog::{self, Catalog};
 use aiida_rest::storage::db::DbLimits;
 use aiida_rest::storage::{self, Source};
@@ -322,7 +322,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let settings = Settings { posting: !args.no_posting, max_rows: args.max_rows.max(1), ..Settings::default() };
+    let posting = !args.no_posting;
+    let settings = Settings { posting, max_rows: args.max_rows.max(1), ..Settings::default() };
     let prefix = settings.prefix.clone();
     let description = storage.description.clone();
     let state = AppState { storage: Arc::new(storage), settings: Arc::new(settings) };
@@ -331,7 +332,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         .nest(&prefix, V4::new(state.clone()))
         .nest("/api/v2", aiida_rest::http::v2::V2::new(state.clone()))
         .nest("/health", databases::Health)
-        .nest("/ready", databases::ReadyOne(state.storage))
+        .nest("/ready", databases::ReadyOne(state.storage.clone()));
+    let app = openapi::mount(app, [openapi::Spec::v4(&prefix, posting), openapi::Spec::v2("/api/v2")])
+        .root(landing::page(vec![landing::Listed::single(state.storage, &prefix, "/api/v2")]))
         .into_router();
     run(&args, app, &description, &prefix, async {}).await
 }

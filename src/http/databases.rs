@@ -30,7 +30,7 @@ use tower::ServiceExt;
 use crate::http::error::ApiError;
 use crate::http::params::PROFILE_SWITCHING;
 use crate::http::querystring;
-use crate::http::{Api, App, AppState, Settings, json_response, v2, v4};
+use crate::http::{Api, App, AppState, Settings, json_response, landing, openapi, v2, v4};
 use crate::storage::aiida_config::{self, ProfileStorage};
 use crate::storage::db::DbLimits;
 use crate::storage::{self, Source};
@@ -307,15 +307,35 @@ impl Databases {
             |slot: &Arc<Slot>, kind: Kind, listed: bool| Lazy { slot: slot.clone(), all: all.clone(), kind, listed };
         if let Some(default) = slots.iter().find(|s| s.database.default) {
             app = app.nest("/api/v4", lazy(default, Kind::V4, true)).nest("/api/v2", lazy(default, Kind::V2, true));
+            app = openapi_of(app, default, "");
         }
         for slot in &slots {
             let name = &slot.database.name;
             app = app
                 .nest(&format!("/{name}/api/v4"), lazy(slot, Kind::V4, false))
                 .nest(&format!("/{name}/api/v2"), lazy(slot, Kind::V2, false));
+            app = openapi_of(app, slot, &format!("/{name}"));
         }
-        app.nest("/health", Health).nest("/ready", Ready(slots)).into_router()
+        let listed = slots.iter().map(landing_entry).collect();
+        app.nest("/health", Health).nest("/ready", Ready(slots)).root(landing::page(listed)).into_router()
     }
+}
+
+/// The OpenAPI documents and documentation pages of a database's APIs under `mount`.
+fn openapi_of(app: App, slot: &Slot, mount: &str) -> App {
+    let v4 = openapi::Spec::v4(&format!("{mount}/api/v4"), slot.database.settings.posting).among_several();
+    openapi::mount(app, [v4, openapi::Spec::v2(&format!("{mount}/api/v2")).among_several()])
+}
+
+/// A database on the landing page: opened (if it is not open) when the page is viewed.
+fn landing_entry(slot: &Arc<Slot>) -> landing::Listed {
+    let (name, default) = (slot.database.name.clone(), slot.database.default);
+    let slot = slot.clone();
+    let open: landing::Opener = Arc::new(move || {
+        let slot = slot.clone();
+        Box::pin(async move { slot.get().await.map(|opened| opened.state.storage.clone()) })
+    });
+    landing::Listed { v4: format!("/{name}/api/v4"), v2: format!("/{name}/api/v2"), name: Some(name), default, open }
 }
 
 /// One API of one database, opened on the first request.

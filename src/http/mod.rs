@@ -46,7 +46,9 @@ pub mod databases;
 pub mod error;
 pub mod etag;
 mod head;
+pub mod landing;
 pub mod listener;
+pub mod openapi;
 mod params;
 mod path;
 pub mod querystring;
@@ -135,6 +137,12 @@ impl App {
         self
     }
 
+    /// Serves `page` at `/` itself (the landing page); the paths below keep their answers.
+    pub fn root(mut self, page: axum::routing::MethodRouter) -> Self {
+        self.routes = self.routes.route("/", page);
+        self
+    }
+
     /// The origins CORS lets read the APIs (any by default).
     pub fn cors_origins(mut self, origins: cors::Origins) -> Self {
         self.cors = origins;
@@ -164,7 +172,9 @@ impl App {
 /// The application for one database: REST API v4 under `settings.prefix`.
 pub fn router(state: AppState) -> Router {
     let prefix = state.settings.prefix.clone();
-    App::new().nest(&prefix, v4::V4::new(state.clone())).nest("/api/v2", v2::V2::new(state)).into_router()
+    let app = App::new().nest(&prefix, v4::V4::new(state.clone())).nest("/api/v2", v2::V2::new(state.clone()));
+    let app = openapi::mount(app, [openapi::Spec::v4(&prefix, state.settings.posting), openapi::Spec::v2("/api/v2")]);
+    app.root(landing::page(vec![landing::Listed::single(state.storage, &prefix, "/api/v2")])).into_router()
 }
 
 async fn unknown_route(endpoints: Arc<[String]>) -> Response {
