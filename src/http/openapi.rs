@@ -694,8 +694,9 @@ fn v2_describe(route: &v2::routes::Route, rule: &str) -> Op {
                 }
             };
             let mut op = op.query(params);
-            if *part == NodePart::Download {
-                op.errors.push((501, "The format is not available for this type (as in v2)."));
+            if matches!(part, NodePart::Download | NodePart::Visualization) {
+                // v2's answer for what it never offered for a class (`http::v2`).
+                op.errors.push((501, "Not offered for nodes of this type (v2 did not offer it)."));
             }
             op
         }
