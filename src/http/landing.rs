@@ -119,7 +119,10 @@ fn render(ctx: &Ctx, rows: &[(Listed, Result<i64, String>)]) -> String {
             (Some(name), false) => format!("<strong>{}</strong>", escape(name)),
             (None, _) => "<strong>this server's database</strong>".to_string(),
         };
-        let docs = |prefix: &str, end: &str, label: &str| format!("<a href=\"{}{end}\">{label}</a>", escape(prefix));
+        // Relative links: they hold behind a proxy that serves the server under a sub-path.
+        let docs = |prefix: &str, end: &str, label: &str| {
+            format!("<a href=\"{}{end}\">{label}</a>", escape(prefix.trim_start_matches('/')))
+        };
         let openapi =
             format!("{} {}", docs(&listed.v4, "/openapi.json", "v4"), docs(&listed.v2, "/openapi.json", "v2"));
         let documentation = format!("{} {}", docs(&listed.v4, "/docs", "v4"), docs(&listed.v2, "/docs", "v2"));
@@ -177,8 +180,8 @@ mod tests {
         assert!(html.contains("<span class=\"count\">12</span>"));
         assert!(html.contains("aiida-explorer/?api_url=http%3A%2F%2Flocalhost%2Fa%3Cb%2Fapi%2Fv4"));
         assert!(html.contains("503: The database &#39;broken&#39; is not available: gone"));
-        assert!(!html.contains("href=\"/broken/api/v4/\""), "no API link to a database that is not available");
-        assert!(html.contains("href=\"/broken/api/v4/docs\""));
+        assert!(!html.contains("href=\"broken/api/v4/\""), "no API link to a database that is not available");
+        assert!(html.contains("href=\"broken/api/v4/docs\""));
         assert!(!html.contains("<script"));
     }
 }

@@ -8,9 +8,29 @@ use serde_json::Value;
 
 use crate::harness::{self, Backend, DbLimits};
 
-/// The `href`s of a page, in order.
-fn links(html: &str) -> Vec<String> {
-    html.split("href=\"").skip(1).filter_map(|rest| rest.split('"').next()).map(|h| h.replace("&amp;", "&")).collect()
+/// The `href`s of the page at `page` that stay on the server, resolved against it, in order.
+fn links(page: &str, html: &str) -> Vec<String> {
+    let dir = &page[..page.rfind('/').unwrap() + 1];
+    html.split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|h| h.replace("&amp;", "&"))
+        .filter(|h| !h.starts_with("http://") && !h.starts_with("https://") && !h.starts_with('#'))
+        .map(|h| {
+            let mut segments: Vec<String> =
+                if h.starts_with('/') { vec![] } else { dir.split('/').map(str::to_string).collect() };
+            segments.pop();
+            for part in h.split('/') {
+                match part {
+                    ".." => drop(segments.pop()),
+                    "." => {}
+                    other => segments.push(other.to_string()),
+                }
+            }
+            let path = segments.join("/");
+            if path.starts_with('/') { path } else { format!("/{path}") }
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -38,8 +58,10 @@ async fn one_storage_documents_its_apis() {
         assert_eq!(page.header("content-type").as_deref(), Some("text/html; charset=utf-8"));
         let html = String::from_utf8(page.body).unwrap();
         assert!(html.contains(title) && !html.contains("<script"), "{prefix}");
-        for link in links(&html).iter().filter(|l| l.starts_with('/')) {
-            assert_eq!(harness::get(&app, link).await.status, 200, "{prefix}/docs links {link}");
+        let local = links(&format!("{prefix}/docs"), &html);
+        assert_eq!(local, ["/".to_string(), format!("{prefix}/openapi.json"), format!("{prefix}/")]);
+        for link in local {
+            assert_eq!(harness::get(&app, &link).await.status, 200, "{prefix}/docs links {link}");
         }
     }
     // The pages are not API endpoints: not listed, and nothing below them.
@@ -127,7 +149,7 @@ async fn several_databases_each_with_its_documents_and_the_landing_page() {
         let row =
             html.split("<tr class=\"database\"").find(|r| r.contains(&format!("<strong>{name}</strong>"))).unwrap();
         assert!(row.contains(&format!("<span class=\"count\">{count}</span>")), "{name}: {row}");
-        assert!(row.contains(&format!("href=\"/{name}/api/v4/\"")), "{name}");
+        assert!(row.contains(&format!("href=\"{name}/api/v4/\"")), "{name}");
         let explorer = format!(
             "https://aiidateam.github.io/aiida-explorer/?api_url=http%3A%2F%2F127.0.0.1%3A5000%2F{name}%2Fapi%2Fv4"
         );
@@ -138,7 +160,7 @@ async fn several_databases_each_with_its_documents_and_the_landing_page() {
         broken_row.contains("data-state=\"unavailable\"") && broken_row.contains("503: The database &#39;broken&#39;")
     );
     // Every local link answers 200 (the broken database's API is not linked).
-    let local: Vec<String> = links(&html).into_iter().filter(|l| l.starts_with('/')).collect();
+    let local = links("/", &html);
     assert!(local.len() >= 15, "{local:?}");
     for link in local {
         assert_eq!(harness::get(&app, &link).await.status, 200, "{link}");
@@ -157,7 +179,7 @@ async fn one_storage_landing_page() {
     let html = String::from_utf8(harness::get(&app, "/").await.body).unwrap();
     assert_eq!(html.matches("<tr class=\"database\"").count(), 1);
     assert!(html.contains(&format!("<span class=\"count\">{}</span>", statistics["data"]["total"])));
-    for link in links(&html).into_iter().filter(|l| l.starts_with('/')) {
+    for link in links("/", &html) {
         assert_eq!(harness::get(&app, &link).await.status, 200, "{link}");
     }
     // The rest of the URL space is as before: an unknown path is the JSON 404.
