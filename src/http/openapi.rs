@@ -455,6 +455,34 @@ fn v4_operations(spec: &Spec) -> Vec<(String, Vec<Op>)> {
     all
 }
 
+/// The filters of a v4 list: the fields of `/<resource>/projectable_properties` (the same
+/// table that endpoint answers from), with `id`, each as `field=value`.
+fn v4_filters(resource: &str) -> Vec<Value> {
+    static PROPERTIES: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+        serde_json::from_str(include_str!("v4/projectable_properties.json")).expect("valid embedded JSON")
+    });
+    let fields = PROPERTIES[resource]["fields"].as_object().cloned().unwrap_or_default();
+    let mut names: Vec<(String, String)> = fields
+        .iter()
+        .map(|(name, field)| (name.clone(), field["type"].as_str().unwrap_or("str").to_string()))
+        .collect();
+    if !fields.contains_key("id") {
+        names.push(("id".into(), "int".into()));
+    }
+    names.sort();
+    names
+        .into_iter()
+        .map(|(name, kind)| {
+            let schema = match kind.as_str() {
+                "int" => json!({"type": "integer"}),
+                "datetime.datetime" => json!({"type": "string", "examples": ["2020-01-31T12:00:00"]}),
+                _ => json!({"type": "string", "pattern": "^\"[^\"]*\"$", "examples": ["\"a\""]}),
+            };
+            query_param(&name, schema, "Filter (`=` here; the other operators as the description of the API says).")
+        })
+        .collect()
+}
+
 /// What one v4 route answers. Every route variant and node part is named here.
 fn v4_describe(route: &v4::routes::Route, rule: &str) -> Vec<Op> {
     use v4::routes::{NodePart, Resource, Route};
@@ -516,7 +544,7 @@ fn v4_describe(route: &v4::routes::Route, rule: &str) -> Vec<Op> {
             if *resource == Resource::Nodes {
                 op = op.query(node_list_params());
             }
-            op
+            op.query(v4_filters(name))
         }
         Route::Detail { resource, .. } => {
             let name = resource.name();
@@ -554,6 +582,7 @@ fn v4_describe(route: &v4::routes::Route, rule: &str) -> Vec<Op> {
                     .paged(list_of(key))
                     .query(paging(page.is_some()))
                     .query([str_param("full_type", "Only neighbours of this full type, in double quotes.")])
+                    .query(v4_filters("nodes"))
             }
             NodePart::Tree => Op::new("get", "nodes", "The provenance graph around a node")
                 .data(json!({"type": "object", "required": ["nodes", "metadata"], "properties": {"nodes": {"type": "array"}, "metadata": {"type": "array"}}}))
