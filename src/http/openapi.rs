@@ -178,7 +178,7 @@ struct Op {
     path_params: Vec<Value>,
     query: Vec<Value>,
     body: Option<Value>,
-    ok: Ok,
+    ok: Success,
     /// Error statuses besides 400, 404 and 503, with their description.
     errors: Vec<(u16, &'static str)>,
     /// A 405 with the envelope (`GET /querybuilder`).
@@ -186,11 +186,13 @@ struct Op {
 }
 
 /// The 200 answer of an operation.
-enum Ok {
-    /// JSON envelope with this `data` schema; `total`: `X-Total-Count`, `paged`: `Link`.
+enum Success {
+    /// The JSON envelope with this `data` schema, `X-Total-Count`, and with `paged` `Link`.
     Json { data: Value, paged: bool },
     /// The envelope, or a file (`application/octet-stream`).
     JsonOrFile { data: Value },
+    /// No 200 (`GET /querybuilder` answers 405).
+    Never,
 }
 
 impl Op {
@@ -204,7 +206,7 @@ impl Op {
             path_params: Vec::new(),
             query: Vec::new(),
             body: None,
-            ok: Ok::Json { data: json!({}), paged: false },
+            ok: Success::Json { data: json!({}), paged: false },
             errors: Vec::new(),
             method_hint: false,
         }
@@ -216,17 +218,22 @@ impl Op {
     }
 
     fn data(mut self, data: Value) -> Self {
-        self.ok = Ok::Json { data, paged: false };
+        self.ok = Success::Json { data, paged: false };
         self
     }
 
     fn paged(mut self, data: Value) -> Self {
-        self.ok = Ok::Json { data, paged: true };
+        self.ok = Success::Json { data, paged: true };
         self
     }
 
     fn file(mut self, data: Value) -> Self {
-        self.ok = Ok::JsonOrFile { data };
+        self.ok = Success::JsonOrFile { data };
+        self
+    }
+
+    fn error(mut self, status: u16, why: &'static str) -> Self {
+        self.errors.push((status, why));
         self
     }
 
@@ -239,27 +246,30 @@ impl Op {
         let envelope = |data: &Value| json!({"allOf": [{"$ref": "#/components/schemas/Envelope"}, {"properties": {"data": data}}]});
         let total = json!({"$ref": "#/components/headers/X-Total-Count"});
         let ok = match &self.ok {
-            Ok::Json { data, paged } => {
+            Success::Never => None,
+            Success::Json { data, paged } => {
                 let mut headers = json!({"X-Total-Count": total});
                 if *paged {
                     headers["Link"] = json!({"$ref": "#/components/headers/Link"});
                 }
-                json!({
+                Some(json!({
                     "description": "The answer, in the envelope.",
                     "headers": headers,
                     "content": {"application/json": {"schema": envelope(data)}},
-                })
+                }))
             }
-            Ok::JsonOrFile { data } => json!({
+            Success::JsonOrFile { data } => Some(json!({
                 "description": "The file (`Content-Disposition: attachment`), or the envelope holding it when a download is not asked for (or the file is empty).",
                 "content": {
                     "application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}},
                     "application/json": {"schema": envelope(data)},
                 },
-            }),
+            })),
         };
         let mut responses = Map::new();
-        responses.insert("200".into(), ok);
+        if let Some(ok) = ok {
+            responses.insert("200".into(), ok);
+        }
         responses.insert("400".into(), json!({"$ref": "#/components/responses/BadRequest"}));
         responses.insert("404".into(), json!({"$ref": "#/components/responses/NotFound"}));
         if self.method_hint {
@@ -505,12 +515,11 @@ fn v4_describe(route: &v4::routes::Route, rule: &str) -> Vec<Op> {
             .data(json!({"type": "object", "required": ["API_major_version", "API_minor_version", "API_revision_version", "API_prefix", "AiiDA_version"],
                 "properties": {"API_major_version": {"type": "string"}, "API_minor_version": {"type": "string"}, "API_revision_version": {"type": "string"}, "API_prefix": {"type": "string"}, "AiiDA_version": {"type": "string"}}})),
         Route::QueryBuilder => {
-            let get = Op::new("get", "querybuilder", "How to use the QueryBuilder (405)").describe(
+            let mut get = Op::new("get", "querybuilder", "How to use the QueryBuilder (405)").describe(
                 "The QueryBuilder takes POST requests; a GET answers 405 with a message saying so.",
             );
-            let mut get = get;
             get.method_hint = true;
-            get.ok = Ok::Json { data: json!({"type": "object"}), paged: false };
+            get.ok = Success::Never;
             let mut post = Op::new("post", "querybuilder", "Run a QueryBuilder query")
                 .describe("The body is a `QueryBuilder.as_dict()` dictionary; the answer holds, for each projected tag, the list of its rows.")
                 .data(json!({"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object"}}}));
@@ -609,6 +618,7 @@ fn v4_describe(route: &v4::routes::Route, rule: &str) -> Vec<Op> {
                 .query([str_param("filename", "The file's path in the repository, in double quotes.")]),
             NodePart::Download => Op::new("get", "nodes", "A data node exported to a file format")
                 .describe("The formats of each data type are listed by `/nodes/download_formats/`.")
+                .error(501, "A format this server does not produce (the plots `mpl_pdf` and `mpl_png` of bands need matplotlib; `mpl_singlefile` gives the script).")
                 .file(json!({"type": "object"}))
                 .query([
                     str_param("download_format", "The format (e.g. `cif`, `xsf`, `json`)."),
