@@ -40,6 +40,8 @@ binary=target/debug/aiida-rest
 
 free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+# Starts the server with the given arguments (in this shell, so that the exit trap stops it)
+# and sets $url to its base URL once it answers.
 start() {
     local name=$1; shift
     local port; port=$(free_port)
@@ -47,7 +49,7 @@ start() {
     servers+=($!)
     for _ in $(seq 1 200); do
         if curl -sf -o /dev/null "http://127.0.0.1:$port/health"; then
-            echo "http://127.0.0.1:$port"
+            url="http://127.0.0.1:$port"
             return 0
         fi
         sleep 0.1
@@ -74,9 +76,11 @@ cp -r tests/fixtures/ref-profile "$work/profile"
 rm -f "$work/profile"/database.sqlite-{wal,shm} "$work/profile"/container/packs.idx-{wal,shm}
 printf 'not a zip' >"$work/broken.aiida"
 
-one=$(start one "$work/profile")
-several=$(start several --database "archive=$root/examples/demo.aiida" --database "profile=$work/profile" \
-    --database "broken=$work/broken.aiida")
+start one "$work/profile"
+one=$url
+start several --database "archive=$root/examples/demo.aiida" --database "profile=$work/profile" \
+    --database "broken=$work/broken.aiida"
+several=$url
 
 passed=0
 # check BASE NAME... : the rendered landing page of the server at BASE lists the databases NAME

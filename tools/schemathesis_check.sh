@@ -47,7 +47,8 @@ binary=target/debug/aiida-rest
 # A free port on 127.0.0.1.
 free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# Starts the server with the given arguments; echoes its base URL once it answers.
+# Starts the server with the given arguments (in this shell, so that the exit trap stops it)
+# and sets $url to its base URL once it answers.
 start() {
     local name=$1; shift
     local port; port=$(free_port)
@@ -55,7 +56,7 @@ start() {
     servers+=($!)
     for _ in $(seq 1 200); do
         if curl -sf -o /dev/null "http://127.0.0.1:$port/health"; then
-            echo "http://127.0.0.1:$port"
+            url="http://127.0.0.1:$port"
             return 0
         fi
         sleep 0.1
@@ -67,8 +68,10 @@ start() {
 cp -r tests/fixtures/ref-profile "$work/profile"
 rm -f "$work/profile"/database.sqlite-{wal,shm} "$work/profile"/container/packs.idx-{wal,shm}
 
-one=$(start one "$work/profile")
-several=$(start several --database "archive=$root/examples/demo.aiida" --database "profile=$work/profile")
+start one "$work/profile"
+one=$url
+start several --database "archive=$root/examples/demo.aiida" --database "profile=$work/profile"
+several=$url
 
 # Test data: the dictionaries of real values that schemathesis mixes into what it generates (half
 # of the identifiers, a third of the other values), so that answers about real nodes of each type
@@ -124,7 +127,8 @@ checks=not_a_server_error,status_code_conformance,content_type_conformance,respo
 status=0
 for document in "$one/api/v4/openapi.json" "$one/api/v2/openapi.json" "$several/profile/api/v4/openapi.json"; do
     echo "schemathesis_check: $document"
-    if ! "$venv/bin/st" --config-file "$work/schemathesis.toml" run "$document" \
+    # From the scratch folder: schemathesis keeps a cache (.schemathesis/) in the current one.
+    if ! (cd "$work" && "$root/$venv/bin/st" --config-file "$work/schemathesis.toml" run "$document" \
         --checks "$checks" \
         --phases examples,coverage,fuzzing \
         --mode all \
@@ -135,7 +139,7 @@ for document in "$one/api/v4/openapi.json" "$one/api/v2/openapi.json" "$several/
         --request-timeout 30 \
         --suppress-health-check all \
         --warnings off \
-        --no-color >"$work/st.log" 2>&1; then
+        --no-color) >"$work/st.log" 2>&1; then
         status=1
     fi
     # The summary, and any failure in full.
