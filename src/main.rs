@@ -14,7 +14,7 @@ use aiida_rest::http::cors::Origins;
 use aiida_rest::http::databases::{self, Database, Databases, Switch};
 use aiida_rest::http::observe::{LogFormat, Observer};
 use aiida_rest::http::serve::{self as server, ServeOptions};
-use aiida_rest::http::{App, AppState, FRONT_DOORS, Settings};
+use aiida_rest::http::{App, AppState, FRONT_DOORS, Settings, landing};
 use aiida_rest::storage::catalog::{self, Catalog};
 use aiida_rest::storage::db::DbLimits;
 use aiida_rest::storage::{self, Source};
@@ -384,7 +384,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         .app(&observer)
         .front_doors(&state)
         .nest("/health", databases::Health)
-        .nest("/ready", databases::ReadyOne(state.storage))
+        .nest("/ready", databases::ReadyOne(state.storage.clone()));
+    let app = app
+        .root(landing::page(vec![landing::Listed::single(state.storage, FRONT_DOORS[0].prefix, FRONT_DOORS[1].prefix)]))
         .into_router();
     run(&args, app, &description, FRONT_DOORS[0].prefix, async {}).await
 }

@@ -30,7 +30,7 @@ use tower::ServiceExt;
 use crate::http::error::ApiError;
 use crate::http::params::PROFILE_SWITCHING;
 use crate::http::querystring;
-use crate::http::{Api, App, AppState, FRONT_DOORS, FrontDoor, Settings, json_response};
+use crate::http::{Api, App, AppState, FRONT_DOORS, FrontDoor, Settings, json_response, landing, openapi};
 use crate::storage::aiida_config::{self, ProfileStorage};
 use crate::storage::db::DbLimits;
 use crate::storage::{self, Source};
@@ -288,14 +288,17 @@ impl Databases {
             for (index, door) in FRONT_DOORS.iter().enumerate() {
                 app = app.nest(door.prefix, lazy(default, index, true));
             }
+            app = openapi_of(app, default, "");
         }
         for slot in &slots {
             let name = &slot.database.name;
             for (index, door) in FRONT_DOORS.iter().enumerate() {
                 app = app.nest(&format!("/{name}{}", door.prefix), lazy(slot, index, false));
             }
+            app = openapi_of(app, slot, &format!("/{name}"));
         }
-        app.nest("/health", Health).nest("/ready", Ready(slots)).into_router()
+        let listed = slots.iter().map(landing_entry).collect();
+        app.nest("/health", Health).nest("/ready", Ready(slots)).root(landing::page(listed)).into_router()
     }
 }
 
@@ -309,6 +312,26 @@ impl crate::http::observe::DatabaseStats for Databases {
             })
             .collect()
     }
+}
+
+/// The OpenAPI documents and documentation pages of a database's APIs under `mount`.
+fn openapi_of(app: App, slot: &Slot, mount: &str) -> App {
+    let settings = &slot.database.settings;
+    let specs = FRONT_DOORS
+        .iter()
+        .filter_map(|door| Some(door.openapi?(settings, &format!("{mount}{}", door.prefix)).among_several()));
+    openapi::mount(app, specs.collect::<Vec<_>>())
+}
+
+/// A database on the landing page: opened (if it is not open) when the page is viewed.
+fn landing_entry(slot: &Arc<Slot>) -> landing::Listed {
+    let (name, default) = (slot.database.name.clone(), slot.database.default);
+    let slot = slot.clone();
+    let open: landing::Opener = Arc::new(move || {
+        let slot = slot.clone();
+        Box::pin(async move { slot.get().await.map(|opened| opened.state.storage.clone()) })
+    });
+    landing::Listed { v4: format!("/{name}/api/v4"), v2: format!("/{name}/api/v2"), name: Some(name), default, open }
 }
 
 /// One API of one database, opened on the first request.

@@ -51,8 +51,10 @@ mod edge;
 pub mod error;
 pub mod etag;
 mod head;
+pub mod landing;
 pub mod listener;
 pub mod observe;
+pub mod openapi;
 mod params;
 mod path;
 pub mod querystring;
@@ -125,6 +127,9 @@ pub struct FrontDoor {
     /// Its `available_endpoints` lines under `prefix` ([`Api::endpoints`]), from the
     /// settings alone (no database needs to be open).
     pub endpoints: fn(&Settings, &str) -> Vec<String>,
+    /// Its OpenAPI document when mounted at `prefix` ([`openapi`]), served beside it as
+    /// `<prefix>/openapi.json` and `<prefix>/docs`.
+    pub openapi: Option<fn(&Settings, &str) -> openapi::Spec>,
 }
 
 /// The front doors, in the order the 404 of an unknown URL lists their endpoints. A new API
@@ -135,12 +140,14 @@ pub static FRONT_DOORS: &[FrontDoor] = &[
         profile_parameter: true,
         router: |state, prefix| v4::V4::new(state).router(prefix),
         endpoints: |settings, prefix| v4::routes::available_endpoints(prefix, settings.posting),
+        openapi: Some(|settings, prefix| openapi::Spec::v4(prefix, settings.posting)),
     },
     FrontDoor {
         prefix: "/api/v2",
         profile_parameter: false,
         router: |state, prefix| v2::V2::new(state).router(prefix),
         endpoints: |_, prefix| v2::routes::available_endpoints(prefix),
+        openapi: Some(|_, prefix| openapi::Spec::v2(prefix)),
     },
 ];
 
@@ -193,9 +200,11 @@ impl App {
     }
 
     /// Mounts every front door ([`FRONT_DOORS`]) over the database of `state`, each at its
-    /// own prefix.
+    /// own prefix, with its OpenAPI document.
     pub fn front_doors(self, state: &AppState) -> Self {
-        FRONT_DOORS.iter().fold(self, |app, door| app.nest(door.prefix, Door { door, state: state.clone() }))
+        let app = FRONT_DOORS.iter().fold(self, |app, door| app.nest(door.prefix, Door { door, state: state.clone() }));
+        let specs = FRONT_DOORS.iter().filter_map(|door| Some(door.openapi?(&state.settings, door.prefix)));
+        openapi::mount(app, specs.collect::<Vec<_>>())
     }
 
     /// Counts the requests and logs them as `observer` says ([`observe`]), and serves
@@ -218,6 +227,12 @@ impl App {
     /// Serves the whole application below `base` (`/aiida`, see [`base`]); `None`: at `/`.
     pub fn base_path(mut self, base: Option<String>) -> Self {
         self.base = base;
+        self
+    }
+
+    /// Serves `page` at `/` itself (the landing page); the paths below keep their answers.
+    pub fn root(mut self, page: axum::routing::MethodRouter) -> Self {
+        self.routes = self.routes.route("/", page);
         self
     }
 
@@ -253,9 +268,12 @@ impl App {
     }
 }
 
-/// The application for one database: its front doors ([`FRONT_DOORS`]).
+/// The application for one database: its front doors ([`FRONT_DOORS`]) and the landing page.
 pub fn router(state: AppState) -> Router {
-    App::new().front_doors(&state).into_router()
+    App::new()
+        .front_doors(&state)
+        .root(landing::page(vec![landing::Listed::single(state.storage, "/api/v4", "/api/v2")]))
+        .into_router()
 }
 
 async fn unknown_route(endpoints: Arc<[String]>) -> Response {

@@ -6,6 +6,7 @@
 mod harness;
 
 mod api;
+mod apidocs;
 mod caching;
 mod claims;
 mod connections;

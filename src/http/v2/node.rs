@@ -29,8 +29,8 @@ use super::{respond, v2_error};
 /// The largest file the exporters read into memory.
 const EXPORT_FILE_MAX: u64 = 64 << 20;
 
-/// The special keys each sub-resource takes.
-fn allowed_keys(part: NodePart) -> &'static [&'static str] {
+/// The special keys each sub-resource takes (also those its OpenAPI document lists).
+pub(crate) fn allowed_keys(part: NodePart) -> &'static [&'static str] {
     match part {
         NodePart::Inputs | NodePart::Outputs => &["limit", "offset", "perpage", "orderby"],
         NodePart::Tree => &["in_limit", "out_limit"],

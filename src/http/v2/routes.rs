@@ -198,18 +198,21 @@ fn rules(resource: Resource) -> Vec<String> {
 
 /// The `available_endpoints` lines (the format of v4's: endpoint padded to 15, methods to 20).
 pub fn available_endpoints(prefix: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut push =
-        |endpoint: &str, rule: &str| lines.push(format!("{endpoint:<15} {:<20} {prefix}{rule}", "GET,HEAD,OPTIONS"));
+    all_rules()
+        .into_iter()
+        .map(|(endpoint, rule)| format!("{endpoint:<15} {:<20} {prefix}{rule}", "GET,HEAD,OPTIONS"))
+        .collect()
+}
+
+/// Every rule as `(endpoint, rule)`, in the order `available_endpoints` lists them: what the
+/// OpenAPI document (`http::openapi`) describes.
+pub fn all_rules() -> Vec<(&'static str, String)> {
+    let mut all = Vec::new();
     for resource in RESOURCES {
-        for rule in rules(resource) {
-            push(resource.name(), &rule);
-        }
+        all.extend(rules(resource).into_iter().map(|rule| (resource.name(), rule)));
     }
-    for rule in ["/", "/server/", "/server/endpoints/"] {
-        push("server", rule);
-    }
-    lines
+    all.extend(["/", "/server/", "/server/endpoints/"].map(|rule| ("server", rule.to_string())));
+    all
 }
 
 fn page_number(segment: &str) -> Result<u64, RouteError> {

@@ -148,14 +148,18 @@ const RULES: &[(&str, &str)] = &[
 /// The `available_endpoints` list: `endpoint` padded to 15, methods padded to 20, the rule.
 /// Methods are in a fixed order (the reference's order changes from process to process).
 pub fn available_endpoints(prefix: &str, posting: bool) -> Vec<String> {
-    RULES
-        .iter()
-        .filter(|(endpoint, _)| posting || *endpoint != "querybuilder")
+    rules(posting)
         .map(|(endpoint, rule)| {
-            let methods = if *endpoint == "querybuilder" { "GET,HEAD,OPTIONS,POST" } else { "GET,HEAD,OPTIONS" };
+            let methods = if endpoint == "querybuilder" { "GET,HEAD,OPTIONS,POST" } else { "GET,HEAD,OPTIONS" };
             format!("{endpoint:<15} {methods:<20} {prefix}{rule}")
         })
         .collect()
+}
+
+/// The rules served (`querybuilder` only when posting), as `(endpoint, rule)`: what
+/// `available_endpoints` lists and the OpenAPI document (`http::openapi`) describes.
+pub fn rules(posting: bool) -> impl Iterator<Item = (&'static str, &'static str)> {
+    RULES.iter().copied().filter(move |(endpoint, _)| posting || *endpoint != "querybuilder")
 }
 
 /// Parses the path below the prefix (e.g. `/nodes/abc/links/incoming/page/2/`).
