@@ -330,6 +330,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         .cors_origins(Origins::from_list(&args.cors_origin))
         .nest(&prefix, V4::new(state.clone()))
         .nest("/api/v2", aiida_rest::http::v2::V2::new(state.clone()))
+        .nest("/optimade", aiida_rest::http::optimade::Optimade::new(state.clone()))
         .nest("/health", databases::Health)
         .nest("/ready", databases::ReadyOne(state.storage))
         .into_router();

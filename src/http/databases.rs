@@ -30,7 +30,7 @@ use tower::ServiceExt;
 use crate::http::error::ApiError;
 use crate::http::params::PROFILE_SWITCHING;
 use crate::http::querystring;
-use crate::http::{Api, App, AppState, Settings, json_response, v2, v4};
+use crate::http::{Api, App, AppState, Settings, json_response, optimade, v2, v4};
 use crate::storage::aiida_config::{self, ProfileStorage};
 use crate::storage::db::DbLimits;
 use crate::storage::{self, Source};
@@ -75,6 +75,7 @@ impl Database {
 enum Kind {
     V4,
     V2,
+    Optimade,
 }
 
 impl Kind {
@@ -85,6 +86,7 @@ impl Kind {
         match self {
             Kind::V4 => "/api/v4",
             Kind::V2 => "/api/v2",
+            Kind::Optimade => "/optimade",
         }
     }
 }
@@ -106,6 +108,7 @@ impl Opened {
             .or_insert_with(|| match kind {
                 Kind::V4 => v4::V4::new(self.state.clone()).router(kind.own_prefix()),
                 Kind::V2 => v2::V2::new(self.state.clone()).router(kind.own_prefix()),
+                Kind::Optimade => optimade::Optimade::new(self.state.clone()).router(kind.own_prefix()),
             })
             .clone()
     }
@@ -307,12 +310,14 @@ impl Databases {
             |slot: &Arc<Slot>, kind: Kind, listed: bool| Lazy { slot: slot.clone(), all: all.clone(), kind, listed };
         if let Some(default) = slots.iter().find(|s| s.database.default) {
             app = app.nest("/api/v4", lazy(default, Kind::V4, true)).nest("/api/v2", lazy(default, Kind::V2, true));
+            app = app.nest("/optimade", lazy(default, Kind::Optimade, false));
         }
         for slot in &slots {
             let name = &slot.database.name;
             app = app
                 .nest(&format!("/{name}/api/v4"), lazy(slot, Kind::V4, false))
-                .nest(&format!("/{name}/api/v2"), lazy(slot, Kind::V2, false));
+                .nest(&format!("/{name}/api/v2"), lazy(slot, Kind::V2, false))
+                .nest(&format!("/{name}/optimade"), lazy(slot, Kind::Optimade, false));
         }
         app.nest("/health", Health).nest("/ready", Ready(slots)).into_router()
     }
@@ -372,6 +377,7 @@ impl Api for Lazy {
             (false, _) => Vec::new(),
             (true, Kind::V4) => v4::routes::available_endpoints(prefix, self.slot.database.settings.posting),
             (true, Kind::V2) => v2::routes::available_endpoints(prefix),
+            (true, Kind::Optimade) => Vec::new(),
         }
     }
 }

@@ -47,6 +47,7 @@ pub mod error;
 pub mod etag;
 mod head;
 pub mod listener;
+pub mod optimade;
 mod params;
 mod path;
 pub mod querystring;
@@ -164,7 +165,11 @@ impl App {
 /// The application for one database: REST API v4 under `settings.prefix`.
 pub fn router(state: AppState) -> Router {
     let prefix = state.settings.prefix.clone();
-    App::new().nest(&prefix, v4::V4::new(state.clone())).nest("/api/v2", v2::V2::new(state)).into_router()
+    App::new()
+        .nest(&prefix, v4::V4::new(state.clone()))
+        .nest("/api/v2", v2::V2::new(state.clone()))
+        .nest("/optimade", optimade::Optimade::new(state))
+        .into_router()
 }
 
 async fn unknown_route(endpoints: Arc<[String]>) -> Response {
