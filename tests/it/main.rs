@@ -12,6 +12,7 @@ mod damaged;
 mod deep_pages;
 mod golden;
 mod hardening;
+mod optimade;
 mod postgres;
 mod querybuilder;
 mod querybuilder_fuzz;
