@@ -150,6 +150,12 @@ async fn paging_sorting_and_fields() {
     sorted.sort();
     assert_eq!(keys, sorted);
 
+    // The server's max_rows bounds the page.
+    let small = harness::app_with(Backend::Archive, harness::Settings { max_rows: 5, ..Default::default() }).await;
+    let body = get(&small, &format!("{BASE}/structures")).await.json();
+    assert_eq!((body["data"].as_array().unwrap().len(), body["meta"]["more_data_available"].clone()), (5, json!(true)));
+    assert_eq!(get(&small, &format!("{BASE}/structures?page_limit=6")).await.status, 403);
+
     // response_fields: only those (id and type always).
     let body = get(&app, &format!("{BASE}/structures?page_limit=1&response_fields=elements,_aiida_label")).await.json();
     let attributes = body["data"][0]["attributes"].as_object().unwrap();

@@ -37,7 +37,8 @@ const SCHEMA: &str = "https://schemas.optimade.org/openapi/v1.2/optimade.json";
 const JSON_API: &str = "application/vnd.api+json";
 /// Entries per page when `page_limit` is not given.
 pub const DEFAULT_PAGE_LIMIT: usize = 20;
-/// The largest `page_limit` (a larger one is 403, as the reference implementation answers).
+/// The largest `page_limit` (a larger one is 403, as the reference implementation answers), or
+/// the server's `max_rows` if smaller.
 pub const MAX_PAGE_LIMIT: usize = 1000;
 
 /// OPTIMADE over one database.
@@ -164,7 +165,8 @@ async fn handle(State(api): State<Mounted>, ctx: Ctx, uri: Uri) -> Response {
 }
 
 async fn answer(api: &Mounted, ctx: &Ctx, place: &Place) -> Result<Response, Error> {
-    let params = Params::parse(ctx.raw_query.as_deref().unwrap_or(""))?;
+    let max = MAX_PAGE_LIMIT.min(usize::try_from(api.state.settings.max_rows).unwrap_or(0).max(1));
+    let params = Params::parse(ctx.raw_query.as_deref().unwrap_or(""), max)?;
     let rest = place.rest.as_str();
     if place.version.is_none() {
         if rest == "versions" {
@@ -213,6 +215,8 @@ struct Params {
     response_fields: Option<Vec<String>>,
     /// The fields as received (still percent-encoded), in order, for `links.next`.
     raw: Vec<(String, String)>,
+    /// The largest page.
+    max: usize,
 }
 
 fn form_decode(text: &str) -> String {
@@ -227,8 +231,9 @@ fn count(name: &str, value: &str) -> Result<usize, Error> {
 }
 
 impl Params {
-    fn parse(query: &str) -> Result<Params, Error> {
-        let mut p = Params::default();
+    /// The parameters of `query`; `max` is the largest `page_limit`.
+    fn parse(query: &str, max: usize) -> Result<Params, Error> {
+        let mut p = Params { max, ..Params::default() };
         for field in query.split('&').filter(|f| !f.is_empty()) {
             let (key, value) = field.split_once('=').unwrap_or((field, ""));
             p.raw.push((key.to_string(), value.to_string()));
@@ -266,8 +271,8 @@ impl Params {
                 _ => {}
             }
         }
-        if p.page_limit.is_some_and(|l| l > MAX_PAGE_LIMIT) {
-            return Err(Error::new(StatusCode::FORBIDDEN, format!("page_limit may be at most {MAX_PAGE_LIMIT}.")));
+        if p.page_limit.is_some_and(|l| l > max) {
+            return Err(Error::new(StatusCode::FORBIDDEN, format!("page_limit may be at most {max}.")));
         }
         if p.page_limit == Some(0) {
             return Err(Error::bad("page_limit must be at least 1."));
@@ -282,7 +287,7 @@ impl Params {
     }
 
     fn limit(&self) -> usize {
-        self.page_limit.unwrap_or(DEFAULT_PAGE_LIMIT)
+        self.page_limit.unwrap_or(DEFAULT_PAGE_LIMIT).min(self.max)
     }
 
     fn offset(&self) -> usize {

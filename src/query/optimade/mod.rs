@@ -132,49 +132,76 @@ impl StructureIndex {
     }
 }
 
-/// Reads every StructureData and derives its entry.
+/// How many nodes one query of [`load`] reads.
+const CHUNK: i64 = 5_000;
+
+/// Reads every StructureData and derives its entry, [`CHUNK`] nodes per query (by id), so that
+/// the attributes of a large database are never all in memory as text at once.
 pub async fn load(db: &Db) -> QueryResult<Index> {
-    const NAMES: [&str; 7] = ["id", "uuid", "label", "ctime", "mtime", "attributes", "creator"];
+    let mut entries = Vec::new();
+    let mut skipped = 0;
+    let mut after = i64::MIN;
+    loop {
+        let rows = chunk(db, after).await?;
+        let Some(last) = rows.last().and_then(|r| r.first()).and_then(|c| c.as_i64()) else { break };
+        let full = rows.len() as i64 >= CHUNK;
+        after = last;
+        let (mut more, skip) = tokio::task::spawn_blocking(move || derive_rows(rows))
+            .await
+            .map_err(|e| QueryError::Internal(format!("building the structure index failed: {e}")))?;
+        entries.append(&mut more);
+        skipped += skip;
+        if !full {
+            break;
+        }
+    }
+    Ok(Index::new(entries, skipped))
+}
+
+const NAMES: [&str; 7] = ["id", "uuid", "label", "ctime", "mtime", "attributes", "creator"];
+
+/// The next [`CHUNK`] StructureData nodes with an id above `after`, with their creators.
+async fn chunk(db: &Db, after: i64) -> QueryResult<Vec<crate::storage::db::Row>> {
     let mut q = db.query();
     q.push("SELECT n.id, ").uuid_text("n.uuid").push(", n.label, ").time_text("n.ctime").push(", ");
     q.time_text("n.mtime").push(", ").json_text("n.attributes").push(", ").uuid_text("p.uuid");
     q.push(" FROM db_dbnode n LEFT JOIN db_dblink l ON l.output_id = n.id AND l.type = ").bind_text("create");
     q.push(" LEFT JOIN db_dbnode p ON p.id = l.input_id WHERE n.node_type = ").bind_text(STRUCTURE_TYPE);
-    q.push(" ORDER BY n.id");
-    let rows = db.fetch_all(q).await?;
-    tokio::task::spawn_blocking(move || {
-        let mut entries = Vec::with_capacity(rows.len());
-        let mut skipped = 0;
-        let mut last = None;
-        for row in rows {
-            let mut r = Record::new(&NAMES, row);
-            let pk = r.int("id").unwrap_or_default();
-            // A node with two `create` links appears twice; the first is kept.
-            if last == Some(pk) {
-                continue;
-            }
-            last = Some(pk);
-            let time = |t: Option<Timestamp>| match t {
-                Some(Timestamp::Utc(t)) => Some(t),
-                _ => None,
-            };
-            let node = entry::NodeColumns {
-                pk,
-                uuid: r.text("uuid").unwrap_or_default(),
-                label: r.text("label").unwrap_or_default(),
-                ctime: time(r.time("ctime")),
-                mtime: time(r.time("mtime")),
-                creator: r.text("creator"),
-            };
-            let attributes: Value =
-                r.text("attributes").and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(Value::Null);
-            match Entry::derive(node, &attributes) {
-                Ok(entry) => entries.push(entry),
-                Err(_) => skipped += 1,
-            }
+    q.push(" AND n.id > ").bind_int(after).push(" ORDER BY n.id LIMIT ").bind_int(CHUNK);
+    Ok(db.fetch_all(q).await?)
+}
+
+/// The entries of rows read by [`chunk`], and how many could not be read as structures.
+fn derive_rows(rows: Vec<crate::storage::db::Row>) -> (Vec<Entry>, usize) {
+    let mut entries = Vec::with_capacity(rows.len());
+    let mut skipped = 0;
+    let mut last = None;
+    for row in rows {
+        let mut r = Record::new(&NAMES, row);
+        let pk = r.int("id").unwrap_or_default();
+        // A node with two `create` links appears twice; the first is kept.
+        if last == Some(pk) {
+            continue;
         }
-        Index::new(entries, skipped)
-    })
-    .await
-    .map_err(|e| QueryError::Internal(format!("building the structure index failed: {e}")))
+        last = Some(pk);
+        let time = |t: Option<Timestamp>| match t {
+            Some(Timestamp::Utc(t)) => Some(t),
+            _ => None,
+        };
+        let node = entry::NodeColumns {
+            pk,
+            uuid: r.text("uuid").unwrap_or_default(),
+            label: r.text("label").unwrap_or_default(),
+            ctime: time(r.time("ctime")),
+            mtime: time(r.time("mtime")),
+            creator: r.text("creator"),
+        };
+        let attributes: Value =
+            r.text("attributes").and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(Value::Null);
+        match Entry::derive(node, &attributes) {
+            Ok(entry) => entries.push(entry),
+            Err(_) => skipped += 1,
+        }
+    }
+    (entries, skipped)
 }
