@@ -145,6 +145,19 @@ impl Structure {
         Ok(Structure { cell, pbc, kinds, sites })
     }
 
+    /// The structure of a StructureData's attributes as JSON text: read straight into typed
+    /// values when they have the usual shape (fast: no JSON tree), else as
+    /// [`Structure::from_attributes`] reads them (the same structure either way).
+    pub fn from_json_text(text: &str) -> Result<Structure, StructureError> {
+        match serde_json::from_str::<raw::Attributes>(text) {
+            Ok(attrs) => Ok(attrs.into_structure()),
+            Err(_) => {
+                let value: Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+                Structure::from_attributes(&value)
+            }
+        }
+    }
+
     /// The kind called `name`.
     pub fn kind(&self, name: &str) -> Result<&Kind, StructureError> {
         self.kinds.iter().find(|k| k.name == name).ok_or_else(|| invalid(format!("Kind name '{name}' unknown")))
@@ -367,6 +380,63 @@ impl Structure {
     }
 }
 
+/// The usual shape of StructureData attributes, for [`Structure::from_json_text`]; anything
+/// else fails to deserialize and goes through [`Structure::from_attributes`].
+mod raw {
+    use serde::Deserialize;
+
+    use super::{Kind, Site, Structure};
+
+    #[derive(Deserialize)]
+    pub(super) struct Attributes {
+        cell: [[f64; 3]; 3],
+        pbc1: Option<bool>,
+        pbc2: Option<bool>,
+        pbc3: Option<bool>,
+        #[serde(default)]
+        kinds: Vec<RawKind>,
+        #[serde(default)]
+        sites: Vec<RawSite>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawKind {
+        name: Option<String>,
+        #[serde(default)]
+        symbols: Vec<String>,
+        weights: Option<Vec<f64>>,
+        mass: Option<f64>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawSite {
+        kind_name: Option<String>,
+        position: [f64; 3],
+    }
+
+    impl Attributes {
+        pub(super) fn into_structure(self) -> Structure {
+            let pbc = [self.pbc1, self.pbc2, self.pbc3].map(|p| p.unwrap_or(false));
+            let kinds = self
+                .kinds
+                .into_iter()
+                .map(|k| Kind {
+                    name: k.name.unwrap_or_default(),
+                    symbols: k.symbols,
+                    weights: k.weights.unwrap_or_else(|| vec![1.0]),
+                    mass: k.mass,
+                })
+                .collect();
+            let sites = self
+                .sites
+                .into_iter()
+                .map(|s| Site { kind_name: s.kind_name.unwrap_or_default(), position: s.position })
+                .collect();
+            Structure { cell: self.cell, pbc, kinds, sites }
+        }
+    }
+}
+
 fn kind_of(k: &Value) -> Result<Kind, StructureError> {
     let strings = |key: &str| -> Vec<String> {
         match k.get(key) {
@@ -514,6 +584,25 @@ mod tests {
         assert_eq!(c.species[1].concentration, [0.9, 0.1]);
         assert_eq!(c.species[1].mass, Some(vec![63.546, 0.0]));
         assert_eq!(c.species[0].mass, None);
+    }
+
+    #[test]
+    fn json_text_reads_as_the_attributes_do() {
+        for text in [
+            r#"{"cell": [[3.75, 0, 0], [0, 3.75, 0], [0, 0, 3.75]], "pbc1": true, "pbc2": true, "pbc3": false,
+                "kinds": [{"mass": 130.25, "name": "CuAu", "symbols": ["Cu", "Au"], "weights": [0.5, 0.5]},
+                          {"name": "Cu", "symbols": ["Cu"]}],
+                "sites": [{"kind_name": "CuAu", "position": [0.0, 0.0, 0.0]}, {"kind_name": "Cu", "position": [1, 2, 3]}]}"#,
+            // Shapes only the general reader takes: a string symbol, a scalar weight, pbc as 1.
+            r#"{"cell": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "pbc1": 1, "kinds": [{"name": "A", "symbols": "Si", "weights": 0.5}],
+                "sites": [{"kind_name": "A", "position": [0, 0, 0]}]}"#,
+            r#"{"cell": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "kinds": [{"name": "A", "symbols": ["Si"], "weights": null, "mass": "x"}]}"#,
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(Structure::from_json_text(text), Structure::from_attributes(&value), "{text}");
+        }
+        assert!(Structure::from_json_text(r#"{"cell": [[1, 0], [0, 1, 0], [0, 0, 1]]}"#).is_err());
+        assert!(Structure::from_json_text("not json").is_err());
     }
 
     #[test]

@@ -242,6 +242,43 @@ async fn several_databases_each_serve_optimade() {
     assert_eq!(versions.status, 200);
 }
 
+/// The index of a profile is kept while the database is unchanged and rebuilt when it changes;
+/// serving never writes the storage.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_index_follows_a_changing_profile_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = harness::profile_copy(dir.path());
+    let database = root.join("database.sqlite");
+    let app = harness::build(root.as_path(), harness::Settings::default(), harness::DbLimits::default()).await;
+    let digest = || {
+        use sha2::Digest;
+        format!("{:x}", sha2::Sha256::digest(std::fs::read(&database).unwrap()))
+    };
+    let before = digest();
+    assert_eq!(select(&app, "_aiida_label = \"renamed by the test\"").await.unwrap().len(), 0);
+    assert_eq!(select(&app, "nelements >= 0").await.unwrap().len(), 30);
+    assert_eq!(digest(), before, "serving OPTIMADE wrote the database");
+
+    // Another program changes the profile: a new structure, a relabelled one.
+    let db = rusqlite::Connection::open(&database).unwrap();
+    db.execute_batch(
+        "INSERT INTO db_dbnode (uuid, node_type, process_type, label, description, ctime, mtime, attributes, extras,
+                                repository_metadata, dbcomputer_id, user_id)
+         SELECT 'a4ad2c2e-0000-4000-8000-000000000001', node_type, process_type, 'added by the test', description,
+                ctime, mtime, attributes, extras, repository_metadata, dbcomputer_id, user_id
+         FROM db_dbnode WHERE node_type = 'data.core.structure.StructureData.' ORDER BY id LIMIT 1;
+         UPDATE db_dbnode SET label = 'renamed by the test' WHERE id = (
+             SELECT max(id) FROM db_dbnode WHERE node_type = 'data.core.structure.StructureData.'
+             AND label != 'added by the test');",
+    )
+    .unwrap();
+    drop(db);
+    assert_eq!(select(&app, "nelements >= 0").await.unwrap().len(), 31);
+    assert_eq!(select(&app, "_aiida_label = \"renamed by the test\"").await.unwrap().len(), 1);
+    let added = select(&app, "_aiida_label = \"added by the test\"").await.unwrap();
+    assert_eq!(added, ["a4ad2c2e-0000-4000-8000-000000000001"]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The derived properties against the reference tools
 
@@ -600,7 +637,8 @@ fn element() -> impl Strategy<Value = Lit> {
         Just("Au"),
         Just("Fe"),
         Just("Mg"),
-        Just("Zr")
+        Just("Zr"),
+        Just("Xx")
     ]
     .prop_map(s)
 }

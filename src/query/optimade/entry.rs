@@ -144,16 +144,28 @@ pub struct Entry {
     pub nsites: i64,
     pub species_at_sites: Vec<String>,
     pub structure_features: Vec<String>,
+    /// Bit `n` set for the element of atomic number `n`, when every element has one (for the
+    /// filter's fast path on `elements HAS ALL/ANY/ONLY`).
+    pub element_mask: Option<u128>,
+}
+
+/// The bits of `symbols`' atomic numbers, `None` if one is not an element.
+pub fn element_mask<'a>(symbols: impl IntoIterator<Item = &'a str>) -> Option<u128> {
+    symbols.into_iter().try_fold(0u128, |mask, s| match crate::model::structure::atomic_number(s) {
+        Some(n) if n > 0 && n < 128 => Some(mask | (1u128 << n)),
+        _ => None,
+    })
 }
 
 impl Entry {
-    /// The entry of a StructureData from its columns and attributes.
-    pub fn derive(node: NodeColumns, attributes: &Value) -> Result<Entry, StructureError> {
-        let s = Structure::from_attributes(attributes)?;
+    /// The entry of a StructureData from its columns and the JSON text of its attributes.
+    pub fn derive(node: NodeColumns, attributes: &str) -> Result<Entry, StructureError> {
+        let s = Structure::from_json_text(attributes)?;
         let composition = s.composition()?;
         let dimension_types: Vec<i64> = s.pbc.iter().map(|&p| i64::from(p)).collect();
         let structure_features = if composition.disorder { vec!["disorder".to_string()] } else { Vec::new() };
         Ok(Entry {
+            element_mask: element_mask(composition.elements.iter().map(String::as_str)),
             nelements: composition.elements.len() as i64,
             formula_descriptive: s.formula(FormulaMode::Hill)?,
             nperiodic_dimensions: dimension_types.iter().sum(),

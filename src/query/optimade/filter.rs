@@ -391,6 +391,72 @@ pub fn matches(filter: &Filter, entry: &Entry) -> bool {
     }
 }
 
+/// A filter ready to run over many entries: `elements HAS [ALL|ANY|ONLY] "A", "B"` (equality
+/// only) becomes a test of the entries' element bit sets; the rest is evaluated as [`matches`]
+/// does, with the same results.
+#[derive(Debug)]
+pub enum Prepared<'f> {
+    And(Vec<Prepared<'f>>),
+    Or(Vec<Prepared<'f>>),
+    Not(Box<Prepared<'f>>),
+    Elements { mode: SetMode, mask: u128, unknown: bool, general: &'f Comparison },
+    Cmp(&'f Comparison),
+}
+
+impl<'f> Prepared<'f> {
+    pub fn new(filter: &'f Filter) -> Prepared<'f> {
+        match filter {
+            Filter::And(parts) => Prepared::And(parts.iter().map(Prepared::new).collect()),
+            Filter::Or(parts) => Prepared::Or(parts.iter().map(Prepared::new).collect()),
+            Filter::Not(inner) => Prepared::Not(Box::new(Prepared::new(inner))),
+            Filter::Cmp(c) => Prepared::comparison(c),
+        }
+    }
+
+    fn comparison(c: &'f Comparison) -> Prepared<'f> {
+        let (mode, values): (SetMode, Vec<&Literal>) = match c {
+            Comparison::Has { property, op: Op::Eq, value } if property == "elements" => (SetMode::All, vec![value]),
+            Comparison::Set { property, mode, values }
+                if property == "elements" && values.iter().all(|(o, _)| *o == Op::Eq) =>
+            {
+                (*mode, values.iter().map(|(_, v)| v).collect())
+            }
+            _ => return Prepared::Cmp(c),
+        };
+        let mut mask = 0u128;
+        let mut unknown = false;
+        for value in values {
+            match value {
+                Literal::Str(s) => match super::entry::element_mask([s.as_str()]) {
+                    Some(bit) => mask |= bit,
+                    None => unknown = true,
+                },
+                _ => return Prepared::Cmp(c),
+            }
+        }
+        Prepared::Elements { mode, mask, unknown, general: c }
+    }
+
+    /// Whether `entry` matches.
+    pub fn matches(&self, entry: &Entry) -> bool {
+        match self {
+            Prepared::And(parts) => parts.iter().all(|p| p.matches(entry)),
+            Prepared::Or(parts) => parts.iter().any(|p| p.matches(entry)),
+            Prepared::Not(inner) => !inner.matches(entry),
+            Prepared::Cmp(c) => comparison(c, entry),
+            Prepared::Elements { mode, mask, unknown, general } => match entry.element_mask {
+                // An entry whose elements all have atomic numbers has none of the unknown values.
+                Some(have) => match mode {
+                    SetMode::All => !unknown && have & mask == *mask,
+                    SetMode::Any => have & mask != 0,
+                    SetMode::Only => have & !mask == 0,
+                },
+                None => comparison(general, entry),
+            },
+        }
+    }
+}
+
 fn get<'e>(entry: &'e Entry, name: &str) -> Prop<'e> {
     entry.get(name).unwrap_or(Prop::Null)
 }
@@ -476,5 +542,42 @@ mod tests {
         assert_eq!(cmp("_other_field", Literal::Num(2.0)).unwrap().foreign, ["_other_field"]);
         assert!(matches!(cmp("last_modified", Literal::Str("yesterday".into())), Err(FilterError::Bad(_))));
         assert!(cmp("last_modified", Literal::Str("2024-01-01T00:00:00Z".into())).is_ok());
+    }
+
+    #[test]
+    fn element_bit_sets_agree_with_the_general_evaluation() {
+        let entry = |symbols: &[&str]| {
+            let kinds: Vec<String> =
+                symbols.iter().map(|s| format!(r#"{{"name": "{s}", "symbols": ["{s}"], "weights": [1.0]}}"#)).collect();
+            let sites: Vec<String> =
+                symbols.iter().map(|s| format!(r#"{{"kind_name": "{s}", "position": [0, 0, 0]}}"#)).collect();
+            let text = format!(
+                r#"{{"cell": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "kinds": [{}], "sites": [{}]}}"#,
+                kinds.join(","),
+                sites.join(",")
+            );
+            let node = super::super::entry::NodeColumns {
+                pk: 1,
+                uuid: "u".into(),
+                label: String::new(),
+                ctime: None,
+                mtime: None,
+                creator: None,
+            };
+            Entry::derive(node, &text).unwrap()
+        };
+        let entries = [entry(&["Si", "O"]), entry(&["Si"]), entry(&["Qq", "Si"]), entry(&[])];
+        assert_eq!(entries[0].element_mask, Some((1 << 14) | (1 << 8)));
+        assert_eq!(entries[2].element_mask, None);
+        let lit = |s: &str| (Op::Eq, Literal::Str(s.into()));
+        for mode in [SetMode::All, SetMode::Any, SetMode::Only] {
+            for values in [vec![lit("Si")], vec![lit("Si"), lit("O")], vec![lit("Qq"), lit("Si")], vec![lit("Xx")]] {
+                let f = Filter::Cmp(Comparison::Set { property: "elements".into(), mode, values });
+                let prepared = Prepared::new(&f);
+                for e in &entries {
+                    assert_eq!(prepared.matches(e), matches(&f, e), "{f:?} on {:?}", e.composition.elements);
+                }
+            }
+        }
     }
 }

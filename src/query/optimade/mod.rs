@@ -12,8 +12,6 @@ pub mod filter;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::Value;
-
 pub use entry::{Entry, PROPERTIES, Prop, PropType, PropertyDef};
 pub use filter::{Checked, Comparison, Filter, FilterError, Literal, Op};
 
@@ -48,7 +46,10 @@ impl Index {
     /// The entries matching `filter` (all without one), ordered by `sort` (then by node id).
     pub fn search(&self, filter: Option<&Filter>, sort: &[SortKey]) -> Vec<usize> {
         let mut found: Vec<usize> = match filter {
-            Some(f) => (0..self.entries.len()).filter(|&i| filter::matches(f, &self.entries[i])).collect(),
+            Some(f) => {
+                let prepared = filter::Prepared::new(f);
+                (0..self.entries.len()).filter(|&i| prepared.matches(&self.entries[i])).collect()
+            }
             None => (0..self.entries.len()).collect(),
         };
         if !sort.is_empty() {
@@ -196,8 +197,7 @@ fn derive_rows(rows: Vec<crate::storage::db::Row>) -> (Vec<Entry>, usize) {
             mtime: time(r.time("mtime")),
             creator: r.text("creator"),
         };
-        let attributes: Value =
-            r.text("attributes").and_then(|text| serde_json::from_str(&text).ok()).unwrap_or(Value::Null);
+        let attributes = r.text("attributes").unwrap_or_default();
         match Entry::derive(node, &attributes) {
             Ok(entry) => entries.push(entry),
             Err(_) => skipped += 1,
