@@ -242,6 +242,34 @@ async fn several_databases_each_serve_optimade() {
     assert_eq!(versions.status, 200);
 }
 
+/// The provider fields agree with what REST API v4 says of the same nodes.
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_fields_agree_with_v4() {
+    let app = harness::app(Backend::Archive).await;
+    let mut created = 0;
+    for entry in all_entries(&app).await {
+        let id = entry["id"].as_str().unwrap();
+        let attributes = &entry["attributes"];
+        let node = get(&app, &format!("/api/v4/nodes/{id}")).await.json();
+        let node = &node["data"]["nodes"][0];
+        assert_eq!(attributes["_aiida_label"], node["label"], "{id}");
+        let ctime = aiida_rest::model::time::parse_stored(attributes["_aiida_ctime"].as_str().unwrap()).unwrap();
+        assert_eq!(aiida_rest::model::time::http_date(ctime), node["ctime"].as_str().unwrap(), "{id}");
+        let incoming = get(&app, &format!("/api/v4/nodes/{id}/links/incoming?link_type=\"create\"")).await.json();
+        let creators: Vec<Value> =
+            incoming["data"]["incoming"].as_array().unwrap().iter().map(|n| n["uuid"].clone()).collect();
+        match creators.as_slice() {
+            [] => assert!(attributes["_aiida_creator"].is_null(), "{id}"),
+            [one] => {
+                assert_eq!(&attributes["_aiida_creator"], one, "{id}");
+                created += 1;
+            }
+            more => panic!("{id} has {} creators", more.len()),
+        }
+    }
+    assert_eq!(created, 21);
+}
+
 /// The index of a profile is kept while the database is unchanged and rebuilt when it changes;
 /// serving never writes the storage.
 #[tokio::test(flavor = "multi_thread")]
