@@ -636,6 +636,12 @@ mod tests {
         assert_eq!((c.formula_reduced.as_str(), c.formula_hill.as_str()), ("O2SiTi", "O2SiTi"));
         assert_eq!(c.species.len(), 3);
         assert_eq!(c.species[1].mass, None);
+        // AiiDA's "X" (no element) stays a species symbol, and is no element of the formulas.
+        let c = structure(&["X", "Si", "Si"]).composition().unwrap();
+        assert_eq!((c.elements.as_slice(), c.formula_reduced.as_str()), (["Si".to_string()].as_slice(), "Si"));
+        assert_eq!(c.elements_ratios, [1.0]);
+        assert_eq!(c.species[0].chemical_symbols, ["X"]);
+        assert!(!c.disorder);
         assert_eq!(anonymous_label(0), "A");
         assert_eq!(anonymous_label(25), "Z");
         assert_eq!(anonymous_label(26), "Aa");
