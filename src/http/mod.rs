@@ -55,6 +55,7 @@ pub mod landing;
 pub mod listener;
 pub mod observe;
 pub mod openapi;
+pub mod optimade;
 mod params;
 mod path;
 pub mod querystring;
@@ -148,6 +149,14 @@ pub static FRONT_DOORS: &[FrontDoor] = &[
         router: |state, prefix| v2::V2::new(state).router(prefix),
         endpoints: |_, prefix| v2::routes::available_endpoints(prefix),
         openapi: Some(|_, prefix| openapi::Spec::v2(prefix)),
+    },
+    FrontDoor {
+        prefix: "/optimade",
+        profile_parameter: false,
+        router: |state, prefix| optimade::Optimade::new(state).router(prefix),
+        endpoints: |_, prefix| optimade::endpoints(prefix),
+        // OPTIMADE publishes its own description (`/info`, `/info/structures`).
+        openapi: None,
     },
 ];
 

@@ -145,6 +145,19 @@ impl Structure {
         Ok(Structure { cell, pbc, kinds, sites })
     }
 
+    /// The structure of a StructureData's attributes as JSON text: read straight into typed
+    /// values when they have the usual shape (fast: no JSON tree), else as
+    /// [`Structure::from_attributes`] reads them (the same structure either way).
+    pub fn from_json_text(text: &str) -> Result<Structure, StructureError> {
+        match serde_json::from_str::<raw::Attributes>(text) {
+            Ok(attrs) => Ok(attrs.into_structure()),
+            Err(_) => {
+                let value: Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+                Structure::from_attributes(&value)
+            }
+        }
+    }
+
     /// The kind called `name`.
     pub fn kind(&self, name: &str) -> Result<&Kind, StructureError> {
         self.kinds.iter().find(|k| k.name == name).ok_or_else(|| invalid(format!("Kind name '{name}' unknown")))
@@ -236,6 +249,191 @@ impl Structure {
             }
         }
         Ok(scaled)
+    }
+}
+
+/// A kind as an OPTIMADE `species`: its symbols, plus `"vacancy"` when the weights sum below 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Species {
+    pub name: String,
+    pub chemical_symbols: Vec<String>,
+    pub concentration: Vec<f64>,
+    /// One mass per symbol (0 for the vacancy), when the kind's one mass belongs to one element.
+    pub mass: Option<Vec<f64>>,
+}
+
+/// The OPTIMADE properties of a structure that its geometry and kinds determine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Composition {
+    /// The element symbols present on the sites, alphabetically (the vacancy and `X` left out).
+    pub elements: Vec<String>,
+    /// Each element's share of the occupied sites (occupation-weighted), in the order of `elements`.
+    pub elements_ratios: Vec<f64>,
+    /// Alphabetical, proportions reduced by their greatest common divisor (omitted when 1).
+    pub formula_reduced: String,
+    /// Hill order (carbon, hydrogen, the rest alphabetically; all alphabetical without
+    /// carbon), proportions not reduced.
+    pub formula_hill: String,
+    /// `A`, `B`, ... for the reduced proportions, largest first.
+    pub formula_anonymous: String,
+    /// Only the kinds that some site uses, in the order of the kinds.
+    pub species: Vec<Species>,
+    /// Whether some species has more than one symbol (an alloy, or a vacancy).
+    pub disorder: bool,
+}
+
+/// The labels of OPTIMADE's anonymous formulas: `A`..`Z`, then `Aa`, `Ab`, ..., `Zz`.
+pub fn anonymous_label(i: usize) -> String {
+    let upper = |n: usize| char::from(b'A' + (n % 26) as u8);
+    if i < 26 {
+        return upper(i).to_string();
+    }
+    let j = i - 26;
+    format!("{}{}", upper(j / 26), char::from(b'a' + (j % 26) as u8))
+}
+
+/// Rounds `x` to 12 decimals, so that `1 - 0.9` is written `0.1`.
+fn round12(x: f64) -> f64 {
+    (x * 1e12).round() / 1e12
+}
+
+/// The smallest whole multiple (up to 10 000 times) of occupation-weighted counts that are all
+/// whole numbers to 1e-6, as integers; for weights with no such multiple, the counts times
+/// 10 000 rounded.
+fn whole_counts(counts: &[f64]) -> Vec<u64> {
+    let whole = |m: f64| counts.iter().all(|c| ((c * m) - (c * m).round()).abs() < 1e-6 * (c * m).max(1.0));
+    let m = (1..=10_000).map(f64::from).find(|&m| whole(m)).unwrap_or(10_000.0);
+    counts.iter().map(|c| (c * m).round() as u64).collect()
+}
+
+fn formula_text<'a>(parts: impl Iterator<Item = (&'a str, u64)>) -> String {
+    parts.map(|(s, n)| if n == 1 { s.to_string() } else { format!("{s}{n}") }).collect()
+}
+
+impl Structure {
+    /// The composition of the sites as OPTIMADE describes it: alloy kinds count each symbol
+    /// by its weight, a vacancy (weights summing below 1) counts for nothing.
+    pub fn composition(&self) -> Result<Composition, StructureError> {
+        let mut used: Vec<&Kind> = Vec::new();
+        let mut counts: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
+        for site in &self.sites {
+            let kind = self.kind(&site.kind_name)?;
+            if !used.iter().any(|k| k.name == kind.name) {
+                used.push(kind);
+            }
+            for (symbol, weight) in kind.symbols.iter().zip(&kind.weights) {
+                if symbol != "X" {
+                    *counts.entry(symbol.as_str()).or_insert(0.0) += weight;
+                }
+            }
+        }
+        counts.retain(|_, c| *c > 0.0);
+        let elements: Vec<String> = counts.keys().map(|s| s.to_string()).collect();
+        let values: Vec<f64> = counts.values().copied().collect();
+        let total: f64 = values.iter().sum();
+        let elements_ratios = values.iter().map(|c| c / total).collect();
+        let whole = whole_counts(&values);
+        let g = whole.iter().fold(0, |g, &n| gcd(g, n as usize)).max(1) as u64;
+        let reduced: Vec<u64> = whole.iter().map(|n| n / g).collect();
+        let formula_reduced = formula_text(elements.iter().map(String::as_str).zip(reduced.iter().copied()));
+        let mut hill: Vec<(&str, u64)> = elements.iter().map(String::as_str).zip(whole.iter().copied()).collect();
+        if counts.contains_key("C") {
+            hill.sort_by_key(|(s, _)| match *s {
+                "C" => (0, ""),
+                "H" => (1, ""),
+                other => (2, other),
+            });
+        }
+        let formula_hill = formula_text(hill.into_iter());
+        let mut anonymous = reduced.clone();
+        anonymous.sort_by(|a, b| b.cmp(a));
+        let labels: Vec<String> = (0..anonymous.len()).map(anonymous_label).collect();
+        let formula_anonymous = formula_text(labels.iter().map(String::as_str).zip(anonymous));
+        let species: Vec<Species> = used
+            .iter()
+            .map(|kind| {
+                let mut chemical_symbols = kind.symbols.clone();
+                let mut concentration = kind.weights.clone();
+                let vacancy = kind.has_vacancies();
+                if vacancy {
+                    chemical_symbols.push("vacancy".into());
+                    concentration.push(round12(1.0 - kind.weights.iter().sum::<f64>()));
+                }
+                let mass = match (kind.mass, kind.symbols.len(), vacancy) {
+                    (Some(m), 1, false) => Some(vec![m]),
+                    (Some(m), 1, true) => Some(vec![m, 0.0]),
+                    _ => None,
+                };
+                Species { name: kind.name.clone(), chemical_symbols, concentration, mass }
+            })
+            .collect();
+        let disorder = species.iter().any(|s| s.chemical_symbols.len() > 1);
+        Ok(Composition {
+            elements,
+            elements_ratios,
+            formula_reduced,
+            formula_hill,
+            formula_anonymous,
+            species,
+            disorder,
+        })
+    }
+}
+
+/// The usual shape of StructureData attributes, for [`Structure::from_json_text`]; anything
+/// else fails to deserialize and goes through [`Structure::from_attributes`].
+mod raw {
+    use serde::Deserialize;
+
+    use super::{Kind, Site, Structure};
+
+    #[derive(Deserialize)]
+    pub(super) struct Attributes {
+        cell: [[f64; 3]; 3],
+        pbc1: Option<bool>,
+        pbc2: Option<bool>,
+        pbc3: Option<bool>,
+        #[serde(default)]
+        kinds: Vec<RawKind>,
+        #[serde(default)]
+        sites: Vec<RawSite>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawKind {
+        name: Option<String>,
+        #[serde(default)]
+        symbols: Vec<String>,
+        weights: Option<Vec<f64>>,
+        mass: Option<f64>,
+    }
+
+    #[derive(Deserialize)]
+    struct RawSite {
+        kind_name: Option<String>,
+        position: [f64; 3],
+    }
+
+    impl Attributes {
+        pub(super) fn into_structure(self) -> Structure {
+            let pbc = [self.pbc1, self.pbc2, self.pbc3].map(|p| p.unwrap_or(false));
+            let kinds = self
+                .kinds
+                .into_iter()
+                .map(|k| Kind {
+                    name: k.name.unwrap_or_default(),
+                    symbols: k.symbols,
+                    weights: k.weights.unwrap_or_else(|| vec![1.0]),
+                    mass: k.mass,
+                })
+                .collect();
+            let sites = self
+                .sites
+                .into_iter()
+                .map(|s| Site { kind_name: s.kind_name.unwrap_or_default(), position: s.position })
+                .collect();
+            Structure { cell: self.cell, pbc, kinds, sites }
+        }
     }
 }
 
@@ -377,6 +575,34 @@ mod tests {
         let d = s.dimensionality(Kernels::REFERENCE);
         assert_eq!((d.dim, d.label(), d.value), (3, "volume", Some(52.734375)));
         assert_eq!(s.kind("nope"), Err(StructureError("Kind name 'nope' unknown".into())));
+        let c = s.composition().unwrap();
+        assert_eq!(c.elements, ["Au", "Cu"]);
+        assert_eq!(c.elements_ratios, [2.5 / 3.9, 1.4 / 3.9]);
+        assert_eq!((c.formula_reduced.as_str(), c.formula_anonymous.as_str()), ("Au25Cu14", "A25B14"));
+        assert!(c.disorder);
+        assert_eq!(c.species[1].chemical_symbols, ["Cu", "vacancy"]);
+        assert_eq!(c.species[1].concentration, [0.9, 0.1]);
+        assert_eq!(c.species[1].mass, Some(vec![63.546, 0.0]));
+        assert_eq!(c.species[0].mass, None);
+    }
+
+    #[test]
+    fn json_text_reads_as_the_attributes_do() {
+        for text in [
+            r#"{"cell": [[3.75, 0, 0], [0, 3.75, 0], [0, 0, 3.75]], "pbc1": true, "pbc2": true, "pbc3": false,
+                "kinds": [{"mass": 130.25, "name": "CuAu", "symbols": ["Cu", "Au"], "weights": [0.5, 0.5]},
+                          {"name": "Cu", "symbols": ["Cu"]}],
+                "sites": [{"kind_name": "CuAu", "position": [0.0, 0.0, 0.0]}, {"kind_name": "Cu", "position": [1, 2, 3]}]}"#,
+            // Shapes only the general reader takes: a string symbol, a scalar weight, pbc as 1.
+            r#"{"cell": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "pbc1": 1, "kinds": [{"name": "A", "symbols": "Si", "weights": 0.5}],
+                "sites": [{"kind_name": "A", "position": [0, 0, 0]}]}"#,
+            r#"{"cell": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "kinds": [{"name": "A", "symbols": ["Si"], "weights": null, "mass": "x"}]}"#,
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(Structure::from_json_text(text), Structure::from_attributes(&value), "{text}");
+        }
+        assert!(Structure::from_json_text(r#"{"cell": [[1, 0], [0, 1, 0], [0, 0, 1]]}"#).is_err());
+        assert!(Structure::from_json_text("not json").is_err());
     }
 
     #[test]
@@ -396,6 +622,33 @@ mod tests {
         assert_eq!(numpy_mod1(numpy_mod1(-1e-17)), 0.0);
         assert_eq!(numpy_mod1(1.25), 0.25);
         assert_eq!(complete_cell(k, &[[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0; 3]])[2], [0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn optimade_composition() {
+        let c = structure(&["C", "H", "H", "H", "O", "C", "H", "H", "H", "O", "O", "O"]).composition().unwrap();
+        assert_eq!(c.elements, ["C", "H", "O"]);
+        assert_eq!(c.elements_ratios, [2.0 / 12.0, 6.0 / 12.0, 4.0 / 12.0]);
+        assert_eq!((c.formula_reduced.as_str(), c.formula_hill.as_str()), ("CH3O2", "C2H6O4"));
+        assert_eq!(c.formula_anonymous, "A3B2C");
+        assert!(!c.disorder);
+        let c = structure(&["Si", "O", "O", "Ti"]).composition().unwrap();
+        assert_eq!((c.formula_reduced.as_str(), c.formula_hill.as_str()), ("O2SiTi", "O2SiTi"));
+        assert_eq!(c.species.len(), 3);
+        assert_eq!(c.species[1].mass, None);
+        // AiiDA's "X" (no element) stays a species symbol, and is no element of the formulas.
+        let c = structure(&["X", "Si", "Si"]).composition().unwrap();
+        assert_eq!((c.elements.as_slice(), c.formula_reduced.as_str()), (["Si".to_string()].as_slice(), "Si"));
+        assert_eq!(c.elements_ratios, [1.0]);
+        assert_eq!(c.species[0].chemical_symbols, ["X"]);
+        assert!(!c.disorder);
+        assert_eq!(anonymous_label(0), "A");
+        assert_eq!(anonymous_label(25), "Z");
+        assert_eq!(anonymous_label(26), "Aa");
+        assert_eq!(anonymous_label(27), "Ab");
+        assert_eq!(anonymous_label(52), "Ba");
+        assert_eq!(whole_counts(&[1.4, 2.5]), [14, 25]);
+        assert_eq!(whole_counts(&[1.0 / 3.0, 2.0 / 3.0]), [1, 2]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod filter;
 pub mod lists;
 pub mod node_classes;
 pub mod nodes;
+pub mod optimade;
 pub mod querybuilder;
 pub mod rows;
 pub mod stats;

@@ -16,6 +16,7 @@ mod formats;
 mod golden;
 mod hardening;
 mod operations;
+mod optimade;
 mod postgres;
 mod querybuilder;
 mod querybuilder_fuzz;
