@@ -10,6 +10,7 @@ mod caching;
 mod connections;
 mod damaged;
 mod deep_pages;
+mod exporters;
 mod golden;
 mod hardening;
 mod postgres;
