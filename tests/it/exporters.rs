@@ -88,3 +88,15 @@ async fn upf_json_without_nonlocal_section() {
     assert!(pp.get("D_ion").is_none());
     assert_eq!(pp["local_potential"], serde_json::json!([-6.0, -6.0, -6.0, -6.0]));
 }
+
+/// TrajectoryData `cif` and `xsf` (every step), as files and as `download=false` JSON, and
+/// `json`.
+#[tokio::test(flavor = "multi_thread")]
+async fn trajectory_downloads() {
+    for name in ["trajectory-3steps", "trajectory-water"] {
+        let answers = replay(&[&uuid(name), "download_format="], 5).await;
+        for (entry, answer) in answers {
+            assert_eq!(answer.status, 200, "{}", entry["path"]);
+        }
+    }
+}
