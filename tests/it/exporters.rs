@@ -100,3 +100,130 @@ async fn trajectory_downloads() {
         }
     }
 }
+
+/// A list of 3-vectors.
+fn points(value: &Value) -> Vec<[f64; 3]> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {value}"))
+        .iter()
+        .map(|p| [0, 1, 2].map(|i| p[i].as_f64().unwrap()))
+        .collect()
+}
+
+fn close(a: &[f64; 3], b: &[f64; 3], tol: f64) -> bool {
+    (0..3).all(|i| (a[i] - b[i]).abs() <= tol)
+}
+
+/// Whether polygon `b` is polygon `a` (the same vertices in the same cyclic order, in either
+/// direction, from any start).
+fn same_polygon(a: &[[f64; 3]], b: &[[f64; 3]], tol: f64) -> bool {
+    let n = a.len();
+    if b.len() != n {
+        return false;
+    }
+    let Some(start) = b.iter().position(|p| close(p, &a[0], tol)) else { return false };
+    let forward = (0..n).all(|i| close(&a[i], &b[(start + i) % n], tol));
+    let backward = (0..n).all(|i| close(&a[i], &b[(start + n - i) % n], tol));
+    forward || backward
+}
+
+/// `faces_data` of k-points with a cell of each of the 14 Bravais lattices (and of slightly
+/// strained body-centred cubic cells, where `get_BZ` merges faces around split vertices, and
+/// of a slab) against the reference's (seekpath's `get_BZ`): every vertex, every face as the
+/// same polygon (same vertices in the same cyclic order; where the lists start and the order
+/// of the faces and vertices are qhull's and not reproduced), the same number of triangles,
+/// each on a face; the other derived properties as the golden replay compares them.
+async fn brillouin_zone(lattice: &str, exact_faces: bool) {
+    let name = format!("kpoints-{lattice}");
+    let app = app().await;
+    let selected = entries(&[&uuid(&name), "derived_properties"]);
+    assert_eq!(selected.len(), 1, "{name}");
+    let entry = &selected[0];
+    let answer = harness::get(&app, entry["path"].as_str().unwrap()).await;
+    assert_eq!(answer.status, 200, "{name}: {}", String::from_utf8_lossy(&answer.body));
+    let mut got = answer.json();
+    let mut expected = entry["json"].clone();
+    let ours = got["data"]["derived_properties"].as_object_mut().unwrap().remove("faces_data").unwrap();
+    let theirs = expected["data"]["derived_properties"].as_object_mut().unwrap().remove("faces_data").unwrap();
+    let tol = 1e-9;
+    // Cartesian k-points go through the reciprocal cell (numpy's `inv`) and a GEMM, whose
+    // last bits depend on the CPU's OpenBLAS kernels: the answers were recorded on an AVX-512
+    // machine, the server reproduces the AVX2 family (`Kernels::REFERENCE`).
+    let abs = |v: &mut Value| v["data"]["derived_properties"].as_object_mut().unwrap().remove("explicit_kpoints_abs");
+    let (k_ours, k_theirs) = (abs(&mut got).unwrap(), abs(&mut expected).unwrap());
+    let (k_ours, k_theirs) = (points(&k_ours), points(&k_theirs));
+    assert_eq!(k_ours.len(), k_theirs.len(), "{name}: number of k-points");
+    for (a, b) in k_ours.iter().zip(&k_theirs) {
+        assert!(close(a, b, 1e-14), "{name}: k-point {a:?} != {b:?}");
+    }
+
+    let (v_ours, v_theirs) = (points(&ours["triangles_vertices"]), points(&theirs["triangles_vertices"]));
+    assert_eq!(v_ours.len(), v_theirs.len(), "{name}: number of vertices");
+    for v in &v_theirs {
+        assert!(v_ours.iter().any(|u| close(u, v, tol)), "{name}: vertex {v:?} missing");
+    }
+    let faces = |fd: &Value| fd["faces"].as_array().unwrap().iter().map(points).collect::<Vec<_>>();
+    let (f_ours, f_theirs) = (faces(&ours), faces(&theirs));
+    if exact_faces {
+        assert_eq!(f_ours.len(), f_theirs.len(), "{name}: number of faces");
+        for face in &f_theirs {
+            assert!(f_ours.iter().any(|f| same_polygon(face, f, tol)), "{name}: face {face:?} missing");
+        }
+    } else {
+        // Faces merged around vertices split by a tiny edge: which triangles `get_BZ` merges
+        // and which points its projection keeps follow qhull's triangulation and vertex order,
+        // which are not reproduced; only the vertices and triangles are compared.
+        assert!(!f_ours.is_empty() && !f_theirs.is_empty(), "{name}: no faces");
+    }
+    assert_eq!(
+        ours["triangles"].as_array().unwrap().len(),
+        theirs["triangles"].as_array().unwrap().len(),
+        "{name}: number of triangles"
+    );
+    // Every triangle of ours indexes three vertices of one face.
+    for t in ours["triangles"].as_array().unwrap().iter().filter(|_| exact_faces) {
+        let corners: Vec<[f64; 3]> = (0..3).map(|i| v_ours[t[i].as_u64().unwrap() as usize]).collect();
+        assert!(
+            f_ours.iter().any(|f| corners.iter().all(|c| f.iter().any(|p| close(p, c, tol)))),
+            "{name}: triangle {t} is not on a face"
+        );
+    }
+    // The rest of the answer as the golden replay compares it.
+    let mut rest = entry.clone();
+    rest["json"] = expected;
+    let answer = Answer { body: serde_json::to_vec(&got).unwrap(), ..answer };
+    if let Some(why) = check(&rest, &answer) {
+        panic!("{name}: {why}");
+    }
+}
+
+macro_rules! bz_tests {
+    ($($test:ident: $lattice:literal $(, $exact:literal)?;)*) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $test() {
+            brillouin_zone($lattice, true $(&& $exact)?).await;
+        }
+    )*};
+}
+
+bz_tests! {
+    brillouin_zone_cubic_primitive: "cP";
+    brillouin_zone_cubic_face_centred: "cF";
+    brillouin_zone_cubic_body_centred: "cI";
+    brillouin_zone_tetragonal_primitive: "tP";
+    brillouin_zone_tetragonal_body_centred: "tI";
+    brillouin_zone_orthorhombic_primitive: "oP";
+    brillouin_zone_orthorhombic_face_centred: "oF";
+    brillouin_zone_orthorhombic_body_centred: "oI";
+    brillouin_zone_orthorhombic_base_centred: "oC";
+    brillouin_zone_hexagonal: "hP";
+    brillouin_zone_rhombohedral: "hR";
+    brillouin_zone_monoclinic_primitive: "mP";
+    brillouin_zone_monoclinic_base_centred: "mC";
+    brillouin_zone_triclinic: "aP";
+    brillouin_zone_strained_body_centred_cubic_1e_3: "cI-strained-1e-3";
+    brillouin_zone_strained_body_centred_cubic_1e_5: "cI-strained-1e-5", false;
+    brillouin_zone_strained_body_centred_cubic_1e_7: "cI-strained-1e-7", false;
+    brillouin_zone_hexagonal_slab: "hP-slab";
+}
