@@ -7,6 +7,7 @@ mod bands;
 mod code;
 mod kpoints;
 mod npy;
+mod plot;
 mod singlefile;
 mod structure;
 mod trajectory;

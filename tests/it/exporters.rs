@@ -227,3 +227,211 @@ bz_tests! {
     brillouin_zone_strained_body_centred_cubic_1e_7: "cI-strained-1e-7", false;
     brillouin_zone_hexagonal_slab: "hP-slab";
 }
+
+/// The plot of the fcc bands, rendered here and by the reference (`exporters-bands-fcc.png`
+/// and `.pdf`, downloaded once from the reference serving the archive).
+async fn bands_plot(format: &str) -> Vec<u8> {
+    let app = app().await;
+    let path = format!("/api/v4/nodes/{}/download?download_format={format}", uuid("bands-fcc"));
+    let answer = harness::get(&app, &path).await;
+    assert_eq!(answer.status, 200, "{format}: {}", String::from_utf8_lossy(&answer.body));
+    if let Ok(dir) = std::env::var("AIIDA_REST_PLOT_OUT") {
+        std::fs::write(std::path::Path::new(&dir).join(format!("bands-fcc.{format}")), &answer.body).unwrap();
+    }
+    answer.body
+}
+
+/// A decoded image as grey levels (0 black, 1 white), row by row.
+struct Grey {
+    width: usize,
+    height: usize,
+    pixels: Vec<f64>,
+}
+
+impl Grey {
+    fn decode(png: &[u8]) -> Grey {
+        let pixmap = tiny_skia::Pixmap::decode_png(png).expect("a PNG");
+        let pixels = pixmap
+            .pixels()
+            .iter()
+            .map(|p| {
+                let c = p.demultiply();
+                // Composited on white, as a viewer shows it.
+                let a = c.alpha() as f64 / 255.0;
+                let grey = (0.299 * c.red() as f64 + 0.587 * c.green() as f64 + 0.114 * c.blue() as f64) / 255.0;
+                grey * a + (1.0 - a)
+            })
+            .collect();
+        Grey { width: pixmap.width() as usize, height: pixmap.height() as usize, pixels }
+    }
+
+    fn dark(&self, x: usize, y: usize) -> bool {
+        self.pixels[y * self.width + x] < 0.6
+    }
+
+    /// Rows (or columns, `columns`) more than half dark: the axes' spines.
+    fn lines(&self, columns: bool) -> Vec<usize> {
+        let (n, m) = if columns { (self.width, self.height) } else { (self.height, self.width) };
+        (0..n)
+            .filter(|&i| {
+                let count = (0..m).filter(|&j| if columns { self.dark(i, j) } else { self.dark(j, i) }).count();
+                count * 2 > m
+            })
+            .collect()
+    }
+
+    /// The runs of columns (or rows) holding dark pixels inside a rectangle: the extents of the
+    /// labels along a side of the axes.
+    fn runs(&self, x: std::ops::Range<usize>, y: std::ops::Range<usize>, along_x: bool) -> Vec<(usize, usize)> {
+        let hit = |i: usize| {
+            if along_x { y.clone().any(|yy| self.dark(i, yy)) } else { x.clone().any(|xx| self.dark(xx, i)) }
+        };
+        let range = if along_x { x.clone() } else { y.clone() };
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        for i in range {
+            if hit(i) {
+                match out.last_mut() {
+                    // Gaps narrower than a letter's spacing belong to the same label.
+                    Some(last) if i <= last.1 + 12 => last.1 = i,
+                    _ => out.push((i, i)),
+                }
+            }
+        }
+        out
+    }
+
+    /// The image averaged over blocks of `n` × `n` pixels (a blur that forgives sub-pixel
+    /// differences of anti-aliasing and glyph shapes).
+    fn blocks(&self, n: usize) -> Vec<f64> {
+        let (bw, bh) = (self.width / n, self.height / n);
+        let mut out = vec![0.0; bw * bh];
+        for by in 0..bh {
+            for bx in 0..bw {
+                let mut sum = 0.0;
+                for y in by * n..(by + 1) * n {
+                    for x in bx * n..(bx + 1) * n {
+                        sum += self.pixels[y * self.width + x];
+                    }
+                }
+                out[by * bw + bx] = sum / (n * n) as f64;
+            }
+        }
+        out
+    }
+}
+
+fn close_runs(ours: &[(usize, usize)], theirs: &[(usize, usize)], tol: usize, what: &str) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: {ours:?} vs the reference's {theirs:?}");
+    for (a, b) in ours.iter().zip(theirs) {
+        assert!(a.0.abs_diff(b.0) <= tol && a.1.abs_diff(b.1) <= tol, "{what}: {ours:?} vs the reference's {theirs:?}");
+    }
+}
+
+/// `mpl_png`: the same pixel size as matplotlib's, the axes (spines) at the same pixels, the
+/// tick labels and the y label at the same places (within 4 pixels), and, blurred over 8 × 8
+/// pixel blocks, grey levels within [`MEAN_LIMIT`] on average and [`MAX_LIMIT`] everywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn bands_png_like_the_reference() {
+    let ours = Grey::decode(&bands_plot("mpl_png").await);
+    let theirs = Grey::decode(&std::fs::read(harness::fixtures().join("exporters-bands-fcc.png")).unwrap());
+    assert_eq!((ours.width, ours.height), (theirs.width, theirs.height));
+    assert_eq!((ours.width, ours.height), (1920, 1440));
+    for columns in [false, true] {
+        let (a, b) = (ours.lines(columns), theirs.lines(columns));
+        assert!(!b.is_empty());
+        assert!(
+            a.first().unwrap().abs_diff(*b.first().unwrap()) <= 1
+                && a.last().unwrap().abs_diff(*b.last().unwrap()) <= 1,
+            "spines: {a:?} vs the reference's {b:?}"
+        );
+    }
+    let (left, right) = (*theirs.lines(true).first().unwrap(), *theirs.lines(true).last().unwrap());
+    let (top, bottom) = (*theirs.lines(false).first().unwrap(), *theirs.lines(false).last().unwrap());
+    // x tick labels below the ticks; y tick labels left of them; the y label further left.
+    let below = bottom + 20..(bottom + 90).min(theirs.height);
+    close_runs(
+        &ours.runs(0..theirs.width, below.clone(), true),
+        &theirs.runs(0..theirs.width, below.clone(), true),
+        4,
+        "x labels",
+    );
+    close_runs(
+        &ours.runs(0..theirs.width, below.clone(), false),
+        &theirs.runs(0..theirs.width, below, false),
+        4,
+        "x label rows",
+    );
+    let beside = left - 130..left - 20;
+    close_runs(
+        &ours.runs(beside.clone(), top - 30..bottom + 30, false),
+        &theirs.runs(beside.clone(), top - 30..bottom + 30, false),
+        4,
+        "y labels",
+    );
+    let far = 0..left - 110;
+    close_runs(
+        &ours.runs(far.clone(), top..bottom, true),
+        &theirs.runs(far.clone(), top..bottom, true),
+        4,
+        "y label columns",
+    );
+    close_runs(&ours.runs(far.clone(), top..bottom, false), &theirs.runs(far, top..bottom, false), 4, "y label rows");
+    assert!(right > left && bottom > top);
+
+    let difference = |a: &Grey, b: &Grey| {
+        let (a, b) = (a.blocks(8), b.blocks(8));
+        let diffs: Vec<f64> = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).collect();
+        (diffs.iter().sum::<f64>() / diffs.len() as f64, diffs.iter().cloned().fold(0.0, f64::max))
+    };
+    let (mean, max) = difference(&ours, &theirs);
+    eprintln!("mpl_png blurred difference: mean {mean:.5}, max {max:.4}");
+    assert!(mean < MEAN_LIMIT && max < MAX_LIMIT, "blurred difference: mean {mean}, max {max}");
+    // The measure tells a plot from the same plot moved by 6 pixels.
+    let mut moved = Grey { width: theirs.width, height: theirs.height, pixels: vec![1.0; theirs.pixels.len()] };
+    for y in 0..theirs.height {
+        for x in 6..theirs.width {
+            moved.pixels[y * theirs.width + x] = theirs.pixels[y * theirs.width + x - 6];
+        }
+    }
+    let (mean, max) = difference(&moved, &theirs);
+    eprintln!("moved by 6 pixels: mean {mean:.5}, max {max:.4}");
+    assert!(mean >= MEAN_LIMIT || max >= MAX_LIMIT, "a moved plot passes: mean {mean}, max {max}");
+}
+
+/// The limits of the blurred (8 × 8 pixel blocks) grey-level difference of `mpl_png` to the
+/// reference's rendering: on average, and in any block.
+const MEAN_LIMIT: f64 = 0.005;
+const MAX_LIMIT: f64 = 0.4;
+
+/// The page size (`/MediaBox`) of a PDF.
+fn media_box(pdf: &[u8]) -> Vec<f64> {
+    let text = String::from_utf8_lossy(pdf);
+    let start = text.find("/MediaBox").expect("a /MediaBox") + "/MediaBox".len();
+    let inner = &text[start..];
+    let (open, close) = (inner.find('[').unwrap(), inner.find(']').unwrap());
+    inner[open + 1..close].split_whitespace().map(|v| v.parse().unwrap()).collect()
+}
+
+/// `mpl_pdf`: a PDF of one page of matplotlib's page size, with the labels as text (the
+/// high-symmetry points, Γ by its glyph name, the y label).
+#[tokio::test(flavor = "multi_thread")]
+async fn bands_pdf_like_the_reference() {
+    let ours = bands_plot("mpl_pdf").await;
+    let theirs = std::fs::read(harness::fixtures().join("exporters-bands-fcc.pdf")).unwrap();
+    assert!(ours.starts_with(b"%PDF-1."), "not a PDF");
+    assert!(ours.trim_ascii_end().ends_with(b"%%EOF"));
+    let text = String::from_utf8_lossy(&ours);
+    assert!(text.contains("xref") && text.contains("trailer") && text.contains("/Root"));
+    let pages = text.matches("/Type /Page").count() - text.matches("/Type /Pages").count();
+    assert_eq!(pages, 1);
+    assert!(text.contains("/Count 1"));
+    assert_eq!(media_box(&ours), media_box(&theirs));
+    assert_eq!(media_box(&ours), vec![0.0, 0.0, 460.8, 345.6]);
+    // Text strings as the content stream shows them: −4 is codes 0x84 (the minus) and "4".
+    for shown in ["(X) Tj", "(W) Tj", "(L) Tj", "(Dispersion (eV)) Tj", "<8434> Tj"] {
+        assert!(text.contains(shown), "{shown} is not shown");
+    }
+    // Γ is code 128 of the font's encoding, named /Gamma.
+    assert!(text.contains("/Differences [128 /Gamma"), "no Γ in the font encoding");
+    assert!(text.contains("<80> Tj"), "Γ is not shown");
+}
