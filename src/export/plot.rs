@@ -257,14 +257,22 @@ fn layout(data: &PlotData) -> Result<Scene, ExportError> {
         }
         for (band, kind) in bands.iter().zip(data.band_type_idx.iter().chain(std::iter::repeat(&0))) {
             let color = if kind % 2 == 0 { [0, 0, 0] } else { [255, 0, 0] };
-            let points: Vec<(f64, f64)> = xs
-                .iter()
-                .zip(band)
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
-                .map(|(&x, &y)| (px(x), py(y)))
-                .collect();
-            if points.len() >= 2 {
-                items.push(Item::Line { points, width: 0.5, color, clip: true, butt: false });
+            // A NaN breaks the line, as in matplotlib.
+            let mut points: Vec<(f64, f64)> = Vec::new();
+            for (&x, &y) in xs.iter().zip(band).chain(std::iter::once((&f64::NAN, &f64::NAN))) {
+                if x.is_finite() && y.is_finite() {
+                    points.push((px(x), py(y)));
+                } else if points.len() >= 2 {
+                    items.push(Item::Line {
+                        points: std::mem::take(&mut points),
+                        width: 0.5,
+                        color,
+                        clip: true,
+                        butt: false,
+                    });
+                } else {
+                    points.clear();
+                }
             }
         }
     }
@@ -584,6 +592,43 @@ mod tests {
         assert_eq!(y_ticks(0.0, 1.0), vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
         assert_eq!(tick_text(&[-4.0, -2.0, 0.0, 2.0]), vec!["\u{2212}4", "\u{2212}2", "0", "2"]);
         assert_eq!(tick_text(&[-0.5, 0.0, 0.5]), vec!["\u{2212}0.5", "0.0", "0.5"]);
+    }
+
+    fn lines(data: &PlotData) -> Vec<Vec<(f64, f64)>> {
+        layout(data)
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Line { points, width: 0.5, clip: true, butt: false, .. } => Some(points),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bands_break_at_nan_and_single_paths_scatter() {
+        let two_paths = |band: Vec<f64>| PlotData {
+            paths: vec![(vec![0.0, 1.0, 2.0, 3.0, 4.0], vec![band.clone()]), (vec![4.0, 5.0, 6.0], vec![vec![1.0; 3]])],
+            band_type_idx: vec![0],
+            ticks: vec![(0.0, "X".into())],
+            y_label: "Dispersion (eV)".into(),
+            x_lim: (0.0, 6.0),
+            y_lim: (0.0, 2.0),
+        };
+        assert_eq!(lines(&two_paths(vec![0.0, 1.0, 2.0, 1.0, 0.0])).len(), 2);
+        let broken = lines(&two_paths(vec![0.0, 1.0, f64::NAN, 1.0, 0.0]));
+        assert_eq!(broken.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 3]);
+        // One path: `_` markers (1.5 pt thick), no lines.
+        let mut one = two_paths(vec![0.0, 1.0, 2.0, 1.0, 0.0]);
+        one.paths.truncate(1);
+        let scene = layout(&one).unwrap();
+        assert!(lines(&one).is_empty());
+        let markers = scene.items.iter().filter(|i| matches!(i, Item::Line { width, .. } if *width == 1.5)).count();
+        assert_eq!(markers, 5);
+        // Equal limits are widened as matplotlib does.
+        assert_eq!(nonsingular((2.0, 2.0)), (1.9, 2.1));
+        assert_eq!(nonsingular((0.0, 0.0)), (-0.05, 0.05));
     }
 
     #[test]
