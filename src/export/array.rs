@@ -1,5 +1,5 @@
 //! ArrayData and the subclasses without an exporter of their own (XyData, KpointsData,
-//! ProjectionData, TrajectoryData): AiiDA's `ArrayData._prepare_json`, i.e. every array as nested
+//! ProjectionData; TrajectoryData's `json`): AiiDA's `ArrayData._prepare_json`, i.e. every array as nested
 //! lists (NaN and ±inf as `null`), then `original_uuid` and the `comments` file header, written by
 //! `json.dumps` with its default separators.
 //!
@@ -26,11 +26,7 @@ pub fn export(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Ex
             let names = array_names(node);
             Ok(Export { content: json_content(node, files, &names)?.into_bytes(), filename: None })
         }
-        // TrajectoryData's cif (ASE + PyCifRW) and xsf writers are not part of this module.
-        _ => Err(ExportError::NotAvailable(format!(
-            "The {format} export of {} is not implemented by this server.",
-            crate::model::node_class::class_name(&node.node_type)
-        ))),
+        _ => Err(ExportError::Unsupported(format.to_string())),
     }
 }
 

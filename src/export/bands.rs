@@ -12,12 +12,18 @@ use serde_json::{Map, Value};
 
 use super::array::{FILE_HEADER, Py, read_array};
 use super::npy::NpyData;
+use super::plot;
 use super::{Export, ExportError, NodeFiles, NodeInfo};
 use crate::model::linalg::{self, Kernels};
 use crate::model::pyjson::python_float_repr;
 use crate::model::structure::mat3_of;
 
 pub fn export(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Export, ExportError> {
+    if matches!(format, "mpl_pdf" | "mpl_png") {
+        let data = BandsPlot::load(node, files, Kernels::REFERENCE)?.plot_data()?;
+        let content = if format == "mpl_png" { plot::png(&data)? } else { plot::pdf(&data)? };
+        return Ok(Export { content, filename: None });
+    }
     let text = render(node, files, format, Kernels::REFERENCE)?;
     Ok(Export { content: text.into_bytes(), filename: None })
 }
@@ -31,13 +37,6 @@ pub fn derived_properties(node: &NodeInfo, files: &dyn NodeFiles) -> Result<Valu
 }
 
 fn render(node: &NodeInfo, files: &dyn NodeFiles, format: &str, kernels: Kernels) -> Result<String, ExportError> {
-    if matches!(format, "mpl_pdf" | "mpl_png") {
-        return Err(ExportError::NotAvailable(format!(
-            "The {format} format is not available on this server: the reference renders it by running \
-             the generated matplotlib script, and this server does not carry matplotlib. The \
-             mpl_singlefile format gives that script, to be run locally."
-        )));
-    }
     let plot = BandsPlot::load(node, files, kernels)?;
     match format {
         "json" => Ok(plot.json(true).dumps()),
@@ -425,6 +424,43 @@ impl BandsPlot {
 
     /// `_prepare_mpl_singlefile` (the plot data inline) and `_prepare_mpl_withjson` (the data in
     /// `_data.json`, a file the REST API does not return).
+    /// What the `mpl_*` script plots (its `all_data`), for rendering here.
+    fn plot_data(&self) -> Result<plot::PlotData, ExportError> {
+        let (_, paths) = self.segments();
+        let floats = |v: &Py| -> Vec<f64> {
+            match v {
+                Py::List(items) => items.iter().map(|i| if let Py::Float(x) = i { *x } else { f64::NAN }).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let field = |path: &Py, key: &str| -> Option<Py> {
+            match path {
+                Py::Dict(items) => items.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()),
+                _ => None,
+            }
+        };
+        let paths = paths
+            .iter()
+            .map(|path| {
+                let x = field(path, "x").map(|v| floats(&v)).unwrap_or_default();
+                let values = match field(path, "values") {
+                    Some(Py::List(bands)) => bands.iter().map(floats).collect(),
+                    _ => Vec::new(),
+                };
+                (x, values)
+            })
+            .collect();
+        let (y_max, y_min) = self.bands_nanmax_nanmin()?;
+        Ok(plot::PlotData {
+            paths,
+            band_type_idx: self.band_type_idx.clone(),
+            ticks: self.tick_labels(Prettify::Latex),
+            y_label: format!("Dispersion ({})", self.units),
+            x_lim: self.x_min_max(),
+            y_lim: (y_min, y_max),
+        })
+    }
+
     fn mpl(&self, inline: bool) -> Result<String, ExportError> {
         let (_, paths) = self.segments();
         let single_path = paths.len() == 1;
@@ -1251,14 +1287,12 @@ mod tests {
     }
 
     #[test]
-    fn rendered_plots_are_not_available() {
+    fn rendered_plots() {
         let (node, files) = load(C4C6);
-        for format in ["mpl_pdf", "mpl_png"] {
-            match export(&node, &files, format) {
-                Err(ExportError::NotAvailable(msg)) => assert!(msg.contains("matplotlib"), "{msg}"),
-                other => panic!("{format}: {other:?}"),
-            }
-        }
+        let png = export(&node, &files, "mpl_png").unwrap().content;
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+        let pdf = export(&node, &files, "mpl_pdf").unwrap().content;
+        assert!(pdf.starts_with(b"%PDF-"));
     }
 
     #[test]

@@ -7,8 +7,10 @@ mod bands;
 mod code;
 mod kpoints;
 mod npy;
+mod plot;
 mod singlefile;
 mod structure;
+mod trajectory;
 
 use serde_json::Value;
 
@@ -138,6 +140,7 @@ pub fn export(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Ex
         NodeClass::Upf => singlefile::export_upf(node, files, format),
         NodeClass::Bands => bands::export(node, files, format),
         NodeClass::Code => code::export(node, format),
+        NodeClass::Trajectory => trajectory::export(node, files, format),
         // ArrayData and its other subclasses: the arrays as JSON.
         _ => array::export(node, files, format),
     }

@@ -141,7 +141,7 @@ fn chemdoodle(s: &Structure) -> Result<String, ExportError> {
 }
 
 /// The CIF the reference writes via ASE (`cif_from_ase`) and PyCifRW.
-fn cif(s: &Structure) -> Result<String, ExportError> {
+pub(super) fn cif(s: &Structure) -> Result<String, ExportError> {
     for site in &s.sites {
         let kind = s
             .kinds

@@ -12,6 +12,7 @@ mod claims;
 mod connections;
 mod damaged;
 mod deep_pages;
+mod exporters;
 mod formats;
 mod golden;
 mod hardening;
