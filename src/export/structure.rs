@@ -157,12 +157,12 @@ pub(super) fn cif(s: &Structure) -> Result<String, ExportError> {
     // libm's acos (see the `cif_angles_use_libm_acos` test).
     let [alpha, beta, gamma] = s.cell_angles(k);
     let mut scalars: Vec<(&str, CifValue)> = vec![
-        ("_cell_length_a", CifValue::One(python_float_repr(a))),
-        ("_cell_length_b", CifValue::One(python_float_repr(b))),
-        ("_cell_length_c", CifValue::One(python_float_repr(c))),
-        ("_cell_angle_alpha", CifValue::One(python_float_repr(alpha))),
-        ("_cell_angle_beta", CifValue::One(python_float_repr(beta))),
-        ("_cell_angle_gamma", CifValue::One(python_float_repr(gamma))),
+        ("_cell_length_a", CifValue::One(python_float_str(a))),
+        ("_cell_length_b", CifValue::One(python_float_str(b))),
+        ("_cell_length_c", CifValue::One(python_float_str(c))),
+        ("_cell_angle_alpha", CifValue::One(python_float_str(alpha))),
+        ("_cell_angle_beta", CifValue::One(python_float_str(beta))),
+        ("_cell_angle_gamma", CifValue::One(python_float_str(gamma))),
     ];
     if s.pbc.iter().all(|&p| p) {
         scalars.push(("_symmetry_space_group_name_H-M", CifValue::One("P 1".into())));
@@ -188,7 +188,7 @@ pub(super) fn cif(s: &Structure) -> Result<String, ExportError> {
         };
         columns[0].push(format!("{symbol}{n}"));
         for i in 0..3 {
-            columns[i + 1].push(python_float_repr(frac[i]));
+            columns[i + 1].push(python_float_str(frac[i]));
         }
         columns[4].push(symbol.to_string());
     }
@@ -211,6 +211,18 @@ pub(super) fn cif(s: &Structure) -> Result<String, ExportError> {
         }
     }
     Ok(format!("{CIF_HEADER}\ndata_0\n{}", block.finish()))
+}
+
+/// Python's `str(float)`: as `repr`, but `nan`, `inf` and `-inf` (a zero cell, the default of a
+/// trajectory step without cells, has NaN angles).
+fn python_float_str(x: f64) -> String {
+    if x.is_nan() {
+        "nan".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "inf".into() } else { "-inf".into() }
+    } else {
+        python_float_repr(x)
+    }
 }
 
 enum CifValue {
@@ -444,6 +456,14 @@ mod tests {
             let theirs = String::from_utf8(golden_download(uuid, "cif")).unwrap();
             assert_eq!(ours, theirs, "{uuid}");
         }
+    }
+
+    #[test]
+    fn cif_numbers_are_python_str() {
+        assert_eq!(python_float_str(f64::NAN), "nan");
+        assert_eq!(python_float_str(f64::NEG_INFINITY), "-inf");
+        assert_eq!(python_float_str(0.0), "0.0");
+        assert_eq!(python_float_str(59.99999999999999), "59.99999999999999");
     }
 
     #[test]

@@ -81,8 +81,9 @@ impl Trajectory {
         let positions = self.positions.get(index).ok_or_else(|| step_out_of_range("positions", index))?;
         let cell = match &self.cells {
             Some(cells) => *cells.get(index).ok_or_else(|| step_out_of_range("cells", index))?,
-            // StructureData's default cell.
-            None => [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+            // StructureData's default cell (`_DEFAULT_CELL`): all zeros, so the CIF has zero
+            // lengths, NaN angles, and positions in the basis ASE completes it to.
+            None => [[0.0; 3]; 3],
         };
         let mut kinds: Vec<Kind> = Vec::new();
         let mut sites = Vec::with_capacity(self.symbols.len());
@@ -203,6 +204,10 @@ mod tests {
         let out = cif(&water(false)).unwrap();
         assert_eq!(out.matches("data_0").count(), 2);
         assert!(!out.contains("_symmetry_space_group_name_H-M"));
-        assert!(out.contains("_cell_length_a                          1.0"));
+        assert!(out.contains("_cell_length_a                          0.0"));
+        assert!(out.contains("_cell_angle_alpha                       nan"));
+        // The completed zero cell is the identity: fractional equals Cartesian.
+        assert!(out.contains("\n         O1        5.0       5.0       5.0       O "), "{out}");
+        assert!(out.contains("\n         H1        5.757     5.586     5.0       H "), "{out}");
     }
 }
