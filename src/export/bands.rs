@@ -105,7 +105,13 @@ impl BandsPlot {
             [n, 3] => (0..n).map(|i| [0, 1, 2].map(|j| kpoints.get_f64(i * 3 + j))).collect::<Vec<_>>(),
             _ => return Err(invalid("the kpoints array is not a list of 3-vectors")),
         };
-        let cell = attrs.get("cell").and_then(mat3_of).ok_or_else(|| invalid("the node has no valid cell"))?;
+        // Without a `cell` attribute `get_kpoints(cartesian=True)` raises AttributeError, and
+        // the reference measures the path in crystal coordinates instead; a cell that is there
+        // but not a 3x3 matrix of numbers is refused.
+        let cell = match attrs.get("cell") {
+            None => None,
+            Some(cell) => Some(mat3_of(cell).ok_or_else(|| invalid("the node has no valid cell"))?),
+        };
 
         let labels: Vec<(i64, String)> = match (attrs.get("label_numbers"), attrs.get("labels")) {
             (Some(Value::Array(numbers)), Some(Value::Array(names))) => numbers
@@ -120,7 +126,7 @@ impl BandsPlot {
             _ => Vec::new(),
         };
 
-        let x = path_lengths(&cell, &kpoints, &labels, kernels)?;
+        let x = path_lengths(cell.as_ref(), &kpoints, &labels, kernels)?;
         let units = match attrs.get("units") {
             Some(Value::String(s)) => s.clone(),
             None | Some(Value::Null) => "None".to_string(),
@@ -563,15 +569,21 @@ fn prettify(label: &str, style: Prettify) -> String {
 }
 
 /// The x axis: the running length of the path through the Cartesian k-points, restarting nowhere
-/// but adding nothing between two consecutive labelled points (a jump in the path).
+/// but adding nothing between two consecutive labelled points (a jump in the path). Without a
+/// cell, the path through the k-points as stored (crystal coordinates), as the reference does.
 fn path_lengths(
-    cell: &[[f64; 3]; 3],
+    cell: Option<&[[f64; 3]; 3]>,
     kpoints: &[[f64; 3]],
     labels: &[(i64, String)],
     k: Kernels,
 ) -> Result<Vec<f64>, ExportError> {
-    let rec = k.reciprocal_cell(cell).ok_or_else(|| invalid("the cell is singular: Singular matrix"))?;
-    let cartesian = linalg::matmul(kpoints, &rec);
+    let cartesian = match cell {
+        Some(cell) => {
+            let rec = k.reciprocal_cell(cell).ok_or_else(|| invalid("the cell is singular: Singular matrix"))?;
+            linalg::matmul(kpoints, &rec)
+        }
+        None => kpoints.to_vec(),
+    };
     let labelled = |i: usize| labels.iter().any(|(n, _)| *n == i as i64);
     let mut x = vec![0.0];
     let mut total = 0.0;
@@ -1293,6 +1305,43 @@ mod tests {
         assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
         let pdf = export(&node, &files, "mpl_pdf").unwrap().content;
         assert!(pdf.starts_with(b"%PDF-"));
+    }
+
+    /// Without a `cell` attribute the path is measured through the k-points as stored (the
+    /// reference falls back to crystal coordinates); a `cell` that is there but null is refused.
+    #[test]
+    fn bands_without_a_cell_measure_the_path_in_crystal_coordinates() {
+        use serde_json::json;
+        let (node, files) = synthetic(
+            "7d1c3a6e-2b8f-4c5d-9e0a-1f2b3c4d5e6f",
+            "no cell",
+            json!({"units": "eV", "label_numbers": [0, 2], "labels": ["G", "X"]}),
+            &[0.0, 0.0, 0.0, 0.3, 0.4, 0.0, 0.3, 0.4, 1.2],
+            &[3, 2],
+            &[-1.0, 1.0, -0.5, 1.5, 0.0, 2.0],
+        );
+        let plot = BandsPlot::load(&node, &files, Kernels::REFERENCE).unwrap();
+        assert_eq!(plot.x, vec![0.0, 0.5, 1.7]);
+        assert_eq!(plot.raw_labels(), vec![(0.0, "G".to_string()), (1.7, "X".to_string())]);
+        let json = render(&node, &files, "json", Kernels::REFERENCE).unwrap();
+        assert!(json.contains("\"x\": [0.0, 0.5, 1.7]"), "{json}");
+        for format in ["dat_multicolumn", "dat_blocks", "agr", "agr_batch", "gnuplot", "mpl_singlefile", "mpl_withjson"]
+        {
+            render(&node, &files, format, Kernels::REFERENCE).unwrap();
+        }
+        assert!(export(&node, &files, "mpl_png").unwrap().content.starts_with(b"\x89PNG"));
+        assert!(export(&node, &files, "mpl_pdf").unwrap().content.starts_with(b"%PDF-"));
+        assert!(derived_properties(&node, &files).is_ok());
+
+        let (null_cell, files) = synthetic(
+            "7d1c3a6e-2b8f-4c5d-9e0a-1f2b3c4d5e70",
+            "null cell",
+            json!({"cell": null}),
+            &[0.0, 0.0, 0.0, 0.3, 0.4, 0.0],
+            &[2, 1],
+            &[-1.0, 1.0],
+        );
+        assert!(matches!(render(&null_cell, &files, "json", Kernels::REFERENCE), Err(ExportError::Invalid(_))));
     }
 
     #[test]
