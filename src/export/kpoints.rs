@@ -268,7 +268,8 @@ mod tests {
         }
     }
 
-    /// The output without `faces_data`, which is not spelled like the reference's.
+    /// The output without `faces_data` (hashed without it; tests/it/exporters.rs compares the
+    /// zones, order included).
     fn ours_without_faces(uuid: &str, k: Kernels) -> String {
         let (node, files) = load(uuid);
         let mut v = derived_properties_with(&node, &files, k).unwrap();
