@@ -9,15 +9,14 @@ use serde_json::{Map, Value};
 
 use super::npy::{self, NpyArray};
 use super::{ExportError, NodeFiles, NodeInfo};
-use crate::model::linalg::{self, Kernels, Mat3, Vec3};
+use crate::model::linalg::{self, Kernels, Mat3};
 use crate::model::pyjson::float;
 use crate::model::structure::mat3_of;
 
 /// `KpointsDataTranslator.get_derived_properties`.
 ///
-/// With a cell, `faces_data` (the Brillouin zone) is computed here geometrically, with the
-/// faces grouped as seekpath's `get_BZ` groups them (see [`brillouin_zone`]); the order of the
-/// vertices and faces (qhull's) and their last digits are not reproduced.
+/// With a cell, `faces_data` is seekpath's `get_BZ` of the reciprocal cell, qhull's order
+/// included (see [`super::bz`]).
 pub fn derived_properties(node: &NodeInfo, files: &dyn NodeFiles) -> Result<Value, ExportError> {
     derived_properties_with(node, files, Kernels::REFERENCE)
 }
@@ -58,7 +57,7 @@ fn derived_properties_with(node: &NodeInfo, files: &dyn NodeFiles, k: Kernels) -
         out.insert("explicit_kpoints_abs".into(), points_value(abs));
     }
     if let Some(r) = &reciprocal {
-        out.insert("faces_data".into(), brillouin_zone(r, k).unwrap_or(Value::Null));
+        out.insert("faces_data".into(), super::bz::brillouin_zone(r, k).unwrap_or(Value::Null));
     }
 
     let mut has_labels = false;
@@ -191,197 +190,6 @@ fn rows3(array: &NpyArray) -> Result<Vec<[f64; 3]>, ExportError> {
     }
 }
 
-/// The Brillouin zone (Wigner-Seitz cell of the reciprocal lattice) in seekpath's `get_BZ`
-/// layout: `triangles_vertices` (the vertices), `triangles` (vertex indices, counterclockwise
-/// seen from outside) and `faces` (polygons, each its vertices in order around it).
-///
-/// The polytope is computed directly (half-spaces of the nearest lattice vectors), then its
-/// faces are grouped as `get_BZ` groups qhull's triangles: two triangles sharing an edge are
-/// merged when the triple product of the edge and the two third vertices is below 1e-6 (an
-/// absolute threshold), transitively, and a group of several triangles becomes the 2-D
-/// convex hull of its points projected on the plane of the first three. On an undistorted
-/// lattice the groups are the geometric faces; on a slightly distorted one, vertices split
-/// by a tiny edge make `get_BZ` merge the faces around it, and so does this. The vertices,
-/// the faces and their polygons are the reference's; their order (qhull's) is not.
-fn brillouin_zone(rec: &Mat3, kernels: Kernels) -> Option<Value> {
-    let [b1, b2, b3] = *rec;
-    let lattice = |n: i32| {
-        let mut gs = Vec::new();
-        for i in -n..=n {
-            for j in -n..=n {
-                for k in -n..=n {
-                    if (i, j, k) != (0, 0, 0) {
-                        let (i, j, k) = (i as f64, j as f64, k as f64);
-                        gs.push([0, 1, 2].map(|c| i * b1[c] + j * b2[c] + k * b3[c]));
-                    }
-                }
-            }
-        }
-        gs
-    };
-    let scale = rec.iter().map(|v| kernels.norm(v)).fold(0.0, f64::max);
-    if scale.is_nan() || scale <= 0.0 {
-        return None;
-    }
-    // Vertices closer than this are one (qhull keeps vertices split by a slight distortion of
-    // the lattice apart, down to its rounding).
-    let tol = 1e-11 * scale;
-    // The cell bounded by the nearest neighbours contains the zone; its farthest vertex bounds
-    // which lattice vectors can contribute a face.
-    let near = polytope_vertices(&lattice(1), tol, kernels)?;
-    let reach = near.iter().map(|v| kernels.norm(v)).fold(0.0, f64::max);
-    let mut planes: Vec<[f64; 3]> =
-        lattice(3).into_iter().filter(|g| kernels.norm(g) / 2.0 <= reach + 1e-9 * scale).collect();
-    // Nearest planes first: they reject most candidate vertices at once.
-    planes.sort_by(|a, b| kernels.norm(a).total_cmp(&kernels.norm(b)));
-    let vertices = polytope_vertices(&planes, tol, kernels)?;
-
-    // The geometric faces, each ordered counterclockwise seen from outside, cut into fans.
-    let mut triangles: Vec<[usize; 3]> = Vec::new();
-    for g in &planes {
-        let gn = kernels.norm(g);
-        let on_plane: Vec<usize> = (0..vertices.len())
-            .filter(|&i| (kernels.dot(&vertices[i], g) / gn - gn / 2.0).abs() <= tol * 10.0)
-            .collect();
-        if on_plane.len() < 3 {
-            continue;
-        }
-        let n = on_plane.len() as f64;
-        let c = [0, 1, 2].map(|k| on_plane.iter().map(|&i| vertices[i][k]).sum::<f64>() / n);
-        let rel = |i: usize| [0, 1, 2].map(|k| vertices[i][k] - c[k]);
-        let u = rel(on_plane[0]);
-        let w = linalg::cross(&g.map(|x| x / gn), &u);
-        let mut ordered: Vec<(f64, usize)> =
-            on_plane.iter().map(|&i| (kernels.dot(&rel(i), &w).atan2(kernels.dot(&rel(i), &u)), i)).collect();
-        ordered.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let ids: Vec<usize> = ordered.into_iter().map(|(_, i)| i).collect();
-        for t in 1..ids.len() - 1 {
-            triangles.push([ids[0], ids[t], ids[t + 1]]);
-        }
-    }
-    let faces = merged_faces(&vertices, &triangles, kernels);
-
-    let mut out = Map::new();
-    out.insert("faces".into(), Value::Array(faces.iter().map(|f| points_value(f)).collect()));
-    out.insert("triangles".into(), Value::Array(triangles.iter().map(|t| Value::from(t.to_vec())).collect()));
-    out.insert("triangles_vertices".into(), points_value(&vertices));
-    Some(Value::Object(out))
-}
-
-/// `get_BZ`'s faces: triangles sharing an edge are merged when `are_coplanar` (the triple
-/// product of the edge and the two third vertices below 1e-6), transitively; a lone triangle
-/// stays itself, a group becomes the 2-D convex hull of its points (in vertex order)
-/// projected on the plane of the first three.
-fn merged_faces(vertices: &[Vec3], triangles: &[[usize; 3]], kernels: Kernels) -> Vec<Vec<Vec3>> {
-    let sub = |a: &Vec3, b: &Vec3| [a[0] - b[0], a[1] - b[1], a[2] - b[2]];
-    let mut parent: Vec<usize> = (0..triangles.len()).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    let mut edges: std::collections::BTreeMap<(usize, usize), Vec<usize>> = Default::default();
-    for (t, tri) in triangles.iter().enumerate() {
-        for (a, b) in [(tri[0], tri[1]), (tri[1], tri[2]), (tri[2], tri[0])] {
-            edges.entry((a.min(b), a.max(b))).or_default().push(t);
-        }
-    }
-    for ((p1, p2), ts) in &edges {
-        let [t0, t1] = ts.as_slice() else { continue };
-        let third = |t: usize| triangles[t].iter().copied().find(|v| v != p1 && v != p2);
-        let (Some(o0), Some(o1)) = (third(*t0), third(*t1)) else { continue };
-        let (e, a, b) = (
-            sub(&vertices[*p2], &vertices[*p1]),
-            sub(&vertices[o0], &vertices[*p1]),
-            sub(&vertices[o1], &vertices[*p1]),
-        );
-        if kernels.dot(&linalg::cross(&e, &a), &b).abs() < 1e-6 {
-            let (r0, r1) = (root(&mut parent, *t0), root(&mut parent, *t1));
-            parent[r0.max(r1)] = r0.min(r1);
-        }
-    }
-    let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
-    for t in 0..triangles.len() {
-        let r = root(&mut parent, t);
-        match groups.iter_mut().find(|(g, _)| *g == r) {
-            Some((_, members)) => members.push(t),
-            None => groups.push((r, vec![t])),
-        }
-    }
-    groups
-        .into_iter()
-        .map(|(_, members)| {
-            if let [t] = members.as_slice() {
-                return triangles[*t].iter().map(|&i| vertices[i]).collect();
-            }
-            let mut ids: Vec<usize> = members.iter().flat_map(|&t| triangles[t]).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let pts: Vec<Vec3> = ids.iter().map(|&i| vertices[i]).collect();
-            let v1 = sub(&pts[1], &pts[0]);
-            let b = linalg::cross(&v1, &sub(&pts[2], &pts[0]));
-            let v2 = linalg::cross(&v1, &b);
-            let (n1, n2) = (kernels.norm(&v1), kernels.norm(&v2));
-            let (v1, v2) = (v1.map(|x| x / n1), v2.map(|x| x / n2));
-            let xy: Vec<[f64; 2]> = pts.iter().map(|p| [kernels.dot(p, &v1), kernels.dot(p, &v2)]).collect();
-            convex_hull_2d(&xy).into_iter().map(|i| pts[i]).collect()
-        })
-        .collect()
-}
-
-/// The indices of the extreme points of `points`, counterclockwise (Andrew's monotone chain;
-/// points on an edge are not vertices).
-fn convex_hull_2d(points: &[[f64; 2]]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..points.len()).collect();
-    order.sort_by(|&a, &b| points[a][0].total_cmp(&points[b][0]).then(points[a][1].total_cmp(&points[b][1])));
-    let cross = |o: usize, a: usize, b: usize| {
-        let (o, a, b) = (points[o], points[a], points[b]);
-        (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-    };
-    let mut hull: Vec<usize> = Vec::new();
-    for pass in [order.clone(), order.into_iter().rev().collect::<Vec<_>>()] {
-        let start = hull.len();
-        for i in pass {
-            while hull.len() >= start + 2 && cross(hull[hull.len() - 2], hull[hull.len() - 1], i) <= 0.0 {
-                hull.pop();
-            }
-            hull.push(i);
-        }
-        hull.pop();
-    }
-    hull
-}
-
-/// Vertices of `{k : k·g <= |g|²/2 for every g}`: intersections of three planes that satisfy
-/// all the others, merged within `tol`.
-fn polytope_vertices(planes: &[Vec3], tol: f64, kernels: Kernels) -> Option<Vec<Vec3>> {
-    let half: Vec<f64> = planes.iter().map(|g| kernels.dot(g, g) / 2.0).collect();
-    let mut vertices: Vec<[f64; 3]> = Vec::new();
-    for a in 0..planes.len() {
-        for b in a + 1..planes.len() {
-            let ab = linalg::cross(&planes[a], &planes[b]);
-            for c in b + 1..planes.len() {
-                let det = kernels.dot(&ab, &planes[c]);
-                let size = kernels.norm(&planes[a]) * kernels.norm(&planes[b]) * kernels.norm(&planes[c]);
-                if det.abs() <= 1e-10 * size {
-                    continue;
-                }
-                // Cramer's rule for g_a·v = h_a, g_b·v = h_b, g_c·v = h_c.
-                let bc = linalg::cross(&planes[b], &planes[c]);
-                let ca = linalg::cross(&planes[c], &planes[a]);
-                let v = [0, 1, 2].map(|k| (half[a] * bc[k] + half[b] * ca[k] + half[c] * ab[k]) / det);
-                let inside = planes.iter().zip(&half).all(|(g, h)| kernels.dot(g, &v) <= h + tol * kernels.norm(g));
-                if inside && !vertices.iter().any(|u| (0..3).all(|k| (u[k] - v[k]).abs() <= tol * 10.0)) {
-                    vertices.push(v);
-                }
-            }
-        }
-    }
-    (vertices.len() >= 4).then_some(vertices)
-}
-
 fn points_value(points: &[[f64; 3]]) -> Value {
     Value::Array(points.iter().map(|p| Value::Array(p.iter().map(|&x| float(x)).collect())).collect())
 }
@@ -460,7 +268,8 @@ mod tests {
         }
     }
 
-    /// The output without `faces_data`, which is not spelled like the reference's.
+    /// The output without `faces_data` (hashed without it; tests/it/exporters.rs compares the
+    /// zones, order included).
     fn ours_without_faces(uuid: &str, k: Kernels) -> String {
         let (node, files) = load(uuid);
         let mut v = derived_properties_with(&node, &files, k).unwrap();

@@ -4,6 +4,7 @@
 
 mod array;
 mod bands;
+pub mod bz;
 mod code;
 mod kpoints;
 mod npy;
