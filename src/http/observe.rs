@@ -277,24 +277,41 @@ struct Template {
 }
 
 impl Template {
-    /// How well `path` (below the door's prefix) fits: `None` if not, else the number of
-    /// literal segments (`/nodes/page` is `/nodes/page/`, not `/nodes/<id>/`).
-    fn fit(&self, path: &str) -> Option<usize> {
-        let mut given = path.split('/').filter(|s| !s.is_empty());
+    /// How well a path of these `segments` (below the door's prefix) fits: `None` if not,
+    /// else the number of literal segments (`/nodes/page` is `/nodes/page/`, not
+    /// `/nodes/<id>/`).
+    fn fit(&self, segments: &[&str]) -> Option<usize> {
+        if segments.len() != self.segments.len() {
+            return None;
+        }
         let mut literal = 0;
-        for segment in &self.segments {
-            let g = given.next()?;
+        for (segment, given) in self.segments.iter().zip(segments) {
             if segment.starts_with('<') {
                 continue;
             }
-            if g != segment {
+            if given != segment {
                 return None;
             }
             literal += 1;
         }
-        given.next().is_none().then_some(literal)
+        Some(literal)
     }
 }
+
+/// The non-empty segments of `path`, read once per request without allocating; `None` when
+/// there are more than any template has.
+fn segments_of(path: &str) -> Option<([&str; MAX_SEGMENTS], usize)> {
+    let mut out = [""; MAX_SEGMENTS];
+    let mut n = 0;
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        *out.get_mut(n)? = segment;
+        n += 1;
+    }
+    Some((out, n))
+}
+
+/// More segments than the deepest route template (`/nodes/<id>/links/tree`...).
+const MAX_SEGMENTS: usize = 8;
 
 struct Mount {
     prefix: Box<str>,
@@ -326,8 +343,11 @@ impl Table {
                 None => 0,
                 Some((_, templates)) => {
                     let mut best: Option<(usize, usize)> = None;
-                    for (i, template) in templates.iter().enumerate() {
-                        if let Some(fit) = template.fit(below)
+                    // A path deeper than every template fits none.
+                    let split = segments_of(below);
+                    let parts = split.as_ref().map_or(&[][..], |(parts, n)| &parts[..*n]);
+                    for (i, template) in templates.iter().enumerate().filter(|_| split.is_some()) {
+                        if let Some(fit) = template.fit(parts)
                             && best.is_none_or(|(_, f)| fit > f)
                         {
                             best = Some((i, fit));
@@ -637,6 +657,17 @@ impl Api for MetricsApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_template_is_within_the_segment_bound() {
+        for index in 0..FRONT_DOORS.len() {
+            for template in templates(index) {
+                assert!(template.segments.len() < MAX_SEGMENTS, "{}", template.label);
+            }
+        }
+        assert_eq!(segments_of("/a//b/").map(|(_, n)| n), Some(2));
+        assert!(segments_of(&"/x".repeat(MAX_SEGMENTS + 1)).is_none());
+    }
 
     #[test]
     fn paths_count_under_their_templates() {
