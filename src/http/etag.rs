@@ -65,15 +65,18 @@ impl Policy {
         let Some(mount) = index.and_then(|i| self.0.get(i)) else {
             return false;
         };
-        *mount
-            .immutable
-            .get_or_init(|| async {
-                match &mount.storage.db {
-                    Db::Sqlite(_) => mount.storage.db.fingerprint().await.as_deref() == Some("immutable"),
-                    Db::Postgres(_) => false,
-                }
-            })
-            .await
+        if let Some(known) = mount.immutable.get() {
+            return *known;
+        }
+        // Asked once per mount: boxed, so that the future of every GET does not carry the
+        // database's (3 KiB).
+        *Box::pin(mount.immutable.get_or_init(|| async {
+            match &mount.storage.db {
+                Db::Sqlite(_) => mount.storage.db.fingerprint().await.as_deref() == Some("immutable"),
+                Db::Postgres(_) => false,
+            }
+        }))
+        .await
     }
 }
 
