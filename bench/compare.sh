@@ -64,8 +64,8 @@ cleanup() {
 trap cleanup EXIT
 
 NODES=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect("file:"+sys.argv[1]+"?mode=ro", uri=True).execute("select count(*) from db_dbnode").fetchone()[0])' "$PROFILE/database.sqlite")
-# The deep page: page 2000 of 25 (offset 50,000), or the middle page of a smaller database.
-PAGE=$(( NODES / 25 / 2 < 2000 ? NODES / 25 / 2 : 2000 ))
+# The deep page: page 2000 of 25 (offset 50,000), or the middle page of a database without it.
+PAGE=$(( NODES / 25 < 2000 ? NODES / 25 / 2 : 2000 ))
 (( PAGE >= 1 )) || PAGE=1
 UUID=a55eb0f5-68ab-45a7-8f6a-b22c38e2a583
 QB='{"path":[{"orm_base":"node","tag":"node","entity_type":""}],"filters":{"node":{}},"project":{"node":["id","uuid","node_type","label","ctime","mtime"]},"order_by":[],"limit":5000,"offset":0,"distinct":true}'
@@ -106,6 +106,15 @@ LUA
 
 rss() { # pid -> "VmRSS RssAnon RssFile" in MB
     awk '/^(VmRSS|RssAnon|RssFile):/ {v[$1]=$2} END {printf "%.1f %.1f %.1f", v["VmRSS:"]/1024, v["RssAnon:"]/1024, v["RssFile:"]/1024}' "/proc/$1/status"
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+wait_idle() { # pid: until it has used less than 2 ticks of CPU in 0.3 s (at most 60 s), so that
+    # the reference's queue of abandoned requests does not run into the next measurement
+    local a b
+    for _ in $(seq 200); do
+        a=$(cpu_ticks "$1"); sleep 0.3; b=$(cpu_ticks "$1")
+        (( b - a < 2 )) && return 0
+    done
 }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 wait_up() { # url, tries of 0.1 s
@@ -184,6 +193,7 @@ for r in $(seq "$REPEATS"); do
         echo "$i rest $(wrk_run "http://127.0.0.1:$PORT" "$method" "$path" 8)" >>"$RES"
         if [[ $WITH_REF == 1 ]]; then
             echo "$i ref $(wrk_run "http://127.0.0.1:$REF_PORT" "$method" "$path" 8)" >>"$RES"
+            wait_idle "$REF_PID"
         fi
     done
     echo "$(date -u +%T) run $r of $REPEATS done, load average $(loadavg)" >&2
@@ -192,9 +202,12 @@ done
 for r in $(seq "$REPEATS"); do
     echo "mix rest $(wrk_run "http://127.0.0.1:$PORT" MIX /api/v4/server "$MIX_CONNS")" >>"$RES"
 done
-[[ $WITH_REF == 1 ]] && echo "mix ref $(wrk_run "http://127.0.0.1:$REF_PORT" MIX /api/v4/server "$MIX_CONNS")" >>"$RES"
+if [[ $WITH_REF == 1 ]]; then
+    echo "mix ref $(wrk_run "http://127.0.0.1:$REF_PORT" MIX /api/v4/server "$MIX_CONNS")" >>"$RES"
+    REF_LOAD=$(rss "$REF_PID")
+    wait_idle "$REF_PID"
+fi
 REST_LOAD=$(rss "$SERVER")
-[[ $WITH_REF == 1 ]] && REF_LOAD=$(rss "$REF_PID")
 
 python3 - "$RES" "$MIX_CONNS" "${ENDPOINTS[@]}" <<'PY'
 import shlex, statistics, sys
