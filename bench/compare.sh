@@ -25,7 +25,10 @@
 #   PORT            aiida-rest's port (default 5911); REF_PORT the reference's (default 5912)
 #   REF             0 to skip the reference; otherwise it runs when its virtualenv exists
 #   REF_HOME        the reference's home (default $HOME/.aiida-reference); a virtualenv in
-#                   $REF_HOME/venv (a symlink to an installed one will do)
+#                   $REF_HOME/venv (a symlink to an installed one will do). The start script
+#                   stops the server whose pid is in $REF_HOME/server.pid and the run stops the
+#                   one it started: where others run a reference too, use a REF_HOME of your own
+#                   (mkdir -p /tmp/ref-me && ln -s ~/.aiida-reference/venv /tmp/ref-me/venv)
 #   REF_SETUP       the reference's start script (default ../shared/tools/setup_reference.sh,
 #                   then /work/shared/tools/setup_reference.sh); it serves a copy of PROFILE_DIR
 #   MIX_CONNS       connections of the mixed workload (default 64)
