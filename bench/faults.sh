@@ -335,7 +335,8 @@ fault_temp_full() {
 rss_anon() { awk '/RssAnon/ {print $2}' "/proc/$SERVER/status"; }
 
 fault_disconnect() {
-    local rounds=${DISCONNECTS:-200}
+    # At least 100, so that memory is sampled at least twice in between (every 50).
+    local rounds=$(( ${DISCONNECTS:-200} < 100 ? 100 : ${DISCONNECTS:-200} ))
     echo "disconnect: $rounds clients, 10 at a time, drop the connection in the middle of a large download"
     start_server tests/fixtures/ref-profile || return 1
     local url="$BASE/api/v4/nodes?limit=-1&attributes=true&extras=true"
