@@ -134,7 +134,12 @@ async fn open_profile(name: &str, profile: ProfileStorage, limits: DbLimits) -> 
 async fn open_demo(limits: DbLimits) -> Result<Storage, StorageError> {
     let scratch = scratch_dir()?;
     let path = scratch.path().join("demo.aiida");
-    std::fs::write(&path, DEMO_ARCHIVE).map_err(|e| invalid(&path, e.to_string()))?;
+    std::fs::write(&path, DEMO_ARCHIVE).map_err(|e| {
+        StorageError::Config(format!(
+            "cannot copy the demo archive into the temporary folder {} (TMPDIR): {e}",
+            scratch.path().display()
+        ))
+    })?;
     let mut storage = open_archive(&path, limits).await?;
     storage.description = "the demo archive built into the program (examples/demo.aiida)".into();
     storage._scratch.push(scratch);
@@ -162,6 +167,30 @@ fn scratch_dir() -> Result<tempfile::TempDir, StorageError> {
         .prefix("aiida-rest-")
         .tempdir()
         .map_err(|e| StorageError::Config(format!("cannot create a temporary folder: {e}")))
+}
+
+/// Which side of [`copy_out`] failed.
+#[derive(Debug)]
+enum Copy {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// Copies `from` into `to`, telling a damaged source from a full or unwritable destination
+/// (the temporary folder), which `std::io::copy` does not.
+fn copy_out(from: &mut impl Read, to: &mut impl std::io::Write) -> Result<u64, Copy> {
+    let mut buffer = vec![0u8; 64 << 10];
+    let mut copied = 0;
+    loop {
+        let n = match from.read(&mut buffer) {
+            Ok(0) => return Ok(copied),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Copy::Read(e)),
+        };
+        to.write_all(&buffer[..n]).map_err(Copy::Write)?;
+        copied += n as u64;
+    }
 }
 
 /// Opens a `.aiida` archive: checks `metadata.json`, copies `db.sqlite3` out of the zip into
@@ -196,9 +225,17 @@ pub async fn open_archive(path: &Path, limits: DbLimits) -> Result<Storage, Stor
     let db_path = scratch.path().join("db.sqlite3");
     {
         let mut entry = zip.by_name("db.sqlite3").map_err(|_| invalid(path, "archive has no db.sqlite3"))?;
-        let mut out = File::create(&db_path).map_err(|e| invalid(&db_path, e.to_string()))?;
-        std::io::copy(&mut entry, &mut out)
-            .map_err(|e| invalid(path, format!("cannot extract db.sqlite3 (corrupt archive?): {e}")))?;
+        let unwritable = |e: std::io::Error| {
+            invalid(
+                path,
+                format!("cannot copy db.sqlite3 into the temporary folder {} (TMPDIR): {e}", scratch.path().display()),
+            )
+        };
+        let mut out = File::create(&db_path).map_err(unwritable)?;
+        copy_out(&mut entry, &mut out).map_err(|e| match e {
+            Copy::Read(e) => invalid(path, format!("cannot extract db.sqlite3 (corrupt archive?): {e}")),
+            Copy::Write(e) => unwritable(e),
+        })?;
     }
     let pool = SqlitePool::open(&db_path, true, limits).map_err(|e| match e {
         CheckError::Damaged(e) => damaged(path, "its db.sqlite3", &e),
@@ -438,5 +475,31 @@ fn first_text(rows: Vec<crate::storage::db::Row>) -> Result<String, String> {
     match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
         Some(Cell::Null) | None => Err("no value".into()),
         Some(cell) => cell.into_string().ok_or_else(|| "no value".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full temporary folder (`/dev/full` answers every write with ENOSPC) is a failed
+    /// write, not a damaged archive; a failing source is a failed read.
+    #[test]
+    fn copy_out_tells_a_full_destination_from_a_damaged_source() {
+        let mut full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        match copy_out(&mut &[7u8; 100_000][..], &mut full) {
+            Err(Copy::Write(e)) => assert_eq!(e.raw_os_error(), Some(28), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "bad CRC"))
+            }
+        }
+        assert!(matches!(copy_out(&mut Broken, &mut Vec::new()), Err(Copy::Read(_))));
+        let mut out = Vec::new();
+        assert_eq!(copy_out(&mut &[1u8; 200_000][..], &mut out).unwrap(), 200_000);
+        assert_eq!(out, vec![1u8; 200_000]);
     }
 }

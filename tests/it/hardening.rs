@@ -2,8 +2,10 @@
 //! answer on every database (numbers out of a double's range), heavy answers do not starve
 //! cheap ones, and queries of clients that went away are stopped.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aiida_rest::http::{self, AppState, Settings};
 use aiida_rest::storage::db::{Db, DbLimits, LARGE_ROWS, PgPool, Query, SqlitePool};
 
 use crate::harness::{self, Backend, request};
@@ -114,6 +116,52 @@ async fn cheap_queries_are_not_starved_by_large_answers() {
     assert!(heavy.iter().all(|h| !h.is_finished()), "the large answers were still running or queued");
     for h in heavy {
         h.abort();
+    }
+}
+
+/// Through HTTP, on every database: `GET /nodes?limit=-1` and a QueryBuilder query without a
+/// limit are large answers, which wait for a turn of their own bound (here all taken by the
+/// test), while a page of 20 is answered at once; the large ones are answered as soon as a turn
+/// is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_http_answers_wait_for_their_own_bound() {
+    let unlimited = r#"{"path": [{"entity_type": "", "tag": "n"}], "project": {"n": ["id", "uuid"]}}"#;
+    for backend in backends() {
+        let storage = Arc::new(harness::open(backend, DbLimits::default()).await.unwrap());
+        let app = http::router(AppState { storage: storage.clone(), settings: Arc::new(Settings::default()) });
+        let bound = storage.db.large_answers();
+        let mut held = Vec::new();
+        for _ in 0..bound.size() {
+            held.push(bound.acquire(Duration::from_secs(1)).await.unwrap());
+        }
+        let heavy = [
+            tokio::spawn({
+                let app = app.clone();
+                async move { harness::get(&app, "/api/v4/nodes?limit=-1&attributes=true").await }
+            }),
+            tokio::spawn({
+                let app = app.clone();
+                async move { request(&app, "POST", QB, Some(unlimited)).await }
+            }),
+        ];
+        let started = Instant::now();
+        let cheap = harness::get(&app, "/api/v4/nodes?limit=20").await;
+        assert_eq!(cheap.status, 200, "{backend:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{backend:?}: a cheap request waited {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for (h, what) in heavy.iter().zip(["/nodes?limit=-1", "an unlimited QueryBuilder query"]) {
+            assert!(!h.is_finished(), "{backend:?}: {what} did not wait for a turn of the large-answer bound");
+        }
+        drop(held);
+        for h in heavy {
+            let answer = tokio::time::timeout(Duration::from_secs(20), h).await.unwrap().unwrap();
+            assert_eq!(answer.status, 200, "{backend:?}: {}", String::from_utf8_lossy(&answer.body));
+            assert!(answer.body.len() > 1000, "{backend:?}");
+        }
     }
 }
 
