@@ -20,10 +20,10 @@ RUSTC_BOOTSTRAP=1 nice -n "${NICE:-15}" cargo fuzz run -s none "$target" -- \
 status=${PIPESTATUS[0]}
 # The last coverage line of each minute: minute, executions, cov, ft, corpus size.
 echo "$target: minute  execs  cov  ft  corpus"
-awk '$3 ~ /^#[0-9]+$/ && / cov: / {
+awk '$2 ~ /^#[0-9]+$/ && / cov: / {
         m = int($1 / 60) + 1
-        for (i = 3; i <= NF; i++) { if ($i == "cov:") c = $(i+1); if ($i == "ft:") f = $(i+1); if ($i == "corp:") { split($(i+1), p, "/"); k = p[1] } }
-        e = substr($3, 2); last[m] = sprintf("%s  %s  %s  %s  %s", m, e, c, f, k); if (m > top) top = m
+        for (i = 2; i <= NF; i++) { if ($i == "cov:") c = $(i+1); if ($i == "ft:") f = $(i+1); if ($i == "corp:") { split($(i+1), p, "/"); k = p[1] } }
+        e = substr($2, 2); last[m] = sprintf("%s  %s  %s  %s  %s", m, e, c, f, k); if (m > top) top = m
     } END { for (m = 1; m <= top; m++) if (m in last) print "  " last[m] }' "$log"
 grep -E 'panicked|SUMMARY|Test unit written' "$log" | head -5
 exit "$status"
