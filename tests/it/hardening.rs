@@ -165,18 +165,6 @@ async fn large_http_answers_wait_for_their_own_bound() {
     }
 }
 
-/// Waits up to `within` for `done`.
-async fn eventually(within: Duration, mut done: impl AsyncFnMut() -> bool) -> bool {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if done().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    done().await
-}
-
 /// A query whose caller went away (the request future was dropped) is interrupted: the
 /// connection is free again long before the statement timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -193,7 +181,7 @@ async fn sqlite_queries_of_dropped_requests_are_interrupted() {
     assert!(task.await.unwrap_err().is_cancelled());
     let db2 = db.clone();
     assert!(
-        eventually(Duration::from_secs(10), async || db2.cancelled_queries() == 1).await,
+        harness::eventually(Duration::from_secs(10), async || db2.cancelled_queries() == 1).await,
         "the query was not interrupted"
     );
     let started = Instant::now();

@@ -208,18 +208,6 @@ impl Api for Slow {
     }
 }
 
-/// Waits up to `within` for `done`.
-async fn eventually(within: Duration, mut done: impl AsyncFnMut() -> bool) -> bool {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if done().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    done().await
-}
-
 /// A request over its time gets a 503 at the time, and its SQLite query is interrupted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_over_its_time_is_stopped_sqlite() {
@@ -242,7 +230,10 @@ async fn a_request_over_its_time_is_stopped_sqlite() {
     assert!(answer.json()["message"].as_str().unwrap().contains("time limit (0.4 s)"), "{:?}", answer.json());
     assert!(took >= Duration::from_millis(400) && took < Duration::from_secs(5), "{took:?}");
     let db2 = db.clone();
-    assert!(eventually(Duration::from_secs(10), async || db2.cancelled_queries() == 1).await, "not interrupted");
+    assert!(
+        harness::eventually(Duration::from_secs(10), async || db2.cancelled_queries() == 1).await,
+        "not interrupted"
+    );
     // The one connection is free again at once.
     let cheap = async {
         let mut q = db.query();
@@ -273,7 +264,7 @@ async fn a_request_over_its_time_is_stopped_postgres() {
             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(19.75)%' AND state = 'active'";
         admin.query_one(sql, &[]).await.unwrap().get(0)
     };
-    assert!(eventually(Duration::from_secs(10), async || running().await == 0).await, "still running");
+    assert!(harness::eventually(Duration::from_secs(10), async || running().await == 0).await, "still running");
     assert_eq!(db.cancelled_queries(), 1);
 }
 

@@ -230,3 +230,15 @@ pub async fn request(app: &Router, method: &str, uri: &str, body: Option<&str>) 
 pub async fn get(app: &Router, uri: &str) -> Answer {
     request(app, "GET", uri, None).await
 }
+
+/// Waits up to `within` for `done`, asking every 50 ms.
+pub async fn eventually(within: std::time::Duration, mut done: impl AsyncFnMut() -> bool) -> bool {
+    let until = std::time::Instant::now() + within;
+    while std::time::Instant::now() < until {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    done().await
+}
