@@ -38,24 +38,8 @@ fail() {
 cargo build -q --bin aiida-rest
 binary=target/debug/aiida-rest
 
-free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-# Starts the server with the given arguments (in this shell, so that the exit trap stops it)
-# and sets $url to its base URL once it answers.
-start() {
-    local name=$1; shift
-    local port; port=$(free_port)
-    AIIDA_PATH="$work/no-aiida" "$binary" serve --port "$port" "$@" >"$work/server-$name.log" 2>&1 &
-    servers+=($!)
-    for _ in $(seq 1 200); do
-        if curl -sf -o /dev/null "http://127.0.0.1:$port/health"; then
-            url="http://127.0.0.1:$port"
-            return 0
-        fi
-        sleep 0.1
-    done
-    fail "the server ($name) did not start"
-}
+# free_port and start
+source "$(dirname "${BASH_SOURCE[0]}")/serve_lib.sh"
 
 # Renders `url` in headless Chromium: the DOM after rendering to $2, a screenshot to $3 (optional).
 render() {
