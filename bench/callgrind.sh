@@ -7,10 +7,10 @@
 # The server runs under valgrind on STORE (default: the fixture profile) and gets N1, then N2
 # keep-alive GET requests from one curl; startup and warm-up cancel out in the difference. The
 # callgrind files stay in $OUT (default: target/callgrind) for bench/cgdiff.py.
-# Env: STORE, PORT (5990), SERVE_EXTRA (more `serve` options, e.g. --no-metrics), CURL_EXTRA.
+# Env: STORE, PORT (random), SERVE_EXTRA (more `serve` options, e.g. --no-metrics), CURL_EXTRA.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BIN=$1; P=$2; N1=${3:-100}; N2=${4:-600}; PORT=${PORT:-5990}
+BIN=$1; P=$2; N1=${3:-100}; N2=${4:-600}; PORT=${PORT:-$((30000 + RANDOM % 20000))}
 STORE=${STORE:-$HERE/../tests/fixtures/ref-profile}
 OUT=${OUT:-$HERE/../target/callgrind}
 mkdir -p "$OUT"

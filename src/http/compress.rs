@@ -40,10 +40,45 @@ fn compressible(_: StatusCode, _: Version, headers: &HeaderMap, _: &Extensions) 
     essence == "application/json" || essence.ends_with("+json") || essence.starts_with("text/")
 }
 
-/// The layer: gzip and brotli for JSON and text answers of at least [`MIN_SIZE`] bytes.
+/// Which answers are compressed: JSON and text answers of at least [`MIN_SIZE`] bytes.
+fn worth_compressing() -> impl Predicate {
+    SizeAbove::new(MIN_SIZE).and(compressible as fn(StatusCode, Version, &HeaderMap, &Extensions) -> bool)
+}
+
+/// The layer: gzip and brotli for the answers [`worth_compressing`].
 pub fn layer() -> CompressionLayer<impl Predicate> {
-    let when = SizeAbove::new(MIN_SIZE).and(compressible as fn(StatusCode, Version, &HeaderMap, &Extensions) -> bool);
-    CompressionLayer::new().gzip(true).br(true).compress_when(when)
+    CompressionLayer::new().gzip(true).br(true).compress_when(worth_compressing())
+}
+
+/// Whether a request can get a compressed answer at all. One that names no encoding cannot, and
+/// `edge` sends it past the layer: the layer would wrap every answer in its body type (several
+/// KiB, moved into a box per answer) only to pass the bytes through.
+pub fn negotiates(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ACCEPT_ENCODING)
+}
+
+/// For an answer that went past the layer: what the layer says of the uncompressed variant of
+/// an answer it would have compressed for a client asking for it, `Vary: Accept-Encoding`, so
+/// that a cache keeps the variants apart.
+pub fn mark_variant(response: &mut Response) {
+    let headers = response.headers();
+    if headers.contains_key(header::CONTENT_ENCODING)
+        || headers.contains_key(header::CONTENT_RANGE)
+        || !worth_compressing().should_compress(response)
+    {
+        return;
+    }
+    vary_on_encoding(response.headers_mut());
+}
+
+/// Adds `Vary: Accept-Encoding` unless the answer already says so.
+fn vary_on_encoding(headers: &mut HeaderMap) {
+    let varies = headers.get_all(header::VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|v| v.split(',').any(|name| name.trim().eq_ignore_ascii_case("accept-encoding")))
+    });
+    if !varies {
+        headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
 }
 
 /// Large answers are compressed once: [`memo`] keeps their compressed text.
@@ -86,12 +121,7 @@ pub async fn memo(encoding: Encoding, response: Response) -> Response {
     headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding.name()));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(compressed.len()));
     headers.remove(header::ACCEPT_RANGES);
-    let varies = headers.get_all(header::VARY).iter().any(|v| {
-        v.to_str().is_ok_and(|v| v.split(',').any(|name| name.trim().eq_ignore_ascii_case("accept-encoding")))
-    });
-    if !varies {
-        headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
-    }
+    vary_on_encoding(headers);
     Response::from_parts(parts, Body::from(compressed))
 }
 

@@ -5,7 +5,7 @@
 //!    the percent-decoded path, as Werkzeug's does, and the URI as received is kept for the
 //!    answers that echo it (`path`).
 //! 2. `compress::layer`: JSON and text answers of 1 KiB or more, gzip or brotli as the client
-//!    asks.
+//!    asks. A request that names no encoding goes past it (`compress::negotiates`).
 //! 3. [`Inner`]: under the mounted prefixes, preflights are answered and POST bodies read whole
 //!    (`cors`, `body`); then the answer of the routes gets its `ETag`/`Cache-Control` or
 //!    becomes a 304 (`etag`), large answers are compressed once and kept (`compress::memo`),
@@ -27,7 +27,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{Method, header};
 use axum::response::Response;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either};
 use tower::{Layer, Service, ServiceExt};
 
 use super::path::Prefixes;
@@ -49,15 +49,18 @@ pub fn wrap(
 ) -> Outer<
     impl Service<Request, Response = Response, Error = Infallible, Future: Send + 'static> + Clone + Send + Sync + 'static,
 > {
-    let inner = Inner { routes, config: Arc::new(config) };
-    let compressed = compress::layer().layer(inner).map_response(|response| response.map(Body::new));
-    Outer { inner: compressed }
+    let plain = Inner { routes, config: Arc::new(config) };
+    let compressed = compress::layer().layer(plain.clone()).map_response(|response| response.map(Body::new));
+    Outer { compressed, plain }
 }
 
 /// HEAD as GET, and the canonical path (see the module documentation).
 #[derive(Clone)]
 pub struct Outer<S> {
-    inner: S,
+    /// [`Inner`] under the compression layer.
+    compressed: S,
+    /// [`Inner`] alone, for the requests that name no encoding.
+    plain: Inner,
 }
 
 impl<S> Service<Request> for Outer<S>
@@ -69,7 +72,8 @@ where
     type Future = OuterFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
+        // `plain` is always ready; `compressed` is as ready as the `Inner` it wraps.
+        self.compressed.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
@@ -78,7 +82,12 @@ where
             *request.method_mut() = Method::GET;
         }
         path::decode(&mut request);
-        OuterFuture { inner: self.inner.call(request), head }
+        let inner = if compress::negotiates(request.headers()) {
+            Either::Left(self.compressed.call(request))
+        } else {
+            Either::Right(self.plain.call(request))
+        };
+        OuterFuture { inner, head }
     }
 }
 
@@ -86,7 +95,7 @@ pin_project_lite::pin_project! {
     /// The answer of [`Outer`]: the inner answer, without its body for HEAD.
     pub struct OuterFuture<F> {
         #[pin]
-        inner: F,
+        inner: Either<F, BoxFuture<'static, Result<Response, Infallible>>>,
         head: bool,
     }
 }
@@ -100,9 +109,15 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let head = *this.head;
-        this.inner
-            .poll(cx)
-            .map(|answer| answer.map(|response| if head { head::strip_body(response) } else { response }))
+        let plain = matches!(*this.inner, Either::Right(_));
+        this.inner.poll(cx).map(|answer| {
+            answer.map(|mut response| {
+                if plain {
+                    compress::mark_variant(&mut response);
+                }
+                if head { head::strip_body(response) } else { response }
+            })
+        })
     }
 }
 

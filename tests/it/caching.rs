@@ -82,6 +82,31 @@ async fn compression_is_negotiated() {
     assert!(small.body.len() < 1024);
     assert_eq!(small.header("content-encoding"), None);
     assert_eq!(small.header("content-length"), Some(small.body.len().to_string()));
+    assert!(!varies_on_encoding(&small));
+}
+
+/// A client that names no encoding gets every answer as it is, and a cache in between learns
+/// from `Vary` which of them another client would have got compressed.
+#[tokio::test]
+async fn answers_without_accept_encoding_say_what_they_vary_on() {
+    let app = harness::app(Backend::Archive).await;
+    for (method, uri, body) in [
+        ("POST", "/api/v4/querybuilder/", Some(LANDING)),
+        ("GET", "/api/v4/nodes?limit=50", None),
+        ("HEAD", "/api/v4/nodes?limit=50", None),
+    ] {
+        let plain = send(&app, method, uri, &[], body).await;
+        assert_eq!(plain.status, 200, "{method} {uri}");
+        assert_eq!(plain.header("content-encoding"), None, "{method} {uri}");
+        assert!(plain.header("content-length").is_some(), "{method} {uri}");
+        assert!(varies_on_encoding(&plain), "{method} {uri}: {:?}", plain.headers);
+        let single = plain.headers.get_all("vary").iter().filter(|v| v.to_str().unwrap().contains("accept-encoding"));
+        assert_eq!(single.count(), 1, "{method} {uri}");
+    }
+    for uri in ["/api/v4/server", "/api/v4/nodes/99999999"] {
+        let small = send(&app, "GET", uri, &[], None).await;
+        assert!(!varies_on_encoding(&small), "{uri}");
+    }
 }
 
 /// Large answers are compressed once and sent with their exact length.

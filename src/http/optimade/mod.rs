@@ -197,8 +197,11 @@ async fn answer(api: &Mounted, ctx: &Ctx, place: &Place) -> Result<Response, Err
         ("info", None) => Ok(respond(base_info(ctx, place))),
         ("info", Some("structures")) => Ok(respond(entry_info(ctx, place))),
         ("links", None) => Ok(respond(envelope(ctx, place, json!([]), Some((0, 0, false)), Vec::new()))),
-        ("structures", None) => structures(api, ctx, place, &params).await,
-        ("structures", Some(id)) if !id.is_empty() && !id.contains('/') => single(api, ctx, place, &params, id).await,
+        // Boxed, as v4's endpoints are (see `v4::call`): the request's future stays small.
+        ("structures", None) => Box::pin(structures(api, ctx, place, &params)).await,
+        ("structures", Some(id)) if !id.is_empty() && !id.contains('/') => {
+            Box::pin(single(api, ctx, place, &params, id)).await
+        }
         _ => Err(Error::new(
             StatusCode::NOT_FOUND,
             format!(
@@ -499,4 +502,20 @@ async fn single(api: &Mounted, ctx: &Ctx, place: &Place, params: &Params, id: &s
     let data = resource(entry, &fields(params));
     let total = index.entries.len();
     Ok(respond(envelope(ctx, place, data, Some((1, total, false)), Vec::new())))
+}
+
+#[cfg(test)]
+mod future_size {
+    use super::*;
+
+    fn size_of_answer<A, B, C, R>(_: impl Fn(A, B, C) -> R) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// See `v4`'s test of the same name.
+    #[test]
+    fn the_future_of_a_request_stays_small() {
+        let size = size_of_answer(handle);
+        assert!(size <= 1024, "{size} bytes");
+    }
 }
