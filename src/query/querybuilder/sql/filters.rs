@@ -29,9 +29,11 @@ impl Builder<'_> {
                 self.q.push(")");
             }
             // `node_type LIKE '%'` (the type filter of `entity_type: ""`) holds for every row:
-            // written as such, it lets the database read an index alone (see `rows_query`).
+            // where ids are found first, written as such, so that they come from an index alone
+            // (see `Builder::ids_first`).
             Cond::Column { field, op: filter::Op::Like | filter::Op::ILike, value: filter::Value::Str(pattern) }
-                if pattern == "%"
+                if self.ids_only
+                    && pattern == "%"
                     && field.path.is_empty()
                     && field.column.kind == Kind::Text
                     && !field.column.nullable =>
