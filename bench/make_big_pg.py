@@ -120,7 +120,7 @@ def start_cluster(directory: Path, port: int) -> str:
     stop = f"{pg / 'pg_ctl'} stop -D {data} -m fast"
     if account:
         stop = f"runuser -u {pwd.getpwuid(account[0]).pw_name} -- {stop}"
-    print(f"# stop the cluster: {stop} && rm -rf {directory}")
+    print(f"# stop the cluster: {stop} && rm -rf {directory}", flush=True)
     return f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
 
@@ -243,7 +243,6 @@ def main():
     log(f"VACUUM ANALYZE in {time.monotonic() - t:.1f} s")
     size = psql(url, f"SELECT pg_size_pretty(pg_database_size('{args.db}'))", capture=True)
     nodes = psql(url, "SELECT count(*) FROM db_dbnode", capture=True)
-    sys.stderr.flush()
     print(f"# {nodes} nodes, database {args.db}: {size}, made in {time.monotonic() - t0:.0f} s")
     container = args.profile.resolve() / "container"
     print(f"aiida-rest serve {shlex.quote(url)} --repository {shlex.quote(str(container))}")
