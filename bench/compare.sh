@@ -33,6 +33,9 @@
 #                   then /work/shared/tools/setup_reference.sh); it serves a copy of PROFILE_DIR
 #   MIX_CONNS       connections of the mixed workload (default 64)
 #   WRK_THREADS     wrk threads (default 2)
+#   PG_URL          aiida-rest serves this core.psql_dos database instead (the same rows, e.g. made
+#                   from PROFILE_DIR by bench/make_big_pg.py), with PROFILE_DIR/container as its
+#                   repository; the reference, which would read SQLite, is then not run
 # Needs wrk, curl and python3. The reference is slow: with it a run takes a few minutes.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,10 +55,12 @@ if [[ -z $REF_SETUP ]]; then
     done
 fi
 WITH_REF=0
-if [[ ${REF:-1} != 0 && -x $REF_HOME/venv/bin/verdi && -n $REF_SETUP ]]; then WITH_REF=1; fi
+if [[ ${REF:-1} != 0 && -z ${PG_URL:-} && -x $REF_HOME/venv/bin/verdi && -n $REF_SETUP ]]; then WITH_REF=1; fi
 [[ -x $BIN ]] || { echo "no aiida-rest binary at $BIN (cargo build --release)" >&2; exit 1; }
 [[ -f $PROFILE/database.sqlite ]] || { echo "$PROFILE is not a core.sqlite_dos profile folder" >&2; exit 1; }
 
+STORAGE=("$PROFILE")
+[[ -n ${PG_URL:-} ]] && STORAGE=("$PG_URL" --repository "$PROFILE/container")
 WORK=$(mktemp -d)
 SERVER=
 REF_PID=
@@ -125,7 +130,7 @@ wait_up() { # url, tries of 0.1 s
     return 1
 }
 start_rest() { # [RUST_LOG]
-    RUST_LOG=${1:-aiida_rest=info} "$BIN" serve "$PROFILE" --port "$PORT" --host 127.0.0.1 2>"$WORK/server.log" >&2 &
+    RUST_LOG=${1:-aiida_rest=info} "$BIN" serve "${STORAGE[@]}" --port "$PORT" --host 127.0.0.1 2>"$WORK/server.log" >&2 &
     SERVER=$!
     wait_up "http://127.0.0.1:$PORT/api/v4/server" 600 || { echo "aiida-rest did not start" >&2; cat "$WORK/server.log" >&2; exit 1; }
 }
@@ -142,7 +147,7 @@ wrk_run() { # base method path connections
         END {gsub(/[ ,]+/, " ", err); printf "%s %s %s %s %s\n", rps + 0, p50 + 0, p99 + 0, bad + 0, (err == "" ? "-" : "\"" err "\"")}'
 }
 
-echo "# aiida-rest compare: $PROFILE"
+echo "# aiida-rest compare: $PROFILE${PG_URL:+ (aiida-rest serving $PG_URL)}"
 echo "nodes: $NODES," \
     "database.sqlite $(du -m "$PROFILE/database.sqlite" | cut -f1) MB"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), load average at start $(loadavg)"

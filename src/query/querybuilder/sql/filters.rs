@@ -3,7 +3,10 @@
 //! JSON column through `json`.
 
 use crate::query::QueryResult;
+use crate::query::filter;
 use crate::query::filter::sql::{Compared, Style, push_comparison};
+
+use crate::query::tables::Kind;
 
 use super::super::parse::{Cond, field_name};
 use super::Builder;
@@ -24,6 +27,18 @@ impl Builder<'_> {
                 self.q.push("NOT (");
                 self.push_cond(inner)?;
                 self.q.push(")");
+            }
+            // `node_type LIKE '%'` (the type filter of `entity_type: ""`) holds for every row:
+            // where ids are found first, written as such, so that they come from an index alone
+            // (see `Builder::ids_first`).
+            Cond::Column { field, op: filter::Op::Like | filter::Op::ILike, value: filter::Value::Str(pattern) }
+                if self.ids_only
+                    && pattern == "%"
+                    && field.path.is_empty()
+                    && field.column.kind == Kind::Text
+                    && !field.column.nullable =>
+            {
+                self.q.push("TRUE");
             }
             Cond::Column { field, op, value } => {
                 let column = self.column_sql(field);

@@ -98,6 +98,9 @@ pub fn select_items(qb: &QbQuery) -> Vec<&Projected> {
 /// The statement returning the rows: at most `limit` of them (the caller bounds it).
 pub fn rows_query(qb: &QbQuery, dialect: Dialect, limit: i64) -> QueryResult<Query> {
     let mut b = Builder::new(qb, dialect);
+    if b.ids_first() {
+        return b.rows_by_ids(limit);
+    }
     b.push_with()?;
     b.q.push("SELECT ");
     b.push_select_list()?;
@@ -109,6 +112,42 @@ pub fn rows_query(qb: &QbQuery, dialect: Dialect, limit: i64) -> QueryResult<Que
     b.q.push(" OFFSET ");
     b.bind_int(qb.offset.unwrap_or(0).max(0));
     b.finish()
+}
+
+impl Builder<'_> {
+    /// Whether the rows are better found by their ids first: PostgreSQL computes a statement's
+    /// output values (uuid and time text, JSON values) for each row that an `OFFSET` skips too,
+    /// which made "the next 5000 nodes" at offset 500,000 take a second. So for one entity
+    /// with an offset, the ids of the page are found first (from an index alone where the
+    /// filters allow), and only their rows are read. The order of a single entity always ends
+    /// with its id, so it is total and the outer statement gives the rows in the same order.
+    fn ids_first(&self) -> bool {
+        self.pg()
+            && self.shape == Shape::Plain
+            && self.qb.vertices.len() == 1
+            && self.qb.vertices[0].entity.table().has_id()
+            && self.qb.offset.is_some_and(|o| o > 0)
+    }
+
+    /// `SELECT ... FROM table t0 WHERE t0.id IN (SELECT t0.id ... LIMIT ... OFFSET ...)
+    /// ORDER BY ...`: see [`Builder::ids_first`].
+    fn rows_by_ids(mut self, limit: i64) -> QueryResult<Query> {
+        let table = self.qb.vertices[0].entity.table().sql_name;
+        self.q.push("SELECT ");
+        self.push_select_list()?;
+        self.q.push(" FROM ").push(table).push(" t0 WHERE t0.id IN (SELECT t0.id");
+        self.ids_only = true;
+        self.push_from_where()?;
+        self.push_order_by()?;
+        self.ids_only = false;
+        self.q.push(" LIMIT ");
+        self.bind_int(limit);
+        self.q.push(" OFFSET ");
+        self.bind_int(self.qb.offset.unwrap_or(0).max(0));
+        self.q.push(")");
+        self.push_order_by()?;
+        self.finish()
+    }
 }
 
 /// The statement counting the rows the query itself asks for (its own limit and offset), as
@@ -149,11 +188,20 @@ struct Builder<'a> {
     /// Inside a walk's CTE, this vertex is read from another alias.
     vertex_alias_override: Option<(usize, String)>,
     next_alias: usize,
+    /// Writing the inner statement of [`Builder::rows_by_ids`], which selects ids only.
+    ids_only: bool,
 }
 
 impl<'a> Builder<'a> {
     fn new(qb: &'a QbQuery, dialect: Dialect) -> Self {
-        Self { qb, q: Query::new(dialect), shape: shape(qb), vertex_alias_override: None, next_alias: 0 }
+        Self {
+            qb,
+            q: Query::new(dialect),
+            shape: shape(qb),
+            vertex_alias_override: None,
+            next_alias: 0,
+            ids_only: false,
+        }
     }
 
     fn finish(self) -> QueryResult<Query> {
@@ -278,6 +326,30 @@ mod tests {
              WHERE t0.node_type LIKE ?1 ESCAPE '\\' ORDER BY t0.id ASC LIMIT 100 OFFSET 0"
         );
         assert_eq!(q.params, vec![Param::Text("%".into())]);
+    }
+
+    #[test]
+    fn postgres_finds_the_ids_of_a_later_page_first() {
+        let body = r#"{"path":[{"orm_base":"node","tag":"node","entity_type":""}],"filters":{"node":{}},"project":{"node":["id","uuid","ctime"]},"order_by":[],"limit":5000,"offset":500000,"distinct":true}"#;
+        let q = sql(body, Dialect::Postgres);
+        assert_eq!(
+            q.sql,
+            "SELECT t0.id, t0.uuid::text, to_char(t0.ctime AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') \
+             FROM db_dbnode t0 WHERE t0.id IN (SELECT t0.id FROM db_dbnode t0 WHERE TRUE ORDER BY t0.id ASC \
+             LIMIT CAST($1::int8 AS bigint) OFFSET CAST($2::int8 AS bigint)) ORDER BY t0.id ASC"
+        );
+        assert_eq!(q.params, vec![Param::Int(100), Param::Int(500000)]);
+        // The first page, SQLite, and joins keep the one statement.
+        let first = sql(&body.replace("500000", "0"), Dialect::Postgres);
+        assert!(!first.sql.contains(" IN (SELECT"), "{}", first.sql);
+        assert!(!sql(body, Dialect::Sqlite).sql.contains(" IN (SELECT"));
+        let joined = r#"{"path":[{"entity_type":"","tag":"n"},{"entity_type":"","tag":"m","with_incoming":"n"}],"project":{"m":["id"]},"offset":10}"#;
+        assert!(!sql(joined, Dialect::Postgres).sql.contains(" IN (SELECT"));
+        // An order by another column is repeated outside, and ends with the id.
+        let ordered = r#"{"path":[{"entity_type":"","tag":"n","filters":{"label":{"like":"a%"}}}],"project":{"n":["id"]},"order_by":{"n":[{"ctime":"desc"}]},"offset":10}"#;
+        let q = sql(ordered, Dialect::Postgres);
+        assert!(q.sql.ends_with(") ORDER BY t0.ctime DESC, t0.id ASC"), "{}", q.sql);
+        assert!(q.sql.contains("WHERE (TRUE AND t0.label LIKE CAST($1"), "{}", q.sql);
     }
 
     #[test]
