@@ -9,7 +9,9 @@
 use crate::query::error::{QueryError, QueryResult};
 use crate::query::rows::{Record, Timestamp, push_selects};
 use crate::query::tables::{self, Kind, Table, order_direction};
-use crate::storage::db::{Cell, Db, Dialect, Param, Query};
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
+
+use crate::storage::db::{Cell, Db, Dialect, Param, Query, Row};
 
 /// The tables that are listed as collections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -457,11 +459,20 @@ pub struct EntityList<'a> {
     order: OrderBy,
     /// Every how many rows a deep page remembers where it starts ([`EntityList::rows`]).
     boundary_every: i64,
+    /// Every how many rows, between those, a finer start is remembered.
+    fine_every: i64,
+    /// Rows the page reads stepped over before their pages ([`EntityList::rows_skipped`]).
+    skipped: AtomicI64,
 }
 
-/// Every how many rows of an ordering the row at the start is remembered, so that a page at
-/// any depth skips fewer rows than this.
+/// Every how many rows of an ordering the row at the start is remembered (in the result
+/// cache), so that a page at any depth skips fewer rows than this.
 pub const PAGE_BOUNDARY_EVERY: i64 = 1000;
+
+/// Every how many rows between those the row at the start is remembered too (in the
+/// database's boundary cache, [`Db::boundaries`]), each found from an earlier one, so that a
+/// page, once near pages were read, skips fewer rows than this.
+pub const PAGE_FINE_BOUNDARY_EVERY: i64 = 100;
 
 /// Larger pages are read with the ids-first query ([`EntityList::rows_query`]) alone.
 const MAX_SEEK_ROWS: i64 = 1000;
@@ -471,14 +482,31 @@ impl<'a> EntityList<'a> {
     /// then read from.
     pub fn new(dialect: Dialect, spec: ListSpec<'a>) -> QueryResult<Self> {
         let order = OrderBy::new(dialect, spec.collection.entity(), &[], spec.orderby)?;
-        Ok(Self { dialect, spec, order, boundary_every: PAGE_BOUNDARY_EVERY })
+        Ok(Self {
+            dialect,
+            spec,
+            order,
+            boundary_every: PAGE_BOUNDARY_EVERY,
+            fine_every: PAGE_FINE_BOUNDARY_EVERY,
+            skipped: AtomicI64::new(0),
+        })
     }
 
-    /// Remembers the row at the start of every `rows` rows instead of every
-    /// [`PAGE_BOUNDARY_EVERY`] (0: none), for tests over small tables.
-    pub fn with_boundaries_every(mut self, rows: i64) -> Self {
-        self.boundary_every = rows;
+    /// Remembers the row at the start of every `every` rows instead of every
+    /// [`PAGE_BOUNDARY_EVERY`] (0: none), and between those of every `fine` rows instead of
+    /// every [`PAGE_FINE_BOUNDARY_EVERY`] (0, or not below `every`: none), for tests over
+    /// small tables.
+    pub fn with_boundaries(mut self, every: i64, fine: i64) -> Self {
+        self.boundary_every = every;
+        self.fine_every = fine;
         self
+    }
+
+    /// How many rows the reads of [`EntityList::rows`] so far stepped over on the database to
+    /// reach their pages (from the start of the list or from a remembered row; finding a
+    /// coarse boundary, which the result cache then keeps, is not counted).
+    pub fn rows_skipped(&self) -> i64 {
+        self.skipped.load(AtomicOrdering::Relaxed)
     }
 
     /// ` FROM <table> <alias> WHERE ...`: the same in the count and in the row query.
@@ -560,51 +588,100 @@ impl<'a> EntityList<'a> {
 
     /// The matching rows `offset..offset + limit`, in order.
     ///
-    /// A deep page starts from a remembered row: the row at the last multiple of
-    /// [`PAGE_BOUNDARY_EVERY`] before `offset` is found once (with the ids-first query of
+    /// A deep page starts from a remembered row. Every [`PAGE_BOUNDARY_EVERY`] rows, the row
+    /// at that position is found once (with the ids-first query of
     /// [`EntityList::rows_query`]) and kept in the result cache while the database is
-    /// unchanged; the page then seeks to it on the ordering's index (`WHERE (ctime, id) come
-    /// after the remembered ones`) and skips fewer than [`PAGE_BOUNDARY_EVERY`] rows. Pages
-    /// near one another, and every later visit, cost what a first page costs.
+    /// unchanged; between those, every [`PAGE_FINE_BOUNDARY_EVERY`] rows, the row is read
+    /// along with a page that passes it, while seeking from an earlier remembered row, and
+    /// kept in the database's boundary cache. The page then seeks to the nearest remembered
+    /// row before it on the ordering's index (`WHERE (ctime, id) come after the remembered
+    /// ones`) and skips fewer than [`PAGE_FINE_BOUNDARY_EVERY`] rows once near pages were
+    /// read, fewer than [`PAGE_BOUNDARY_EVERY`] on the first visit. Pages near one another,
+    /// and every later visit, cost what a first page costs.
     pub async fn rows(&self, db: &Db, limit: i64, offset: i64) -> QueryResult<Vec<EntityRow>> {
         let names = self.names();
         let every = self.boundary_every;
+        // Pages before the first remembered row read the start of the list.
+        let first = if self.fine_every > 0 && self.fine_every < every { self.fine_every } else { every };
         if let Some(terms) = &self.order.terms
             && every > 0
-            && offset >= every
+            && offset >= first
             && (1..=MAX_SEEK_ROWS).contains(&limit)
+            && let Some(ids) = self.page_ids(db, terms, limit, offset).await?
         {
-            let start = offset / every * every;
-            if let Some(boundary) = self.boundary(db, terms, start).await? {
-                let skip = (offset - start) as usize;
-                let ids = self.seek_ids(db, terms, &boundary, offset - start + limit).await?;
-                let ids = ids.get(skip..).unwrap_or_default();
-                if ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let entity = self.spec.collection.entity();
-                let mut q = Query::new(self.dialect);
-                q.push("SELECT ");
-                push_selects(&mut q, entity, &names);
-                q.push(" FROM ").push(entity.sql_name).push(" ").push(entity.alias);
-                q.push(" WHERE ").push(&entity.qualified("id")).push(" IN (");
-                for (i, id) in ids.iter().enumerate() {
-                    if i > 0 {
-                        q.push(", ");
-                    }
-                    q.bind_int(*id);
-                }
-                q.push(")").push(self.order.sql());
-                return self.read_rows(db, &names, q).await;
+            if ids.is_empty() {
+                return Ok(Vec::new());
             }
+            let entity = self.spec.collection.entity();
+            let mut q = Query::new(self.dialect);
+            q.push("SELECT ");
+            push_selects(&mut q, entity, &names);
+            q.push(" FROM ").push(entity.sql_name).push(" ").push(entity.alias);
+            q.push(" WHERE ").push(&entity.qualified("id")).push(" IN (");
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.bind_int(*id);
+            }
+            q.push(")").push(self.order.sql());
+            return self.read_rows(db, &names, q).await;
         }
+        self.skipped.fetch_add(offset, AtomicOrdering::Relaxed);
         let query = self.rows_query(&names, limit, offset)?;
         self.read_rows(db, &names, query).await
     }
 
-    /// The ordering's values of the row at `start` (through the result cache); `None` when
-    /// there is no such row.
-    async fn boundary(&self, db: &Db, terms: &[OrderTerm], start: i64) -> QueryResult<Option<Vec<Cell>>> {
+    /// The ids of the rows `offset..offset + limit`, read from the nearest remembered row
+    /// before them (the first row of the list counts as a coarse boundary); the fine
+    /// boundaries passed on the way are remembered. `None` when the list has no row at the
+    /// coarse boundary.
+    async fn page_ids(&self, db: &Db, terms: &[OrderTerm], limit: i64, offset: i64) -> QueryResult<Option<Vec<i64>>> {
+        let every = self.boundary_every;
+        let coarse = offset / every * every;
+        let fine = self.fine_every;
+        // Fine boundaries are kept under the fingerprint the database has now, or not at all.
+        let fingerprint = if fine > 0 && fine < every { db.fingerprint().await } else { None };
+        // The last fine boundary at or before `offset`, and the nearest one kept.
+        let mut last_fine = coarse;
+        let mut from = None;
+        if let Some(fingerprint) = &fingerprint {
+            last_fine = coarse + (offset - coarse) / fine * fine;
+            let mut at = last_fine;
+            while at > coarse {
+                if let Some(values) = db.boundaries().get(&self.boundary_query(terms, at)?, fingerprint) {
+                    from = Some((at, values));
+                    break;
+                }
+                at -= fine;
+            }
+        }
+        let (start, boundary) = match from {
+            Some(found) => found,
+            None => match self.boundary(db, terms, coarse).await? {
+                Some(values) => (coarse, values),
+                None => return Ok(None),
+            },
+        };
+        let record = fingerprint.as_ref().filter(|_| last_fine > start);
+        let skip = offset - start;
+        let rows = self.seek(db, terms, &boundary, skip + limit, record.is_some()).await?;
+        self.skipped.fetch_add(skip.min(rows.len() as i64), AtomicOrdering::Relaxed);
+        if let Some(fingerprint) = record {
+            let mut at = start + fine;
+            while at <= last_fine {
+                let Some(row) = rows.get((at - start) as usize) else { break };
+                db.boundaries().put(&self.boundary_query(terms, at)?, fingerprint, row[1..].to_vec());
+                at += fine;
+            }
+        }
+        let ids = rows.get(skip as usize..).unwrap_or_default();
+        Ok(Some(ids.iter().filter_map(|row| row.first().and_then(Cell::as_i64)).collect()))
+    }
+
+    /// The query of the ordering's values of the row at `start`; also the key under which
+    /// they are kept.
+    fn boundary_query(&self, terms: &[OrderTerm], start: i64) -> QueryResult<Query> {
         let entity = self.spec.collection.entity();
         let id = entity.qualified("id");
         let mut q = Query::new(self.dialect);
@@ -619,33 +696,54 @@ impl<'a> EntityList<'a> {
         q.push(" WHERE ").push(&id).push(" IN (SELECT ").push(&id);
         self.push_from_where(&mut q)?;
         q.push(self.order.sql()).push(" LIMIT 1 OFFSET ").bind_int(start).push(")");
+        Ok(q)
+    }
+
+    /// The ordering's values of the row at `start` (through the result cache); `None` when
+    /// there is no such row.
+    async fn boundary(&self, db: &Db, terms: &[OrderTerm], start: i64) -> QueryResult<Option<Vec<Cell>>> {
+        let q = self.boundary_query(terms, start)?;
         let row = db.fetch_all_cached(q).await?.into_iter().next();
         Ok(row.filter(|cells| cells.len() == terms.len()))
     }
 
-    /// The ids of the first `need` rows from `boundary` on, in order. Those rows are the
-    /// concatenation of parts that each one simple query finds on the index of the first
+    /// The first `need` rows from `boundary` on, in order: each the row's id, then, with
+    /// `keys`, the ordering's values as [`EntityList::boundary`] reads them. Those rows are
+    /// the concatenation of parts that each one simple query finds on the index of the first
     /// term: the boundary row itself, then the rows equal to it in the first `i` terms and
     /// after it in term `i`, for `i` from the last term down to the first. Each part is in
     /// the list's order and comes wholly after the previous one, so the parts are read in
-    /// turn until `need` ids are found. A part is a range (`ctime < ?`) or an equality with a
+    /// turn until `need` rows are found. A part is a range (`ctime < ?`) or an equality with a
     /// range of ids (`label = ? AND id > ?`) that the index serves directly, where one
     /// condition with `OR`s would have the database walk a large tie (half of a big
     /// database's nodes may share an empty label) from its start.
-    async fn seek_ids(&self, db: &Db, terms: &[OrderTerm], boundary: &[Cell], need: i64) -> QueryResult<Vec<i64>> {
+    async fn seek(
+        &self,
+        db: &Db,
+        terms: &[OrderTerm],
+        boundary: &[Cell],
+        need: i64,
+        keys: bool,
+    ) -> QueryResult<Vec<Row>> {
         let mut parts: Vec<(usize, Option<Step>)> = vec![(terms.len(), None)];
         for (i, (term, value)) in terms.iter().zip(boundary).enumerate().rev() {
             parts.extend(term.steps_after(value).into_iter().map(|step| (i, Some(step))));
         }
         let id = self.spec.collection.entity().qualified("id");
-        let mut ids = Vec::new();
+        let mut rows = Vec::new();
         for (equal, step) in parts {
-            let missing = need - ids.len() as i64;
+            let missing = need - rows.len() as i64;
             if missing <= 0 {
                 break;
             }
             let mut q = Query::new(self.dialect);
             q.push("SELECT ").push(&id);
+            if keys {
+                for term in terms {
+                    q.push(", ");
+                    term.push_key(&mut q);
+                }
+            }
             self.push_from_where(&mut q)?;
             for (term, value) in terms[..equal].iter().zip(boundary) {
                 q.push(" AND ");
@@ -656,9 +754,9 @@ impl<'a> EntityList<'a> {
                 terms[equal].push_step(&mut q, step, &boundary[equal]);
             }
             q.push(self.order.sql()).push(" LIMIT ").bind_int(missing);
-            ids.extend(db.fetch_all(q).await?.iter().filter_map(|row| row.first().and_then(Cell::as_i64)));
+            rows.extend(db.fetch_all(q).await?);
         }
-        Ok(ids)
+        Ok(rows)
     }
 
     /// [`EntityList::rows`] read with a plain `LIMIT ... OFFSET ...` over whole rows, which
