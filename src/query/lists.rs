@@ -9,6 +9,7 @@
 use crate::query::error::{QueryError, QueryResult};
 use crate::query::rows::{Record, Timestamp, push_selects};
 use crate::query::tables::{self, Kind, Table, order_direction};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 
 use crate::storage::db::{Cell, Db, Dialect, Param, Query, Row};
@@ -78,6 +79,9 @@ pub struct OrderBy {
     /// The terms, for seeking to a remembered row ([`EntityList::rows`]); `None` when the
     /// ordering names columns other than the entity's own (the link columns).
     terms: Option<Vec<OrderTerm>>,
+    /// The clause with its last term, the id ascending, turned descending: the order an
+    /// index of descending terms is read in without a sort ([`EntityList::seek`]).
+    id_descending: Option<String>,
 }
 
 /// A condition on one term that selects rows after a value of it.
@@ -220,7 +224,14 @@ impl OrderBy {
             }
         }
         q.sql.truncate(q.sql.len() - 2);
-        Ok(Self { sql: q.sql, terms })
+        let id = entity.qualified("id");
+        let id_descending = match terms.as_deref() {
+            Some([.., last]) if last.expr == id && !last.desc && q.sql.ends_with(" ASC") => {
+                Some(format!("{} DESC", &q.sql[..q.sql.len() - 4]))
+            }
+            _ => None,
+        };
+        Ok(Self { sql: q.sql, terms, id_descending })
     }
 
     /// The clause, with a leading space.
@@ -233,6 +244,7 @@ impl OrderBy {
         self.sql.push_str(", ");
         self.sql.push_str(sql);
         self.terms = None;
+        self.id_descending = None;
         self
     }
 }
@@ -624,8 +636,12 @@ impl<'a> EntityList<'a> {
                 }
                 q.bind_int(*id);
             }
-            q.push(")").push(self.order.sql());
-            return self.read_rows(db, &names, q).await;
+            q.push(")");
+            // The rows in the order of their ids, which is the list's: no sort on the database.
+            let position: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+            let mut rows = db.fetch_all(q).await?;
+            rows.sort_by_key(|row| row.first().and_then(Cell::as_i64).and_then(|id| position.get(&id).copied()));
+            return Ok(self.typed(&names, rows));
         }
         self.skipped.fetch_add(offset, AtomicOrdering::Relaxed);
         let query = self.rows_query(&names, limit, offset)?;
@@ -707,16 +723,18 @@ impl<'a> EntityList<'a> {
         Ok(row.filter(|cells| cells.len() == terms.len()))
     }
 
-    /// The first `need` rows from `boundary` on, in order: each the row's id, then, with
-    /// `keys`, the ordering's values as [`EntityList::boundary`] reads them. Those rows are
-    /// the concatenation of parts that each one simple query finds on the index of the first
-    /// term: the boundary row itself, then the rows equal to it in the first `i` terms and
-    /// after it in term `i`, for `i` from the last term down to the first. Each part is in
-    /// the list's order and comes wholly after the previous one, so the parts are read in
-    /// turn until `need` rows are found. A part is a range (`ctime < ?`) or an equality with a
-    /// range of ids (`label = ? AND id > ?`) that the index serves directly, where one
-    /// condition with `OR`s would have the database walk a large tie (half of a big
-    /// database's nodes may share an empty label) from its start.
+    /// The first `need` rows from `boundary` on, in order: each the row's id, then the
+    /// ordering's values as [`EntityList::boundary`] reads them (`keys`: the caller needs
+    /// them; they may be there all the same). Those rows are the concatenation of parts
+    /// that each one simple query finds on the index of the first term: the boundary row
+    /// itself, then the rows equal to it in the first `i` terms and after it in term `i`, for
+    /// `i` from the last term down to the first. Each part is in the list's order and comes
+    /// wholly after the previous one, so the parts are read in turn until `need` rows are
+    /// found. A part is a range (`ctime < ?`) or an equality with a range of ids (`label = ?
+    /// AND id > ?`) that the index serves directly, where one condition with `OR`s would have
+    /// the database walk a large tie (half of a big database's nodes may share an empty
+    /// label) from its start. A part whose remaining terms are descending is read as
+    /// [`EntityList::seek_descending`] does.
     async fn seek(
         &self,
         db: &Db,
@@ -725,26 +743,33 @@ impl<'a> EntityList<'a> {
         need: i64,
         keys: bool,
     ) -> QueryResult<Vec<Row>> {
-        let mut parts: Vec<(usize, Option<Step>)> = vec![(terms.len(), None)];
+        let id = self.spec.collection.entity().qualified("id");
+        let mut rows = Vec::new();
+        let mut parts: Vec<(usize, Option<Step>)> = Vec::new();
+        // The boundary row itself: its values name it (the id is one of them), and it was
+        // found under the same conditions and fingerprint.
+        match terms.iter().position(|t| t.expr == id) {
+            Some(at) if need > 0 => rows.push([&boundary[at..=at], boundary].concat()),
+            Some(_) => {}
+            None => parts.push((terms.len(), None)),
+        }
         for (i, (term, value)) in terms.iter().zip(boundary).enumerate().rev() {
             parts.extend(term.steps_after(value).into_iter().map(|step| (i, Some(step))));
         }
-        let id = self.spec.collection.entity().qualified("id");
-        let mut rows = Vec::new();
+        let last = terms.len() - 1;
         for (equal, step) in parts {
             let missing = need - rows.len() as i64;
             if missing <= 0 {
                 break;
             }
-            let mut q = Query::new(self.dialect);
-            q.push("SELECT ").push(&id);
-            if keys {
-                for term in terms {
-                    q.push(", ");
-                    term.push_key(&mut q);
-                }
+            if let (Some(step), Some(order)) = (step, &self.order.id_descending)
+                && equal < last
+                && terms[equal..last].iter().all(|t| t.desc)
+            {
+                self.seek_descending(db, terms, boundary, (equal, step), order, missing, &mut rows).await?;
+                continue;
             }
-            self.push_from_where(&mut q)?;
+            let mut q = self.seek_select(terms, keys)?;
             for (term, value) in terms[..equal].iter().zip(boundary) {
                 q.push(" AND ");
                 term.push_equal(&mut q, value);
@@ -759,6 +784,85 @@ impl<'a> EntityList<'a> {
         Ok(rows)
     }
 
+    /// `SELECT <id>[, <values of the terms>] FROM ... WHERE <conditions>`.
+    fn seek_select(&self, terms: &[OrderTerm], keys: bool) -> QueryResult<Query> {
+        let mut q = Query::new(self.dialect);
+        q.push("SELECT ").push(&self.spec.collection.entity().qualified("id"));
+        if keys {
+            for term in terms {
+                q.push(", ");
+                term.push_key(&mut q);
+            }
+        }
+        self.push_from_where(&mut q)?;
+        Ok(q)
+    }
+
+    /// Appends to `rows` the first `missing` rows of the part `(equal, step)` of
+    /// [`EntityList::seek`] whose terms after the first `equal` are descending but for the
+    /// last, the id ascending. An index over them holds equal values by ascending id, so
+    /// read backwards it gives the ids of a tie descending, and the list's order needs a
+    /// sort. The part is read in the index's order instead (`order`: the id descending too),
+    /// one row more than needed, and each tie (rows equal in every term but the id) is
+    /// turned around. Only the last tie read can be cut short: when the row after the
+    /// needed ones belongs to it, it is read again from its start, on the index by
+    /// ascending id (`label = ? ORDER BY id`).
+    #[allow(clippy::too_many_arguments)]
+    async fn seek_descending(
+        &self,
+        db: &Db,
+        terms: &[OrderTerm],
+        boundary: &[Cell],
+        (equal, step): (usize, Step),
+        order: &str,
+        missing: i64,
+        rows: &mut Vec<Row>,
+    ) -> QueryResult<()> {
+        let last = terms.len() - 1;
+        let mut q = self.seek_select(terms, true)?;
+        for (term, value) in terms[..equal].iter().zip(boundary) {
+            q.push(" AND ");
+            term.push_equal(&mut q, value);
+        }
+        q.push(" AND ");
+        terms[equal].push_step(&mut q, step, &boundary[equal]);
+        q.push(order).push(" LIMIT ").bind_int(missing + 1);
+        let mut got = db.fetch_all(q).await?;
+        // A row's values but the id's: `[id, values...]`, the id last of the terms.
+        let tie = |row: &Row| row[1..=last].to_vec();
+        let mut cut = None;
+        let needed = missing as usize;
+        if got.len() > needed {
+            let after = tie(&got[needed]);
+            if tie(&got[needed - 1]) == after {
+                let start = got.iter().position(|row| tie(row) == after).unwrap_or(0);
+                cut = Some(got[start].clone());
+                got.truncate(start);
+            } else {
+                got.truncate(needed);
+            }
+        }
+        let mut start = 0;
+        while start < got.len() {
+            let key = tie(&got[start]);
+            let end = got[start..].iter().position(|row| tie(row) != key).map_or(got.len(), |n| start + n);
+            got[start..end].reverse();
+            start = end;
+        }
+        let read = got.len() as i64;
+        rows.extend(got);
+        if let Some(row) = cut {
+            let mut q = self.seek_select(terms, true)?;
+            for (term, value) in terms[..last].iter().zip(&row[1..]) {
+                q.push(" AND ");
+                term.push_equal(&mut q, value);
+            }
+            q.push(self.order.sql()).push(" LIMIT ").bind_int(missing - read);
+            rows.extend(db.fetch_all(q).await?);
+        }
+        Ok(())
+    }
+
     /// [`EntityList::rows`] read with a plain `LIMIT ... OFFSET ...` over whole rows, which
     /// is slow on deep pages: the reference that tests compare [`EntityList::rows`] with.
     pub async fn rows_by_offset(&self, db: &Db, limit: i64, offset: i64) -> QueryResult<Vec<EntityRow>> {
@@ -769,9 +873,13 @@ impl<'a> EntityList<'a> {
 
     async fn read_rows(&self, db: &Db, names: &[&'static str], query: Query) -> QueryResult<Vec<EntityRow>> {
         let rows = db.fetch_all(query).await?;
+        Ok(self.typed(names, rows))
+    }
+
+    /// Rows of the `names` columns as typed rows.
+    fn typed(&self, names: &[&'static str], rows: Vec<Row>) -> Vec<EntityRow> {
         let collection = self.spec.collection;
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(|cells| {
                 let mut r = Record::new(names, cells);
                 match collection {
@@ -781,7 +889,7 @@ impl<'a> EntityList<'a> {
                     Collection::Groups => EntityRow::Group(GroupRow::read(&mut r)),
                 }
             })
-            .collect())
+            .collect()
     }
 }
 
