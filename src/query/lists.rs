@@ -929,6 +929,23 @@ mod tests {
         assert_eq!(links.sql(), " ORDER BY n.process_type DESC NULLS LAST, n.id ASC, l.id ASC");
     }
 
+    #[test]
+    fn descending_clause_turns_the_last_id_around() {
+        let desc = |orderby: &[(&str, bool)], dialect| {
+            let orderby: Vec<(String, bool)> = orderby.iter().map(|(n, d)| (n.to_string(), *d)).collect();
+            OrderBy::new(dialect, &tables::NODE, &[], &orderby).unwrap().id_descending
+        };
+        assert_eq!(desc(&[("ctime", true)], Dialect::Sqlite).as_deref(), Some(" ORDER BY n.ctime DESC, n.id DESC"));
+        assert_eq!(
+            desc(&[("process_type", true), ("id", false)], Dialect::Postgres).as_deref(),
+            Some(" ORDER BY n.process_type DESC NULLS LAST, n.id DESC")
+        );
+        // The id not last, or descending already: nothing to turn around.
+        assert_eq!(desc(&[("id", false), ("ctime", true)], Dialect::Sqlite), None);
+        assert_eq!(desc(&[("id", true)], Dialect::Sqlite), None);
+        assert_eq!(link_order(Dialect::Sqlite, &[]).unwrap().id_descending, None);
+    }
+
     /// Conditions as a filter translator appends them.
     struct LabelIs(&'static str);
 
