@@ -9,7 +9,10 @@
 use crate::query::error::{QueryError, QueryResult};
 use crate::query::rows::{Record, Timestamp, push_selects};
 use crate::query::tables::{self, Kind, Table, order_direction};
-use crate::storage::db::{Cell, Db, Dialect, Param, Query};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
+
+use crate::storage::db::{Cell, Db, Dialect, Param, Query, Row};
 
 /// The tables that are listed as collections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +79,9 @@ pub struct OrderBy {
     /// The terms, for seeking to a remembered row ([`EntityList::rows`]); `None` when the
     /// ordering names columns other than the entity's own (the link columns).
     terms: Option<Vec<OrderTerm>>,
+    /// The clause with its last term, the id ascending, turned descending: the order an
+    /// index of descending terms is read in without a sort ([`EntityList::seek`]).
+    id_descending: Option<String>,
 }
 
 /// A condition on one term that selects rows after a value of it.
@@ -218,7 +224,14 @@ impl OrderBy {
             }
         }
         q.sql.truncate(q.sql.len() - 2);
-        Ok(Self { sql: q.sql, terms })
+        let id = entity.qualified("id");
+        let id_descending = match terms.as_deref() {
+            Some([.., last]) if last.expr == id && !last.desc && q.sql.ends_with(" ASC") => {
+                Some(format!("{} DESC", &q.sql[..q.sql.len() - 4]))
+            }
+            _ => None,
+        };
+        Ok(Self { sql: q.sql, terms, id_descending })
     }
 
     /// The clause, with a leading space.
@@ -231,6 +244,7 @@ impl OrderBy {
         self.sql.push_str(", ");
         self.sql.push_str(sql);
         self.terms = None;
+        self.id_descending = None;
         self
     }
 }
@@ -457,11 +471,20 @@ pub struct EntityList<'a> {
     order: OrderBy,
     /// Every how many rows a deep page remembers where it starts ([`EntityList::rows`]).
     boundary_every: i64,
+    /// Every how many rows, between those, a finer start is remembered.
+    fine_every: i64,
+    /// Rows the page reads stepped over before their pages ([`EntityList::rows_skipped`]).
+    skipped: AtomicI64,
 }
 
-/// Every how many rows of an ordering the row at the start is remembered, so that a page at
-/// any depth skips fewer rows than this.
+/// Every how many rows of an ordering the row at the start is remembered (in the result
+/// cache), so that a page at any depth skips fewer rows than this.
 pub const PAGE_BOUNDARY_EVERY: i64 = 1000;
+
+/// Every how many rows between those the row at the start is remembered too (in the
+/// database's boundary cache, [`Db::boundaries`]), each found from an earlier one, so that a
+/// page, once near pages were read, skips fewer rows than this.
+pub const PAGE_FINE_BOUNDARY_EVERY: i64 = 100;
 
 /// Larger pages are read with the ids-first query ([`EntityList::rows_query`]) alone.
 const MAX_SEEK_ROWS: i64 = 1000;
@@ -471,14 +494,31 @@ impl<'a> EntityList<'a> {
     /// then read from.
     pub fn new(dialect: Dialect, spec: ListSpec<'a>) -> QueryResult<Self> {
         let order = OrderBy::new(dialect, spec.collection.entity(), &[], spec.orderby)?;
-        Ok(Self { dialect, spec, order, boundary_every: PAGE_BOUNDARY_EVERY })
+        Ok(Self {
+            dialect,
+            spec,
+            order,
+            boundary_every: PAGE_BOUNDARY_EVERY,
+            fine_every: PAGE_FINE_BOUNDARY_EVERY,
+            skipped: AtomicI64::new(0),
+        })
     }
 
-    /// Remembers the row at the start of every `rows` rows instead of every
-    /// [`PAGE_BOUNDARY_EVERY`] (0: none), for tests over small tables.
-    pub fn with_boundaries_every(mut self, rows: i64) -> Self {
-        self.boundary_every = rows;
+    /// Remembers the row at the start of every `every` rows instead of every
+    /// [`PAGE_BOUNDARY_EVERY`] (0: none), and between those of every `fine` rows instead of
+    /// every [`PAGE_FINE_BOUNDARY_EVERY`] (0, or not below `every`: none), for tests over
+    /// small tables.
+    pub fn with_boundaries(mut self, every: i64, fine: i64) -> Self {
+        self.boundary_every = every;
+        self.fine_every = fine;
         self
+    }
+
+    /// How many rows the reads of [`EntityList::rows`] so far stepped over on the database to
+    /// reach their pages (from the start of the list or from a remembered row; finding a
+    /// coarse boundary, which the result cache then keeps, is not counted).
+    pub fn rows_skipped(&self) -> i64 {
+        self.skipped.load(AtomicOrdering::Relaxed)
     }
 
     /// ` FROM <table> <alias> WHERE ...`: the same in the count and in the row query.
@@ -560,51 +600,104 @@ impl<'a> EntityList<'a> {
 
     /// The matching rows `offset..offset + limit`, in order.
     ///
-    /// A deep page starts from a remembered row: the row at the last multiple of
-    /// [`PAGE_BOUNDARY_EVERY`] before `offset` is found once (with the ids-first query of
+    /// A deep page starts from a remembered row. Every [`PAGE_BOUNDARY_EVERY`] rows, the row
+    /// at that position is found once (with the ids-first query of
     /// [`EntityList::rows_query`]) and kept in the result cache while the database is
-    /// unchanged; the page then seeks to it on the ordering's index (`WHERE (ctime, id) come
-    /// after the remembered ones`) and skips fewer than [`PAGE_BOUNDARY_EVERY`] rows. Pages
-    /// near one another, and every later visit, cost what a first page costs.
+    /// unchanged; between those, every [`PAGE_FINE_BOUNDARY_EVERY`] rows, the row is read
+    /// along with a page that passes it, while seeking from an earlier remembered row, and
+    /// kept in the database's boundary cache. The page then seeks to the nearest remembered
+    /// row before it on the ordering's index (`WHERE (ctime, id) come after the remembered
+    /// ones`) and skips fewer than [`PAGE_FINE_BOUNDARY_EVERY`] rows once near pages were
+    /// read, fewer than [`PAGE_BOUNDARY_EVERY`] on the first visit. Pages near one another,
+    /// and every later visit, cost what a first page costs.
     pub async fn rows(&self, db: &Db, limit: i64, offset: i64) -> QueryResult<Vec<EntityRow>> {
         let names = self.names();
         let every = self.boundary_every;
+        // Pages before the first remembered row read the start of the list.
+        let first = if self.fine_every > 0 && self.fine_every < every { self.fine_every } else { every };
         if let Some(terms) = &self.order.terms
             && every > 0
-            && offset >= every
+            && offset >= first
             && (1..=MAX_SEEK_ROWS).contains(&limit)
+            && let Some(ids) = self.page_ids(db, terms, limit, offset).await?
         {
-            let start = offset / every * every;
-            if let Some(boundary) = self.boundary(db, terms, start).await? {
-                let skip = (offset - start) as usize;
-                let ids = self.seek_ids(db, terms, &boundary, offset - start + limit).await?;
-                let ids = ids.get(skip..).unwrap_or_default();
-                if ids.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let entity = self.spec.collection.entity();
-                let mut q = Query::new(self.dialect);
-                q.push("SELECT ");
-                push_selects(&mut q, entity, &names);
-                q.push(" FROM ").push(entity.sql_name).push(" ").push(entity.alias);
-                q.push(" WHERE ").push(&entity.qualified("id")).push(" IN (");
-                for (i, id) in ids.iter().enumerate() {
-                    if i > 0 {
-                        q.push(", ");
-                    }
-                    q.bind_int(*id);
-                }
-                q.push(")").push(self.order.sql());
-                return self.read_rows(db, &names, q).await;
+            if ids.is_empty() {
+                return Ok(Vec::new());
             }
+            let entity = self.spec.collection.entity();
+            let mut q = Query::new(self.dialect);
+            q.push("SELECT ");
+            push_selects(&mut q, entity, &names);
+            q.push(" FROM ").push(entity.sql_name).push(" ").push(entity.alias);
+            q.push(" WHERE ").push(&entity.qualified("id")).push(" IN (");
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.bind_int(*id);
+            }
+            q.push(")");
+            // The rows in the order of their ids, which is the list's: no sort on the database.
+            let position: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+            let mut rows = db.fetch_all(q).await?;
+            rows.sort_by_key(|row| row.first().and_then(Cell::as_i64).and_then(|id| position.get(&id).copied()));
+            return Ok(self.typed(&names, rows));
         }
+        self.skipped.fetch_add(offset, AtomicOrdering::Relaxed);
         let query = self.rows_query(&names, limit, offset)?;
         self.read_rows(db, &names, query).await
     }
 
-    /// The ordering's values of the row at `start` (through the result cache); `None` when
-    /// there is no such row.
-    async fn boundary(&self, db: &Db, terms: &[OrderTerm], start: i64) -> QueryResult<Option<Vec<Cell>>> {
+    /// The ids of the rows `offset..offset + limit`, read from the nearest remembered row
+    /// before them (the first row of the list counts as a coarse boundary); the fine
+    /// boundaries passed on the way are remembered. `None` when the list has no row at the
+    /// coarse boundary.
+    async fn page_ids(&self, db: &Db, terms: &[OrderTerm], limit: i64, offset: i64) -> QueryResult<Option<Vec<i64>>> {
+        let every = self.boundary_every;
+        let coarse = offset / every * every;
+        let fine = self.fine_every;
+        // Fine boundaries are kept under the fingerprint the database has now, or not at all.
+        let fingerprint = if fine > 0 && fine < every { db.fingerprint().await } else { None };
+        // The last fine boundary at or before `offset`, and the nearest one kept.
+        let mut last_fine = coarse;
+        let mut from = None;
+        if let Some(fingerprint) = &fingerprint {
+            last_fine = coarse + (offset - coarse) / fine * fine;
+            let mut at = last_fine;
+            while at > coarse {
+                if let Some(values) = db.boundaries().get(&self.boundary_query(terms, at)?, fingerprint) {
+                    from = Some((at, values));
+                    break;
+                }
+                at -= fine;
+            }
+        }
+        let (start, boundary) = match from {
+            Some(found) => found,
+            None => match self.boundary(db, terms, coarse).await? {
+                Some(values) => (coarse, values),
+                None => return Ok(None),
+            },
+        };
+        let record = fingerprint.as_ref().filter(|_| last_fine > start);
+        let skip = offset - start;
+        let rows = self.seek(db, terms, &boundary, skip + limit, record.is_some()).await?;
+        self.skipped.fetch_add(skip.min(rows.len() as i64), AtomicOrdering::Relaxed);
+        if let Some(fingerprint) = record {
+            let mut at = start + fine;
+            while at <= last_fine {
+                let Some(row) = rows.get((at - start) as usize) else { break };
+                db.boundaries().put(&self.boundary_query(terms, at)?, fingerprint, row[1..].to_vec());
+                at += fine;
+            }
+        }
+        let ids = rows.get(skip as usize..).unwrap_or_default();
+        Ok(Some(ids.iter().filter_map(|row| row.first().and_then(Cell::as_i64)).collect()))
+    }
+
+    /// The query of the ordering's values of the row at `start`; also the key under which
+    /// they are kept.
+    fn boundary_query(&self, terms: &[OrderTerm], start: i64) -> QueryResult<Query> {
         let entity = self.spec.collection.entity();
         let id = entity.qualified("id");
         let mut q = Query::new(self.dialect);
@@ -619,34 +712,64 @@ impl<'a> EntityList<'a> {
         q.push(" WHERE ").push(&id).push(" IN (SELECT ").push(&id);
         self.push_from_where(&mut q)?;
         q.push(self.order.sql()).push(" LIMIT 1 OFFSET ").bind_int(start).push(")");
+        Ok(q)
+    }
+
+    /// The ordering's values of the row at `start` (through the result cache); `None` when
+    /// there is no such row.
+    async fn boundary(&self, db: &Db, terms: &[OrderTerm], start: i64) -> QueryResult<Option<Vec<Cell>>> {
+        let q = self.boundary_query(terms, start)?;
         let row = db.fetch_all_cached(q).await?.into_iter().next();
         Ok(row.filter(|cells| cells.len() == terms.len()))
     }
 
-    /// The ids of the first `need` rows from `boundary` on, in order. Those rows are the
-    /// concatenation of parts that each one simple query finds on the index of the first
-    /// term: the boundary row itself, then the rows equal to it in the first `i` terms and
-    /// after it in term `i`, for `i` from the last term down to the first. Each part is in
-    /// the list's order and comes wholly after the previous one, so the parts are read in
-    /// turn until `need` ids are found. A part is a range (`ctime < ?`) or an equality with a
-    /// range of ids (`label = ? AND id > ?`) that the index serves directly, where one
-    /// condition with `OR`s would have the database walk a large tie (half of a big
-    /// database's nodes may share an empty label) from its start.
-    async fn seek_ids(&self, db: &Db, terms: &[OrderTerm], boundary: &[Cell], need: i64) -> QueryResult<Vec<i64>> {
-        let mut parts: Vec<(usize, Option<Step>)> = vec![(terms.len(), None)];
+    /// The first `need` rows from `boundary` on, in order: each the row's id, then the
+    /// ordering's values as [`EntityList::boundary`] reads them (`keys`: the caller needs
+    /// them; they may be there all the same). Those rows are the concatenation of parts
+    /// that each one simple query finds on the index of the first term: the boundary row
+    /// itself, then the rows equal to it in the first `i` terms and after it in term `i`, for
+    /// `i` from the last term down to the first. Each part is in the list's order and comes
+    /// wholly after the previous one, so the parts are read in turn until `need` rows are
+    /// found. A part is a range (`ctime < ?`) or an equality with a range of ids (`label = ?
+    /// AND id > ?`) that the index serves directly, where one condition with `OR`s would have
+    /// the database walk a large tie (half of a big database's nodes may share an empty
+    /// label) from its start. A part whose remaining terms are descending is read as
+    /// [`EntityList::seek_descending`] does.
+    async fn seek(
+        &self,
+        db: &Db,
+        terms: &[OrderTerm],
+        boundary: &[Cell],
+        need: i64,
+        keys: bool,
+    ) -> QueryResult<Vec<Row>> {
+        let id = self.spec.collection.entity().qualified("id");
+        let mut rows = Vec::new();
+        let mut parts: Vec<(usize, Option<Step>)> = Vec::new();
+        // The boundary row itself: its values name it (the id is one of them), and it was
+        // found under the same conditions and fingerprint.
+        match terms.iter().position(|t| t.expr == id) {
+            Some(at) if need > 0 => rows.push([&boundary[at..=at], boundary].concat()),
+            Some(_) => {}
+            None => parts.push((terms.len(), None)),
+        }
         for (i, (term, value)) in terms.iter().zip(boundary).enumerate().rev() {
             parts.extend(term.steps_after(value).into_iter().map(|step| (i, Some(step))));
         }
-        let id = self.spec.collection.entity().qualified("id");
-        let mut ids = Vec::new();
+        let last = terms.len() - 1;
         for (equal, step) in parts {
-            let missing = need - ids.len() as i64;
+            let missing = need - rows.len() as i64;
             if missing <= 0 {
                 break;
             }
-            let mut q = Query::new(self.dialect);
-            q.push("SELECT ").push(&id);
-            self.push_from_where(&mut q)?;
+            if let (Some(step), Some(order)) = (step, &self.order.id_descending)
+                && equal < last
+                && terms[equal..last].iter().all(|t| t.desc)
+            {
+                self.seek_descending(db, terms, boundary, (equal, step), order, missing, &mut rows).await?;
+                continue;
+            }
+            let mut q = self.seek_select(terms, keys)?;
             for (term, value) in terms[..equal].iter().zip(boundary) {
                 q.push(" AND ");
                 term.push_equal(&mut q, value);
@@ -656,9 +779,88 @@ impl<'a> EntityList<'a> {
                 terms[equal].push_step(&mut q, step, &boundary[equal]);
             }
             q.push(self.order.sql()).push(" LIMIT ").bind_int(missing);
-            ids.extend(db.fetch_all(q).await?.iter().filter_map(|row| row.first().and_then(Cell::as_i64)));
+            rows.extend(db.fetch_all(q).await?);
         }
-        Ok(ids)
+        Ok(rows)
+    }
+
+    /// `SELECT <id>[, <values of the terms>] FROM ... WHERE <conditions>`.
+    fn seek_select(&self, terms: &[OrderTerm], keys: bool) -> QueryResult<Query> {
+        let mut q = Query::new(self.dialect);
+        q.push("SELECT ").push(&self.spec.collection.entity().qualified("id"));
+        if keys {
+            for term in terms {
+                q.push(", ");
+                term.push_key(&mut q);
+            }
+        }
+        self.push_from_where(&mut q)?;
+        Ok(q)
+    }
+
+    /// Appends to `rows` the first `missing` rows of the part `(equal, step)` of
+    /// [`EntityList::seek`] whose terms after the first `equal` are descending but for the
+    /// last, the id ascending. An index over them holds equal values by ascending id, so
+    /// read backwards it gives the ids of a tie descending, and the list's order needs a
+    /// sort. The part is read in the index's order instead (`order`: the id descending too),
+    /// one row more than needed, and each tie (rows equal in every term but the id) is
+    /// turned around. Only the last tie read can be cut short: when the row after the
+    /// needed ones belongs to it, it is read again from its start, on the index by
+    /// ascending id (`label = ? ORDER BY id`).
+    #[allow(clippy::too_many_arguments)]
+    async fn seek_descending(
+        &self,
+        db: &Db,
+        terms: &[OrderTerm],
+        boundary: &[Cell],
+        (equal, step): (usize, Step),
+        order: &str,
+        missing: i64,
+        rows: &mut Vec<Row>,
+    ) -> QueryResult<()> {
+        let last = terms.len() - 1;
+        let mut q = self.seek_select(terms, true)?;
+        for (term, value) in terms[..equal].iter().zip(boundary) {
+            q.push(" AND ");
+            term.push_equal(&mut q, value);
+        }
+        q.push(" AND ");
+        terms[equal].push_step(&mut q, step, &boundary[equal]);
+        q.push(order).push(" LIMIT ").bind_int(missing + 1);
+        let mut got = db.fetch_all(q).await?;
+        // A row's values but the id's: `[id, values...]`, the id last of the terms.
+        let tie = |row: &Row| row[1..=last].to_vec();
+        let mut cut = None;
+        let needed = missing as usize;
+        if got.len() > needed {
+            let after = tie(&got[needed]);
+            if tie(&got[needed - 1]) == after {
+                let start = got.iter().position(|row| tie(row) == after).unwrap_or(0);
+                cut = Some(got[start].clone());
+                got.truncate(start);
+            } else {
+                got.truncate(needed);
+            }
+        }
+        let mut start = 0;
+        while start < got.len() {
+            let key = tie(&got[start]);
+            let end = got[start..].iter().position(|row| tie(row) != key).map_or(got.len(), |n| start + n);
+            got[start..end].reverse();
+            start = end;
+        }
+        let read = got.len() as i64;
+        rows.extend(got);
+        if let Some(row) = cut {
+            let mut q = self.seek_select(terms, true)?;
+            for (term, value) in terms[..last].iter().zip(&row[1..]) {
+                q.push(" AND ");
+                term.push_equal(&mut q, value);
+            }
+            q.push(self.order.sql()).push(" LIMIT ").bind_int(missing - read);
+            rows.extend(db.fetch_all(q).await?);
+        }
+        Ok(())
     }
 
     /// [`EntityList::rows`] read with a plain `LIMIT ... OFFSET ...` over whole rows, which
@@ -671,9 +873,13 @@ impl<'a> EntityList<'a> {
 
     async fn read_rows(&self, db: &Db, names: &[&'static str], query: Query) -> QueryResult<Vec<EntityRow>> {
         let rows = db.fetch_all(query).await?;
+        Ok(self.typed(names, rows))
+    }
+
+    /// Rows of the `names` columns as typed rows.
+    fn typed(&self, names: &[&'static str], rows: Vec<Row>) -> Vec<EntityRow> {
         let collection = self.spec.collection;
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(|cells| {
                 let mut r = Record::new(names, cells);
                 match collection {
@@ -683,7 +889,7 @@ impl<'a> EntityList<'a> {
                     Collection::Groups => EntityRow::Group(GroupRow::read(&mut r)),
                 }
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -721,6 +927,23 @@ mod tests {
         );
         let links = link_order(Dialect::Postgres, &[("process_type".into(), true)]).unwrap();
         assert_eq!(links.sql(), " ORDER BY n.process_type DESC NULLS LAST, n.id ASC, l.id ASC");
+    }
+
+    #[test]
+    fn descending_clause_turns_the_last_id_around() {
+        let desc = |orderby: &[(&str, bool)], dialect| {
+            let orderby: Vec<(String, bool)> = orderby.iter().map(|(n, d)| (n.to_string(), *d)).collect();
+            OrderBy::new(dialect, &tables::NODE, &[], &orderby).unwrap().id_descending
+        };
+        assert_eq!(desc(&[("ctime", true)], Dialect::Sqlite).as_deref(), Some(" ORDER BY n.ctime DESC, n.id DESC"));
+        assert_eq!(
+            desc(&[("process_type", true), ("id", false)], Dialect::Postgres).as_deref(),
+            Some(" ORDER BY n.process_type DESC NULLS LAST, n.id DESC")
+        );
+        // The id not last, or descending already: nothing to turn around.
+        assert_eq!(desc(&[("id", false), ("ctime", true)], Dialect::Sqlite), None);
+        assert_eq!(desc(&[("id", true)], Dialect::Sqlite), None);
+        assert_eq!(link_order(Dialect::Sqlite, &[]).unwrap().id_descending, None);
     }
 
     /// Conditions as a filter translator appends them.

@@ -58,9 +58,10 @@ async fn compare(db: &Db, what: &str) {
                 let total = reference.count(db).await.unwrap();
                 let expected_all = reference.rows_by_offset(db, total + 1, 0).await.unwrap();
                 assert_eq!(expected_all.len() as i64, total);
-                // Remembered starts every few rows, so that small tables have deep pages.
-                for every in [0, 1, 7, 40] {
-                    let list = EntityList::new(db.dialect(), spec).unwrap().with_boundaries_every(every);
+                // Remembered starts every few rows, so that small tables have deep pages; and
+                // finer ones between them, read twice so that the second pass starts from them.
+                for (every, fine) in [(0, 0), (1, 0), (7, 0), (40, 0), (7, 3), (40, 1), (40, 7), (40, 7)] {
+                    let list = EntityList::new(db.dialect(), spec).unwrap().with_boundaries(every, fine);
                     for (limit, offset) in
                         WINDOWS.iter().copied().chain([(25, total - 5), (25, total), (3, total + 10)])
                     {
@@ -102,4 +103,132 @@ async fn deep_pages_match_the_plain_offset_on_postgres() {
     }
     let storage = harness::open(Backend::Postgres, DbLimits::default()).await.unwrap();
     compare(&storage.db, "postgres").await;
+}
+
+/// Pages read one after the other, then again in another order, from a list with
+/// boundaries every `every` rows and fine ones every `fine` rows: the rows of each page are
+/// those of the plain offset, and the pages skip fewer rows than `fine` once the fine
+/// boundaries are kept (fewer than `2 * fine` on the way there). Returns the rows the first
+/// pass skipped in all and the most rows a page of the second pass skipped.
+async fn paging(
+    backend: Backend,
+    orderby: &[(String, bool)],
+    conditions: &dyn Conditions,
+    every: i64,
+    fine: i64,
+) -> (i64, i64, aiida_rest::storage::Storage) {
+    // A storage of its own, with caches of its own.
+    let storage = harness::open(backend, DbLimits::default()).await.unwrap();
+    let db = &storage.db;
+    let spec =
+        ListSpec { collection: Collection::Nodes, pk: None, conditions, orderby, attributes: false, extras: false };
+    let reference = EntityList::new(db.dialect(), spec).unwrap();
+    let total = reference.count(db).await.unwrap();
+    let expected_all = reference.rows_by_offset(db, total + 1, 0).await.unwrap();
+    assert!(total > 4 * every, "{total} rows");
+    let list = EntityList::new(db.dialect(), spec).unwrap().with_boundaries(every, fine);
+    let perpage = 3;
+    let offsets: Vec<i64> = (0..total).step_by(perpage as usize).collect();
+    let context = format!("{orderby:?}, boundaries every {every} and {fine}");
+    let mut most = 0;
+    for offset in &offsets {
+        let before = list.rows_skipped();
+        let got = list.rows(db, perpage, *offset).await.unwrap();
+        let end = (offset + perpage).min(total) as usize;
+        assert_eq!(got, expected_all[*offset as usize..end], "{context}: page at {offset}");
+        most = most.max(list.rows_skipped() - before);
+    }
+    if fine > 0 {
+        assert!(most < 2 * fine, "{context}: {most} rows skipped by a page of the first pass");
+    }
+    let first_pass = list.rows_skipped();
+    let mut most = 0;
+    for (i, offset) in offsets.iter().enumerate().rev() {
+        // Other windows than those of the first pass, none after its last.
+        let offset = (offset + i as i64 % 3).min(*offsets.last().unwrap());
+        let before = list.rows_skipped();
+        let got = list.rows(db, perpage, offset).await.unwrap();
+        let end = (offset + perpage).min(total) as usize;
+        assert_eq!(got, expected_all[offset as usize..end], "{context}: second page at {offset}");
+        most = most.max(list.rows_skipped() - before);
+    }
+    (first_pass, most, storage)
+}
+
+/// `(orderby, filtered)` of the paging tests: descending with ties broken by ascending ids,
+/// ascending, several terms in mixed directions, and one over a column of many ties.
+fn paging_orderings() -> Vec<(Vec<(String, bool)>, bool)> {
+    let o = |terms: &[(&str, bool)]| terms.iter().map(|(n, d)| (n.to_string(), *d)).collect::<Vec<_>>();
+    vec![
+        (o(&[("ctime", true)]), false),
+        (o(&[("ctime", false)]), true),
+        (o(&[("ctime", true)]), true),
+        (o(&[("node_type", false), ("ctime", true)]), false),
+        (o(&[("label", true)]), true),
+        (o(&[("process_type", true), ("label", false), ("mtime", true)]), false),
+        (o(&[("id", true)]), false),
+    ]
+}
+
+async fn fine_paging(backend: Backend) {
+    for (orderby, filtered) in paging_orderings() {
+        let conditions: &dyn Conditions = if filtered { &Sparse } else { &Unfiltered };
+        let (sequential, most, storage) = paging(backend, &orderby, conditions, 40, 5).await;
+        assert!(most < 5, "{orderby:?}: {most} rows skipped by a page after the fine boundaries were kept");
+        // They are kept apart from the result cache, one per 5 rows, and bounded.
+        let (entries, bytes) = storage.db.boundaries().size();
+        assert!(entries > 20 && bytes > 0 && bytes < 4 << 20, "{entries} entries, {bytes} bytes");
+        // Without fine boundaries, the same pages skip up to the coarse distance.
+        let (sequential_coarse, most, storage) = paging(backend, &orderby, conditions, 40, 0).await;
+        assert!(most >= 30, "{orderby:?}: {most} rows skipped without fine boundaries");
+        assert!(
+            3 * sequential < sequential_coarse,
+            "{orderby:?}: paging one page after the other skipped {sequential} rows, {sequential_coarse} without fine boundaries"
+        );
+        assert_eq!(storage.db.boundaries().size(), (0, 0));
+    }
+}
+
+#[tokio::test]
+async fn fine_boundaries_bound_the_rows_a_page_skips_on_the_profile() {
+    fine_paging(Backend::Profile).await;
+}
+
+#[tokio::test]
+async fn fine_boundaries_bound_the_rows_a_page_skips_on_the_archive() {
+    fine_paging(Backend::Archive).await;
+}
+
+/// On PostgreSQL the fingerprint moves with any write to the shared test cluster, which
+/// drops the fine boundaries; the pages' rows are checked, not the rows they skip.
+#[tokio::test]
+async fn fine_boundaries_keep_the_rows_of_pages_on_postgres() {
+    if harness::pg::shared().is_none() {
+        return;
+    }
+    let storage = harness::open(Backend::Postgres, DbLimits::default()).await.unwrap();
+    let db = &storage.db;
+    for (orderby, filtered) in paging_orderings() {
+        let conditions: &dyn Conditions = if filtered { &Sparse } else { &Unfiltered };
+        let spec = ListSpec {
+            collection: Collection::Nodes,
+            pk: None,
+            conditions,
+            orderby: &orderby,
+            attributes: false,
+            extras: false,
+        };
+        let reference = EntityList::new(db.dialect(), spec).unwrap();
+        let total = reference.count(db).await.unwrap();
+        let expected_all = reference.rows_by_offset(db, total + 1, 0).await.unwrap();
+        let list = EntityList::new(db.dialect(), spec).unwrap().with_boundaries(40, 5);
+        for pass in 0..2 {
+            for offset in (0..total).step_by(3) {
+                let offset = (offset + pass).min(total - 1);
+                let got = list.rows(db, 3, offset).await.unwrap();
+                let end = (offset + 3).min(total) as usize;
+                assert_eq!(got, expected_all[offset as usize..end], "{orderby:?} (filtered: {filtered}) at {offset}");
+            }
+        }
+    }
 }

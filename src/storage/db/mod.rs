@@ -240,6 +240,12 @@ impl Db {
         }
     }
 
+    /// The fine page boundaries of sorted lists kept for this database (the query layer's
+    /// deep pages), apart from the result cache.
+    pub fn boundaries(&self) -> &cache::BoundaryCache {
+        &self.cache().boundaries
+    }
+
     /// [`Db::fetch_all`] for expensive queries over large tables (counts, statistics): the
     /// result is reused until the database changes.
     pub async fn fetch_all_cached(&self, query: Query) -> Result<Vec<Row>, DbError> {
