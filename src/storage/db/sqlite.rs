@@ -1,8 +1,10 @@
-//! A small pool of read-only SQLite connections. SQLite calls block, so each query runs on
-//! tokio's blocking thread pool; a semaphore bounds how many run at once.
+//! A small pool of read-only SQLite connections; a semaphore bounds how many statements run at
+//! once. SQLite calls block: a statement starts on the calling async worker with a budget of a
+//! few tens of microseconds, and one that needs more runs on tokio's blocking thread pool
+//! ([`SqlitePool::fetch_all`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,10 +19,28 @@ use super::{Cell, DbError, DbLimits, Param, Query, Row};
 /// The page cache of each connection, in KiB.
 const PAGE_CACHE_KIB: usize = 4096;
 
+/// SQLite virtual-machine instructions between two calls of the progress handler (which checks
+/// the deadline and the inline budget).
+const PROGRESS_STEPS: i32 = 10_000;
+
+/// How many progress-handler calls a statement run inline (on the async worker, see
+/// [`SqlitePool::fetch_all`]) may take before it is stopped and run again on the blocking pool:
+/// one, that is at most about twice [`PROGRESS_STEPS`] instructions, tens of microseconds.
+const INLINE_TICKS: u32 = 1;
+
+/// The most bytes of text a statement run inline may return before it goes to the blocking
+/// pool: copying a node's large attributes would hold the async worker too long.
+const INLINE_BYTES: usize = 256 << 10;
+
+/// No budget: the statement runs until it ends or its deadline.
+const UNLIMITED: u32 = u32::MAX;
+
 struct Pooled {
     conn: Connection,
     /// Milliseconds after `epoch` at which the running statement must stop.
     deadline: Arc<AtomicU64>,
+    /// Progress-handler calls left to a statement run inline ([`UNLIMITED`] otherwise).
+    budget: Arc<AtomicU32>,
 }
 
 struct Inner {
@@ -36,6 +56,8 @@ struct Inner {
     large_answers: Bound,
     /// Queries interrupted because their caller went away.
     cancelled: AtomicU64,
+    /// Statements that began inline and went on to the blocking pool.
+    spilled: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -68,6 +90,7 @@ impl SqlitePool {
                 client_queries: Bound::new(super::CLIENT_QUERIES),
                 large_answers: Bound::new(super::large_answers(limits.max_connections)),
                 cancelled: AtomicU64::new(0),
+                spilled: AtomicU64::new(0),
             }),
         };
         // Fail at start-up, not on the first request, when the file is not a database.
@@ -124,14 +147,24 @@ impl SqlitePool {
         // `open` that follows reports it as damaged (the default cache of 2 MiB stays).
         let _ = conn.execute_batch(&format!("PRAGMA cache_size = -{PAGE_CACHE_KIB};"));
         let deadline = Arc::new(AtomicU64::new(u64::MAX));
+        let budget = Arc::new(AtomicU32::new(UNLIMITED));
         let epoch = self.inner.epoch;
-        let watched = deadline.clone();
+        let (watched, spent) = (deadline.clone(), budget.clone());
         conn.progress_handler(
-            10_000,
-            Some(move || epoch.elapsed().as_millis() as u64 > watched.load(Ordering::Relaxed)),
+            PROGRESS_STEPS,
+            Some(move || {
+                let left = spent.load(Ordering::Relaxed);
+                if left != UNLIMITED {
+                    if left == 0 {
+                        return true;
+                    }
+                    spent.store(left - 1, Ordering::Relaxed);
+                }
+                epoch.elapsed().as_millis() as u64 > watched.load(Ordering::Relaxed)
+            }),
         );
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Pooled { conn, deadline })
+        Ok(Pooled { conn, deadline, budget })
     }
 
     pub fn path(&self) -> &Path {
@@ -161,6 +194,11 @@ impl SqlitePool {
         self.inner.cancelled.load(Ordering::Relaxed)
     }
 
+    /// How many statements began inline and were run again on the blocking pool.
+    pub fn spilled_statements(&self) -> u64 {
+        self.inner.spilled.load(Ordering::Relaxed)
+    }
+
     /// What changes with every committed write: the database header's change counter (bytes
     /// 24-27, bumped by each rollback-journal commit), the write-ahead log's header (its salts
     /// change when the log restarts) and size, plus both files' sizes and modification times.
@@ -184,8 +222,18 @@ impl SqlitePool {
         Some(format!("{}/{wal}", stamp(&self.inner.path, 28)?))
     }
 
+    /// Runs `query` and returns its rows.
+    ///
+    /// Most statements of the API are lookups by key that take a few microseconds, less than
+    /// the two thread switches of a trip to the blocking pool and back. So a statement first
+    /// runs here, on the async worker, on an idle connection, within a small budget
+    /// ([`INLINE_TICKS`], [`INLINE_BYTES`]); one that needs more is stopped and run again on the
+    /// blocking pool, where it may take as long as its deadline allows.
     pub async fn fetch_all(&self, query: Query) -> Result<Vec<Row>, DbError> {
         let _permit = self.inner.permits.acquire().await.map_err(|_| DbError::Unavailable("pool closed".into()))?;
+        if let Some(result) = self.run_inline(&query) {
+            return result;
+        }
         let pool = self.clone();
         // Interrupts the statement when this future is dropped (the client went away).
         let cancel = CancelOnDrop(Arc::new(Mutex::new(Running::default())));
@@ -194,6 +242,32 @@ impl SqlitePool {
             .await
             .map_err(|e| DbError::Query(format!("query task failed: {e}")))?;
         cancel.0.lock().expect("cancel lock").done = true;
+        result
+    }
+
+    /// The statement run on the calling thread within the inline budget; `None` when there is
+    /// no idle connection or the budget ran out (the caller then uses the blocking pool).
+    fn run_inline(&self, query: &Query) -> Option<Result<Vec<Row>, DbError>> {
+        let pooled = self.inner.idle.lock().expect("pool lock").pop()?;
+        let deadline = self.inner.epoch.elapsed() + self.inner.limits.statement_timeout;
+        pooled.deadline.store(deadline.as_millis() as u64, Ordering::Relaxed);
+        pooled.budget.store(INLINE_TICKS, Ordering::Relaxed);
+        let result = execute_within(&pooled.conn, query, INLINE_BYTES);
+        let exhausted = pooled.budget.swap(UNLIMITED, Ordering::Relaxed) == 0;
+        pooled.deadline.store(u64::MAX, Ordering::Relaxed);
+        let result = match result {
+            Err(DbError::Timeout) if exhausted => None,
+            Ok(None) => None,
+            Ok(Some(rows)) => Some(Ok(rows)),
+            Err(e) => Some(Err(e)),
+        };
+        match &result {
+            Some(Err(DbError::Unavailable(_))) => {}
+            _ => self.inner.idle.lock().expect("pool lock").push(pooled),
+        }
+        if result.is_none() {
+            self.inner.spilled.fetch_add(1, Ordering::Relaxed);
+        }
         result
     }
 
@@ -262,12 +336,18 @@ impl Drop for CancelOnDrop {
 }
 
 fn execute(conn: &Connection, query: &Query) -> Result<Vec<Row>, DbError> {
+    Ok(execute_within(conn, query, usize::MAX)?.expect("no byte limit"))
+}
+
+/// The rows of `query`, or `None` as soon as their text passes `max_bytes`.
+fn execute_within(conn: &Connection, query: &Query, max_bytes: usize) -> Result<Option<Vec<Row>>, DbError> {
     tracing::trace!(sql = %query.sql, "SQLite statement");
     let mut stmt = conn.prepare_cached(&query.sql).map_err(map_err)?;
     let params: Vec<&dyn ToSql> = query.params.iter().map(|p| p as &dyn ToSql).collect();
     let width = stmt.column_count();
     let mut rows = stmt.query(params.as_slice()).map_err(map_err)?;
     let mut out = Vec::new();
+    let mut bytes = 0usize;
     while let Some(row) = rows.next().map_err(map_err)? {
         let mut cells = Vec::with_capacity(width);
         for i in 0..width {
@@ -275,15 +355,21 @@ fn execute(conn: &Connection, query: &Query) -> Result<Vec<Row>, DbError> {
                 ValueRef::Null => Cell::Null,
                 ValueRef::Integer(v) => Cell::Int(v),
                 ValueRef::Real(v) => Cell::Float(v),
-                ValueRef::Text(t) | ValueRef::Blob(t) => Cell::Text(match std::str::from_utf8(t) {
-                    Ok(text) => text.to_owned(),
-                    Err(_) => String::from_utf8_lossy(t).into_owned(),
-                }),
+                ValueRef::Text(t) | ValueRef::Blob(t) => {
+                    bytes += t.len();
+                    if bytes > max_bytes {
+                        return Ok(None);
+                    }
+                    Cell::Text(match std::str::from_utf8(t) {
+                        Ok(text) => text.to_owned(),
+                        Err(_) => String::from_utf8_lossy(t).into_owned(),
+                    })
+                }
             });
         }
         out.push(cells);
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Why [`SqlitePool::open`] or a start-up check of [`SqlitePool::check_scalar`] failed.
@@ -335,3 +421,60 @@ impl ToSql for Param {
 /// Characters escaped in a `file:` URI path: SQLite treats `?` and `#` specially, and `%`
 /// starts an escape.
 const URI_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'?').add(b'#').add(b'%').add(b' ');
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool_over(rows: i64) -> (tempfile::TempDir, SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, text TEXT); BEGIN").unwrap();
+        let mut insert = conn.prepare("INSERT INTO t (id, text) VALUES (?1, ?2)").unwrap();
+        for id in 0..rows {
+            insert.execute(rusqlite::params![id, "x".repeat(100)]).unwrap();
+        }
+        drop(insert);
+        conn.execute_batch("COMMIT").unwrap();
+        drop(conn);
+        let pool = SqlitePool::open(&path, false, DbLimits::default()).unwrap();
+        (dir, pool)
+    }
+
+    fn query(sql: &str) -> Query {
+        let mut q = Query::new(super::super::Dialect::Sqlite);
+        q.push(sql);
+        q
+    }
+
+    /// A lookup by key answers on the caller's thread; a scan past the budget, or rows past
+    /// the byte bound, start there and are answered whole from the blocking pool.
+    #[tokio::test]
+    async fn cheap_statements_run_inline_and_costly_ones_move_to_the_pool() {
+        let (_dir, pool) = pool_over(20_000);
+        let one = pool.fetch_all(query("SELECT id FROM t WHERE id = 7")).await.unwrap();
+        assert_eq!(one, vec![vec![Cell::Int(7)]]);
+        assert_eq!(pool.spilled_statements(), 0);
+
+        // Tens of thousands of rows: many progress-handler calls.
+        let all = pool.fetch_all(query("SELECT id FROM t ORDER BY id")).await.unwrap();
+        assert_eq!(all.len(), 20_000);
+        assert_eq!(all[19_999], vec![Cell::Int(19_999)]);
+        assert_eq!(pool.spilled_statements(), 1);
+
+        // Few instructions, much text.
+        let text = pool.fetch_all(query("SELECT text FROM t WHERE id < 5000")).await;
+        let text = text.unwrap();
+        assert_eq!(text.len(), 5000);
+        assert_eq!(pool.spilled_statements(), 2);
+
+        // The connections came back with their budget lifted: a long statement on the pool is
+        // not cut short.
+        let count = pool.fetch_all(query("SELECT count(*) FROM t a, t b WHERE a.id < 300 AND b.id < 300")).await;
+        assert_eq!(count.unwrap(), vec![vec![Cell::Int(90_000)]]);
+        let cheap = pool.fetch_all(query("SELECT text FROM t WHERE id = 1")).await.unwrap();
+        assert_eq!(cheap[0][0].as_str().map(str::len), Some(100));
+        assert_eq!(pool.spilled_statements(), 3);
+    }
+}
