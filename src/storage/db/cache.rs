@@ -25,6 +25,9 @@ pub struct ResultCache {
     /// Cached reads answered from the cache, and those computed (for `/metrics`).
     pub(super) hits: AtomicU64,
     pub(super) misses: AtomicU64,
+    /// The whole-table aggregates of the statistics and type trees (kept apart: they are
+    /// brought up to date rather than recomputed, and saved, see `Db::aggregates`).
+    pub(super) aggregates: super::aggregates::Slot,
 }
 
 #[derive(Default)]
