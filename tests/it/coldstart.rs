@@ -194,6 +194,25 @@ async fn a_grown_profile_adds_its_new_nodes_at_start() {
     assert_eq!(answers_changed, recounted(&source).await);
 }
 
+/// Another database put in the place of a profile's, with the same ids and more: counted again,
+/// not taken for the first one grown (the node of the largest counted id is another one).
+#[tokio::test]
+async fn another_database_in_the_same_place_is_counted_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let folder = dir.path().join("profile");
+    harness::copy_tree(&harness::fixture2_profile_path(), &folder);
+    let source = Source::Path(folder.clone());
+    let small = answers(&open(&source, Some(&cache)).await).await;
+    // Ids 1..54 before, 1..459 after: the counts alone would pass for 405 appended nodes.
+    std::fs::copy(harness::profile_path().join("database.sqlite"), folder.join("database.sqlite")).unwrap();
+    let replaced = open(&source, Some(&cache)).await;
+    let answers_replaced = answers(&replaced).await;
+    assert_eq!(replaced.db.aggregate_runs(), runs(1, 0, 0));
+    assert_eq!((total(&small), total(&answers_replaced)), (54, 459));
+    assert_eq!(answers_replaced, recounted(&source).await);
+}
+
 /// A profile that grows while it is served (a running AiiDA daemon): the answers follow, from
 /// the new rows only; a deletion makes the server count again.
 #[tokio::test]

@@ -66,6 +66,10 @@ pub struct Aggregates {
     pub count: i64,
     /// The largest node id among them (`None`: no rows).
     pub max_id: Option<i64>,
+    /// The UUID of the node of that id: a database put in the place of another one with the
+    /// same ids counts as changed, not grown.
+    #[serde(default)]
+    pub max_uuid: Option<String>,
 }
 
 /// `U+10FFFF` in SQLite: every text that starts with a day sorts below the day followed by it.
@@ -104,14 +108,22 @@ pub fn full(dialect: Dialect) -> Query {
         // each row out of order, which is about twice as slow.
         q.push(" NOT INDEXED");
     }
-    q.push(" GROUP BY node_type, process_type UNION ALL SELECT 3, NULL, NULL, max(id) FROM db_dbnode");
+    q.push(" GROUP BY node_type, process_type UNION ALL SELECT 3, ");
+    push_uuid_of(&mut q, "(SELECT max(id) FROM db_dbnode)");
+    q.push(", NULL, max(id) FROM db_dbnode");
     q
+}
+
+/// `(SELECT uuid FROM db_dbnode WHERE id = <id>)`, as text.
+fn push_uuid_of(q: &mut Query, id: &str) {
+    q.push("(SELECT ").uuid_text("uuid").push(" FROM db_dbnode WHERE id = ").push(id).push(")");
 }
 
 /// The [`Aggregates`] from the rows of [`full`], and whether their days are right (else the
 /// caller counts them with the plain `GROUP BY`, see [`days_checked`]).
 pub fn from_full(rows: Vec<Row>) -> (Aggregates, bool) {
-    let (mut types, mut days, mut full, mut max_id) = (Counts::default(), Counts::default(), Pairs::default(), None);
+    let (mut types, mut days, mut full) = (Counts::default(), Counts::default(), Pairs::default());
+    let (mut max_id, mut max_uuid) = (None, None);
     for row in rows {
         let mut cells = row.into_iter();
         let part = cells.next().and_then(|c| c.as_i64());
@@ -122,7 +134,7 @@ pub fn from_full(rows: Vec<Row>) -> (Aggregates, bool) {
             Some(0) => *types.entry(a).or_default() += n,
             Some(1) => *days.entry(a).or_default() += n,
             Some(2) => *full.entry((a, b)).or_default() += n,
-            _ => max_id = value,
+            _ => (max_id, max_uuid) = (value, a),
         }
     }
     let count = types.values().sum();
@@ -130,7 +142,7 @@ pub fn from_full(rows: Vec<Row>) -> (Aggregates, bool) {
         Some(days) => (days, true),
         None => (Vec::new(), false),
     };
-    (Aggregates { types: flat(types), days, full: flat_pairs(full), count, max_id }, exact)
+    (Aggregates { types: flat(types), days, full: flat_pairs(full), count, max_id, max_uuid }, exact)
 }
 
 /// The days of [`full`] on SQLite are exact when every day found is a `YYYY-MM-DD` (what AiiDA
@@ -157,9 +169,10 @@ pub fn days_of(rows: Vec<Row>) -> Vec<(Option<String>, i64)> {
 }
 
 /// The one statement over the rows appended after `after` (ids above it) and the row count of
-/// the whole table: rows `(part, node_type, process_type, day, count, max id)`, part 0 the new
-/// rows grouped by all three keys, part 1 the count of all rows. It reads a range of the primary
-/// key (few rows) and counts the table on its smallest index.
+/// the whole table: rows `(part, key1, key2, key3, count, id)`, part 0 the new rows grouped by
+/// `node_type, process_type, day`, part 1 the count of all rows, part 2 the UUIDs of the node
+/// `after` and of the node of the largest id, and that id. It reads a range of the primary key
+/// (few rows) and counts the table on its smallest index.
 pub fn appended(dialect: Dialect, after: i64) -> Query {
     let mut q = Query::new(dialect);
     q.push("SELECT 0, node_type, process_type, ");
@@ -170,7 +183,16 @@ pub fn appended(dialect: Dialect, after: i64) -> Query {
         q.push(" NOT INDEXED");
     }
     q.push(" WHERE id > ").bind_int(after);
-    q.push(" GROUP BY 2, 3, 4 UNION ALL SELECT 1, NULL, NULL, NULL, count(*), NULL FROM db_dbnode");
+    q.push(
+        " GROUP BY 2, 3, 4 UNION ALL SELECT 1, NULL, NULL, NULL, count(*), NULL FROM db_dbnode UNION ALL SELECT 2, ",
+    );
+    let mut id = Query::new(dialect);
+    id.bind_int(after);
+    // The placeholder of `after` again (bound once, read twice).
+    push_uuid_of(&mut q, &id.sql);
+    q.push(", ");
+    push_uuid_of(&mut q, "(SELECT max(id) FROM db_dbnode)");
+    q.push(", NULL, NULL, (SELECT max(id) FROM db_dbnode)");
     q
 }
 
@@ -181,30 +203,36 @@ pub fn appended(dialect: Dialect, after: i64) -> Query {
 /// count(id > base.max_id)`. A deletion (with or without new rows) breaks the equality.
 pub fn add_appended(base: &Aggregates, rows: Vec<Row>) -> Option<Aggregates> {
     let (mut types, mut days, mut full) = (counts(&base.types), counts(&base.days), pairs(&base.full));
-    let (mut added, mut total, mut max_id) = (0, None, base.max_id);
+    let (mut added, mut total, mut last) = (0, None, None);
     for row in rows {
         let mut cells = row.into_iter();
         match cells.next().and_then(|c| c.as_i64()) {
             Some(0) => {
                 let (node_type, process_type, day) = (text(cells.next()), text(cells.next()), text(cells.next()));
                 let n = cells.next().and_then(|c| c.as_i64()).unwrap_or(0);
-                let top = cells.next().and_then(|c| c.as_i64());
                 added += n;
-                max_id = max_id.max(top);
                 *types.entry(node_type.clone()).or_default() += n;
                 *days.entry(day).or_default() += n;
                 *full.entry((node_type, process_type)).or_default() += n;
             }
             Some(1) => total = cells.nth(3).and_then(|c| c.as_i64()),
+            Some(2) => {
+                let (then, now) = (text(cells.next()), text(cells.next()));
+                last = Some((then, now, cells.nth(2).and_then(|c| c.as_i64())));
+            }
             _ => return None,
         }
     }
-    (total? == base.count + added).then(|| Aggregates {
+    let (then, max_uuid, max_id) = last?;
+    // The node that was the last one is still there, the same one.
+    let same_last = base.max_uuid.is_none() || then == base.max_uuid;
+    (same_last && then.is_some() && total? == base.count + added).then(|| Aggregates {
         types: flat(types),
         days: flat(days),
         full: flat_pairs(full),
         count: base.count + added,
         max_id,
+        max_uuid,
     })
 }
 
@@ -317,5 +345,64 @@ mod tests {
         let mut q = Query::new(Dialect::Postgres);
         push_utc_day(&mut q, "ctime");
         assert_eq!(q.sql, "to_char(ctime AT TIME ZONE 'UTC', 'YYYY-MM-DD')");
+    }
+
+    fn t(s: &str) -> Cell {
+        Cell::Text(s.into())
+    }
+
+    fn base() -> Aggregates {
+        let rows = vec![
+            vec![Cell::Int(0), t("data.Int."), Cell::Null, Cell::Int(2)],
+            vec![Cell::Int(0), t("process.P."), Cell::Null, Cell::Int(1)],
+            vec![Cell::Int(1), t("2024-01-02"), Cell::Null, Cell::Int(3)],
+            vec![Cell::Int(2), t("process.P."), t("x"), Cell::Int(1)],
+            vec![Cell::Int(2), t("data.Int."), Cell::Null, Cell::Int(2)],
+            vec![Cell::Int(3), t("u7"), Cell::Null, Cell::Int(7)],
+        ];
+        let (all, exact) = from_full(rows);
+        assert!(exact);
+        all
+    }
+
+    #[test]
+    fn the_full_rows_make_sorted_aggregates() {
+        let all = base();
+        assert_eq!((all.count, all.max_id), (3, Some(7)));
+        assert_eq!(all.full[0], (Some("data.Int.".into()), None, 2));
+        // A day that is not YYYY-MM-DD sends the caller to the plain GROUP BY.
+        let (_, exact) = from_full(vec![vec![Cell::Int(1), t("2024"), Cell::Null, Cell::Int(1)]]);
+        assert!(!exact);
+        // An empty table.
+        let (empty, _) = from_full(vec![vec![Cell::Int(3), Cell::Null, Cell::Null, Cell::Null]]);
+        assert_eq!((empty.count, empty.max_id), (0, None));
+    }
+
+    #[test]
+    fn appended_rows_are_added_when_the_table_only_grew() {
+        let new = |n| vec![Cell::Int(0), t("data.Int."), Cell::Null, t("2024-01-03"), Cell::Int(n), Cell::Int(9)];
+        let total = |n| vec![Cell::Int(1), Cell::Null, Cell::Null, Cell::Null, Cell::Int(n), Cell::Null];
+        let last =
+            |then: &str, now: &str, id| vec![Cell::Int(2), t(then), t(now), Cell::Null, Cell::Null, Cell::Int(id)];
+        let grown = add_appended(&base(), vec![new(2), total(5), last("u7", "u9", 9)]).expect("only grown");
+        assert_eq!((grown.count, grown.max_id, grown.max_uuid.as_deref()), (5, Some(9), Some("u9")));
+        assert_eq!(grown.types[0], (Some("data.Int.".into()), 4));
+        assert_eq!(grown.days, [(Some("2024-01-02".into()), 3), (Some("2024-01-03".into()), 2)]);
+        assert_eq!(grown.full[0], (Some("data.Int.".into()), None, 4));
+        // Nothing new: the same.
+        assert_eq!(add_appended(&base(), vec![total(3), last("u7", "u7", 7)]), Some(base()));
+        // A row deleted (with or without new ones): counted again.
+        assert_eq!(add_appended(&base(), vec![total(2), last("u7", "u7", 7)]), None);
+        assert_eq!(add_appended(&base(), vec![new(1), total(3), last("u7", "u9", 9)]), None);
+        // Another node where the last one was (another database with the same ids), or none.
+        assert_eq!(add_appended(&base(), vec![new(2), total(5), last("other", "u9", 9)]), None);
+        let gone = vec![Cell::Int(2), Cell::Null, t("u9"), Cell::Null, Cell::Null, Cell::Int(9)];
+        assert_eq!(add_appended(&base(), vec![new(2), total(5), gone]), None);
+        // A part missing: not trusted.
+        assert_eq!(add_appended(&base(), vec![new(1), last("u7", "u9", 9)]), None);
+        assert_eq!(add_appended(&base(), vec![new(1), total(4)]), None);
+        let q = appended(Dialect::Postgres, 7);
+        assert!(q.sql.contains("WHERE id > $1::int8 GROUP BY 2, 3, 4"), "{}", q.sql);
+        assert!(appended(Dialect::Sqlite, 7).sql.contains("db_dbnode NOT INDEXED WHERE id > ?1"));
     }
 }

@@ -239,6 +239,7 @@ mod tests {
             full: vec![(Some("data.Int.".into()), None, 2), (Some("process.P.".into()), Some("x".into()), 1)],
             count: 3,
             max_id: Some(7),
+            max_uuid: Some("u7".into()),
         }
     }
 
