@@ -5,7 +5,7 @@
 #   bench/coldstart.sh STORAGE CACHE_DIR [RUNS]        default: 2 runs
 #
 # Starts the server on STORAGE (an archive or a profile folder) with `--cache-dir CACHE_DIR`
-# (`none`: no cache folder), sends /nodes/statistics, /nodes/full_types and
+# (`none`: no cache folder; `-`: no option at all, for builds without it), sends /nodes/statistics, /nodes/full_types and
 # /nodes/full_types_count together as soon as /server answers, prints the time of each answer,
 # the aggregate statements the server ran over the node table (from its SQLite statement
 # trace) and the load average, then stops the server. Run it once with an empty CACHE_DIR (the
@@ -20,12 +20,14 @@ RUNS=${3:-2}
 BIN=${AIIDA_REST_BIN:-$ROOT/target/release/aiida-rest}
 PORT=${PORT:-5913}
 BASE=http://127.0.0.1:$PORT/api/v4
+CACHE_OPT=(--cache-dir "$CACHE")
+[ "$CACHE" = - ] && CACHE_OPT=()
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
 
 for run in $(seq "$RUNS"); do
     RUST_LOG="aiida_rest=debug,aiida_rest::storage::db::sqlite=trace" \
-        "$BIN" serve "$STORAGE" --port "$PORT" --cache-dir "$CACHE" 2>"$LOG" &
+        "$BIN" serve "$STORAGE" --port "$PORT" ${CACHE_OPT[@]+"${CACHE_OPT[@]}"} 2>"$LOG" &
     pid=$!
     until curl -sf -o /dev/null "$BASE/server"; do sleep 0.005; done
     curls=()

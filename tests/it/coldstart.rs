@@ -14,7 +14,7 @@ use aiida_rest::storage::db::aggregates::RunCounts;
 use aiida_rest::storage::db::persisted;
 use serde_json::Value;
 
-use crate::harness::{self, DbLimits, Settings, Source, pg};
+use crate::harness::{self, Backend, DbLimits, Settings, Source, pg};
 
 /// Opens `source` with `dir` as the cache folder.
 async fn open(source: &Source, dir: Option<&Path>) -> Arc<Storage> {
@@ -283,4 +283,59 @@ async fn postgres_saves_and_adds_appended_nodes() {
     assert_eq!(again.db.aggregate_runs().full, 1, "counted again after a deletion");
     assert_eq!(shrunk, before);
     assert_eq!(shrunk, recounted(&source).await);
+}
+
+/// The aggregates (one statement; on SQLite the days counted per range of the ctime index and
+/// the pairs of nodes without a process type derived from the node type counts) equal the plain
+/// `GROUP BY` of each count, on every fixture storage.
+#[tokio::test]
+async fn the_aggregates_equal_plain_group_by_counts() {
+    use aiida_rest::storage::db::{Cell, aggregates};
+    let mut sources = vec![
+        Source::Fixture(Backend::Archive),
+        Source::Fixture(Backend::Profile),
+        Source::Fixture2(Backend::Archive),
+        Source::Fixture2(Backend::Profile),
+    ];
+    if harness::postgres_available(harness::Fixture::First) && harness::postgres_available(harness::Fixture::Second) {
+        sources.extend([Source::Fixture(Backend::Postgres), Source::Fixture2(Backend::Postgres)]);
+    }
+    let text = |c: &Cell| c.clone().into_string();
+    for source in sources {
+        let storage = open(&source, None).await;
+        let (db, dialect) = (&storage.db, storage.db.dialect());
+        let all = db.aggregates().await.unwrap();
+        let mut types: Vec<_> = db
+            .fetch_all(aggregates::node_types(dialect, None))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (text(&r[0]), r[1].as_i64().unwrap()))
+            .collect();
+        let mut days: Vec<_> = db
+            .fetch_all(aggregates::ctime_days(dialect, None))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (text(&r[0]), r[1].as_i64().unwrap()))
+            .collect();
+        let mut full: Vec<_> = db
+            .fetch_all(aggregates::full_types(dialect, None))
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (text(&r[0]), text(&r[1]), r[2].as_i64().unwrap()))
+            .collect();
+        types.sort();
+        days.sort();
+        full.sort();
+        assert_eq!(all.types, types, "{source:?}");
+        assert_eq!(all.days, days, "{source:?}");
+        assert_eq!(all.full, full, "{source:?}");
+        assert!(all.full.iter().any(|f| f.1.is_none()) && all.full.iter().any(|f| f.1.is_some()), "{source:?}");
+        assert_eq!(all.count, types.iter().map(|t| t.1).sum::<i64>());
+        let mut q = db.query();
+        q.push("SELECT max(id) FROM db_dbnode");
+        assert_eq!(all.max_id, Some(db.fetch_count(q).await.unwrap()), "{source:?}");
+    }
 }

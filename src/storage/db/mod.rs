@@ -382,7 +382,8 @@ impl Db {
 
     /// The aggregates computed over the whole table.
     async fn aggregates_of_all(&self) -> Result<aggregates::Aggregates, DbError> {
-        let (mut all, days_exact) = aggregates::from_full(self.fetch_all(aggregates::full(self.dialect())).await?);
+        let rows = self.fetch_all(aggregates::full(self.dialect())).await?;
+        let (mut all, days_exact) = aggregates::from_full(self.dialect(), rows);
         if !days_exact {
             all.days = aggregates::days_of(self.fetch_all(aggregates::ctime_days(self.dialect(), None)).await?);
         }
