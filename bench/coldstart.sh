@@ -29,7 +29,10 @@ for run in $(seq "$RUNS"); do
     RUST_LOG="aiida_rest=debug,aiida_rest::storage::db::sqlite=trace" \
         "$BIN" serve "$STORAGE" --port "$PORT" ${CACHE_OPT[@]+"${CACHE_OPT[@]}"} 2>"$LOG" &
     pid=$!
-    until curl -sf -o /dev/null "$BASE/server"; do sleep 0.005; done
+    until curl -sf -o /dev/null "$BASE/server"; do
+        kill -0 "$pid" 2>/dev/null || { echo "the server did not start:" >&2; cat "$LOG" >&2; exit 1; }
+        sleep 0.005
+    done
     curls=()
     for p in statistics full_types full_types_count; do
         curl -s -o /dev/null -w "run $run  first /nodes/$p: %{time_total} s (HTTP %{http_code})\n" "$BASE/nodes/$p" &
