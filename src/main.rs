@@ -130,6 +130,14 @@ struct ServeArgs {
     /// The format of the access log: `text` or `json` (one object per line).
     #[arg(long, default_value = "text", env = "AIIDA_REST_LOG_FORMAT")]
     log_format: LogFormat,
+    /// A folder of the server's own where the node counts of each storage (statistics, type
+    /// trees) are saved, so that the next start answers them at once; `none`: not saved.
+    /// Default: $XDG_CACHE_HOME/aiida-rest, else ~/.cache/aiida-rest.
+    #[arg(long, value_name = "DIR", env = "AIIDA_REST_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Do not save node counts in a cache folder (as `--cache-dir none`).
+    #[arg(long, conflicts_with = "cache_dir", env = "AIIDA_REST_NO_CACHE_DIR", value_parser = BoolishValueParser::new())]
+    no_cache_dir: bool,
 }
 
 impl ServeArgs {
@@ -176,6 +184,7 @@ impl ServeArgs {
             "request_timeout",
             "access_log",
             "log_format",
+            "cache_dir",
         ];
         if let Some(key) = catalog.options.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(format!("unknown option '{key}' (known: {})", known.join(", ")));
@@ -215,6 +224,14 @@ impl ServeArgs {
         {
             self.base_url = Some(base_url(text)?);
         }
+        if self.cache_dir.is_none()
+            && !self.no_cache_dir
+            && let Some(text) = catalog.option("cache_dir")
+        {
+            // A relative folder is read from the configuration file's folder, as its storages.
+            let base = self.config.as_deref().and_then(Path::parent).unwrap_or(Path::new(""));
+            self.cache_dir = Some(if text == "none" { PathBuf::from(text) } else { base.join(text) });
+        }
         if self.public_url.is_none()
             && let Some(text) = catalog.option("public_url")
         {
@@ -234,6 +251,16 @@ impl ServeArgs {
 
     fn observer(&self) -> Observer {
         Observer::new(!self.no_metrics, self.access_log.then_some(self.log_format))
+    }
+
+    /// The folder of `--cache-dir` (`none`, `--no-cache-dir`: none; default: the user's cache).
+    fn cache_dir(&self) -> Option<PathBuf> {
+        match &self.cache_dir {
+            _ if self.no_cache_dir => None,
+            Some(dir) if dir.as_os_str() == "none" || dir.as_os_str().is_empty() => None,
+            Some(dir) => Some(dir.clone()),
+            None => aiida_rest::storage::db::persisted::default_cache_dir(),
+        }
     }
 
     fn limits(&self) -> DbLimits {
@@ -344,6 +371,7 @@ fn main() -> ExitCode {
                 eprintln!("aiida-rest: {}: {e}", args.config.as_deref().unwrap_or(Path::new("")).display());
                 return ExitCode::from(2);
             }
+            aiida_rest::storage::db::persisted::set_cache_dir(args.cache_dir());
             if catalog.is_some() || !args.databases.is_empty() {
                 runtime.block_on(serve_many(args, catalog.unwrap_or_default(), pristine))
             } else {

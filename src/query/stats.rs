@@ -2,9 +2,11 @@
 //! `(node_type, process_type)` pair.
 //!
 //! Everything is counted by the database (`GROUP BY`, the queries of
-//! [`crate::storage::db::aggregates`]) and kept in the result cache; node rows never reach this
-//! process. A storage computes the answers for all users in the background as it opens, so
-//! even the first request finds them ready (or joins the computation in flight).
+//! [`crate::storage::db::aggregates`]); node rows never reach this process. The counts of all
+//! users are the storage's [`Db::aggregates`]: computed in the background as it opens (or read
+//! from the server's cache folder), so that even the first request finds them ready (or joins
+//! the computation in flight), and brought up to date with the nodes appended since when the
+//! database changes. Those of one user go through the result cache.
 
 use crate::query::error::QueryResult;
 use crate::query::node_classes::TypePrefixes;
@@ -25,6 +27,15 @@ pub struct Statistics {
 
 /// Counts the nodes (of `user`, when given) per node type and per creation day.
 pub async fn statistics(db: &Db, user: Option<i64>) -> QueryResult<Statistics> {
+    if user.is_none() {
+        let all = db.aggregates().await?;
+        let known = |list: &[(Option<String>, i64)]| -> Vec<(String, i64)> {
+            list.iter().filter_map(|(key, n)| Some((key.clone()?, *n))).collect()
+        };
+        // The per-type counts add up to the node count (a NULL node type included).
+        let total = all.types.iter().map(|t| t.1).sum();
+        return Ok(Statistics { total, types: known(&all.types), ctime_by_day: known(&all.days) });
+    }
     let (types, days) = (aggregates::node_types(db.dialect(), user), aggregates::ctime_days(db.dialect(), user));
     let (type_rows, day_rows) = tokio::try_join!(db.fetch_all_cached(types), db.fetch_all_cached(days))?;
     // The per-type counts add up to the node count, which saves a third scan.
@@ -44,6 +55,16 @@ pub struct TypeCount {
 /// is left out.
 pub async fn full_type_counts(db: &Db, user: Option<i64>) -> QueryResult<Vec<TypeCount>> {
     const NAMES: [&str; 3] = ["node_type", "process_type", "count"];
+    if user.is_none() {
+        let all = db.aggregates().await?;
+        return Ok(all
+            .full
+            .iter()
+            .filter_map(|(node_type, process_type, count)| {
+                Some(TypeCount { node_type: node_type.clone()?, process_type: process_type.clone(), count: *count })
+            })
+            .collect());
+    }
     let q = aggregates::full_types(db.dialect(), user);
     Ok(db
         .fetch_all_cached(q)

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::storage::db::persisted::Origin;
 use crate::storage::db::{Cell, CheckError, Db, DbError, DbLimits, PgPool, SqlitePool};
 use crate::storage::repository::{Repository, archive::ArchiveRepo, objectstore::Container};
 use aiida_config::{DefaultProfile, ProfileStorage, PsqlDos};
@@ -140,7 +141,7 @@ async fn open_demo(limits: DbLimits) -> Result<Storage, StorageError> {
             scratch.path().display()
         ))
     })?;
-    let mut storage = open_archive(&path, limits).await?;
+    let mut storage = open_archive_as(&path, limits, Origin::Unnamed).await?;
     storage.description = "the demo archive built into the program (examples/demo.aiida)".into();
     storage._scratch.push(scratch);
     Ok(storage)
@@ -196,6 +197,11 @@ fn copy_out(from: &mut impl Read, to: &mut impl std::io::Write) -> Result<u64, C
 /// Opens a `.aiida` archive: checks `metadata.json`, copies `db.sqlite3` out of the zip into
 /// a private temporary file, and serves repository files straight from the zip.
 pub async fn open_archive(path: &Path, limits: DbLimits) -> Result<Storage, StorageError> {
+    open_archive_as(path, limits, Origin::Archive(path.to_path_buf())).await
+}
+
+/// [`open_archive`], named `origin` in the statistics cache folder.
+async fn open_archive_as(path: &Path, limits: DbLimits, origin: Origin) -> Result<Storage, StorageError> {
     let file = File::open(path).map_err(|e| invalid(path, format!("cannot open: {e}")))?;
     let mut zip =
         zip::ZipArchive::new(file).map_err(|e| invalid(path, format!("not a valid .aiida archive (zip): {e}")))?;
@@ -244,7 +250,7 @@ pub async fn open_archive(path: &Path, limits: DbLimits) -> Result<Storage, Stor
     check_aiida_tables(&pool, path).await?;
     let repo = ArchiveRepo::open(path).map_err(|e| invalid(path, e.to_string()))?;
     let db = Db::Sqlite(pool);
-    db.warm_up();
+    db.warm_up(origin);
     Ok(Storage {
         db,
         repo: Repository::Archive(repo),
@@ -291,7 +297,7 @@ pub async fn open_profile_folder(dir: &Path, limits: DbLimits) -> Result<Storage
     let container_dir = dir.join("container");
     let container = Container::open(&container_dir).map_err(|e| invalid(&container_dir, e.to_string()))?;
     let db = Db::Sqlite(pool);
-    db.warm_up();
+    db.warm_up(Origin::Profile(db_path));
     Ok(Storage {
         db,
         repo: Repository::ObjectStore(container),
@@ -395,7 +401,7 @@ async fn open_pg(
             ),
         ));
     }
-    db.warm_up();
+    db.warm_up(Origin::Postgres);
     Ok(Storage {
         db,
         repo: Repository::ObjectStore(container),

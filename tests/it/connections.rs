@@ -31,6 +31,8 @@ impl Server {
             }
             None => Command::new(exe),
         };
+        // As `harness::server_command`: no statistics cache in the user's home.
+        command.env("AIIDA_REST_NO_CACHE_DIR", "1");
         command.args(["serve", "--host", "127.0.0.1", "--port", "0"]);
         command.env("RUST_LOG", "aiida_rest=info");
         for (key, value) in env {

@@ -376,7 +376,7 @@ async fn damaged_alembic_version_page() {
     assert!(!message.contains("no alembic_version table"), "{message}");
 
     // The command says the same and exits with status 2.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
+    let mut child = crate::harness::server_command()
         .arg("serve")
         .arg(&root)
         .args(["--host", "127.0.0.1", "--port", "0"])

@@ -9,6 +9,7 @@ mod api;
 mod apidocs;
 mod caching;
 mod claims;
+mod coldstart;
 mod connections;
 mod damaged;
 mod deep_pages;

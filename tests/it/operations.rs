@@ -169,11 +169,7 @@ fn observing_options_from_the_configuration_file() {
     // `metrics` is not a database name.
     let bad = format!("[[database]]\nname = \"metrics\"\nstorage = \"{}\"\n", harness::archive_path().display());
     std::fs::write(&config, bad).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = crate::harness::server_command().args(["serve", "--config"]).arg(&config).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("'metrics'"));
 }
@@ -284,7 +280,7 @@ fn the_request_timeout_option() {
     let server = Server::start(&["--config", config.to_str().unwrap()]);
     assert_eq!(server.get("/a/api/v4/users").0, 200);
     drop(server);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
+    let out = crate::harness::server_command()
         .args(["serve", archive])
         .env("AIIDA_REST_REQUEST_TIMEOUT", "soon")
         .output()
@@ -390,10 +386,7 @@ fn the_base_url_option() {
     assert_eq!(server.get("/aiida/a/api/v4/users").0, 200);
     assert_eq!(server.get("/a/api/v4/users").0, 404);
     drop(server);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
-        .args(["serve", "--base-url", "/a b", archive])
-        .output()
-        .unwrap();
+    let out = crate::harness::server_command().args(["serve", "--base-url", "/a b", archive]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
 

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -178,7 +178,7 @@ async fn recovers_when_postgresql_restarts() {
 
 /// Runs `aiida-rest serve ARGS` on a free port, fetches `path`, and stops the server.
 fn serve_and_get(args: &[&str], env: &[(&str, &Path)], path: &str) -> (String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
+    let mut child = crate::harness::server_command()
         .arg("serve")
         .args(args)
         .args(["--host", "127.0.0.1", "--port", "0"])
@@ -256,10 +256,8 @@ fn serves_a_url_and_a_profile_from_the_command_line() {
 
 #[test]
 fn a_url_needs_its_repository() {
-    let out = Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
-        .args(["serve", "postgresql://nobody@127.0.0.1:1/none"])
-        .output()
-        .unwrap();
+    let out =
+        crate::harness::server_command().args(["serve", "postgresql://nobody@127.0.0.1:1/none"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--repository"));
 }

@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use aiida_rest::http::databases::{Database, Databases, Options};
@@ -237,7 +237,7 @@ impl Server {
 
     /// With the whole command line and environment variables.
     pub(crate) fn start_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
+        let mut child = crate::harness::server_command()
             .args(args)
             .env("RUST_LOG", "aiida_rest=warn")
             .envs(env.iter().copied())
@@ -485,7 +485,7 @@ fn options_from_the_configuration_file() {
     drop(server);
     // An unknown key is an error at start.
     std::fs::write(&config, "colour = \"blue\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_aiida-rest")).args(["serve", "--config"]).arg(&config).output().unwrap();
+    let out = crate::harness::server_command().args(["serve", "--config"]).arg(&config).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("colour"));
 }

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::SystemTime;
 
 use crate::harness::{self, Backend, DbLimits, Settings};
@@ -108,10 +107,8 @@ async fn unsupported_versions_name_found_and_supported() {
 
 #[test]
 fn the_command_exits_2_with_one_line() {
-    let out = Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
-        .args(["serve", "/nonexistent/file.aiida", "--port", "0"])
-        .output()
-        .unwrap();
+    let out =
+        crate::harness::server_command().args(["serve", "/nonexistent/file.aiida", "--port", "0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
@@ -121,7 +118,7 @@ fn the_command_exits_2_with_one_line() {
 #[test]
 fn missing_profile_is_a_config_error() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_aiida-rest"))
+    let out = crate::harness::server_command()
         .args(["serve", "--profile", "nope", "--port", "0"])
         .env("AIIDA_PATH", dir.path())
         .output()

@@ -28,6 +28,9 @@ pub struct ResultCache {
     /// The fine page boundaries of sorted lists, apart so that they never crowd out the
     /// results above.
     pub(super) boundaries: BoundaryCache,
+    /// The whole-table aggregates of the statistics and type trees (kept apart: they are
+    /// brought up to date rather than recomputed, and saved, see `Db::aggregates`).
+    pub(super) aggregates: super::aggregates::Slot,
 }
 
 #[derive(Default)]

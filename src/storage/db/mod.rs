@@ -3,6 +3,7 @@
 
 pub mod aggregates;
 pub mod cache;
+pub mod persisted;
 mod postgres;
 pub mod sql;
 mod sqlite;
@@ -11,6 +12,7 @@ pub use postgres::PgPool;
 pub use sql::{Dialect, Param, Query};
 pub use sqlite::{CheckError, SqlitePool};
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -271,24 +273,160 @@ impl Db {
         Ok(rows)
     }
 
-    /// Runs the [`aggregates::warm_up`] queries in the background, one after the other, into
-    /// the result cache, so that the statistics and type trees answer at once from the first
-    /// request on. Requests are served meanwhile; one that needs a query being warmed waits
-    /// for that computation rather than starting its own. Failures are only logged: the
-    /// request that needs the answer then meets them itself.
-    pub fn warm_up(&self) {
+    /// Brings the whole-table [`aggregates::Aggregates`] up to date in the background as the
+    /// storage opens (`origin` names it for the cache folder of [`persisted::cache_dir`], read
+    /// now), so that the statistics and type trees answer at once from the first request on.
+    /// Requests are served meanwhile; one that needs the aggregates waits for this computation
+    /// rather than starting its own. Failures are only logged: the request that needs the
+    /// answer then meets them itself.
+    pub fn warm_up(&self, origin: persisted::Origin) {
+        {
+            let dir = persisted::cache_dir().filter(|_| !matches!(origin, persisted::Origin::Unnamed));
+            // Files are named now, as they were opened (an archive replaced later is another one).
+            let frozen = matches!(self, Db::Sqlite(pool) if pool.fingerprint().as_deref() == Some("immutable"));
+            let identity = dir.as_ref().and_then(|_| origin.identity(frozen));
+            let mut state = self.cache().aggregates.state.lock().unwrap_or_else(|e| e.into_inner());
+            (state.dir, state.identity) = (dir, identity);
+            state.origin = origin;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let db = self.clone();
         runtime.spawn(async move {
             let started = std::time::Instant::now();
-            for query in aggregates::warm_up(db.dialect()) {
-                if let Err(e) = db.fetch_all_cached(query).await {
-                    tracing::debug!("warm-up query failed: {e}");
-                    return;
-                }
+            match db.aggregates().await {
+                Ok(_) => tracing::debug!("statistics warmed up in {:?}", started.elapsed()),
+                Err(e) => tracing::debug!("statistics warm-up failed: {e}"),
             }
-            tracing::debug!("statistics warmed up in {:?}", started.elapsed());
         });
+    }
+
+    /// The counts of every node by type, creation day and `(node_type, process_type)`, as the
+    /// database holds them now (up to the fingerprint read first, as [`Db::fetch_all_cached`]).
+    ///
+    /// Kept per fingerprint; when it moves, the latest aggregates (or those saved in the cache
+    /// folder, at a server's start) are brought up to date with the rows appended since when
+    /// the table only grew ([`aggregates::add_appended`]), and computed again over the whole
+    /// table otherwise. Saved in the cache folder after each change.
+    pub async fn aggregates(&self) -> Result<Arc<aggregates::Aggregates>, DbError> {
+        let slot = &self.cache().aggregates;
+        let Some(fingerprint) = self.fingerprint().await else {
+            // Nothing can be kept: the database cannot tell whether it changed.
+            slot.runs.full.fetch_add(1, Ordering::Relaxed);
+            return Ok(Arc::new(self.aggregates_of_all().await?));
+        };
+        if let Some(found) = slot.at(&fingerprint) {
+            self.cache().hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(found);
+        }
+        let _turn = slot.turn.lock().await;
+        if let Some(found) = slot.at(&fingerprint) {
+            self.cache().hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(found);
+        }
+        self.cache().misses.fetch_add(1, Ordering::Relaxed);
+        let (latest, appendable, dir) = {
+            let state = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+            (state.latest.as_ref().map(|(_, a)| a.clone()), state.origin.appendable(), state.dir.clone())
+        };
+        // Where they are saved, and the state of the storage now.
+        let saved_as = match &dir {
+            Some(dir) => self.saved_identity().await.map(|(identity, stamp)| {
+                let state = stamp.unwrap_or_else(|| fingerprint.clone());
+                (dir.clone(), identity, state)
+            }),
+            None => None,
+        };
+        let mut base = latest;
+        if base.is_none()
+            && let Some((dir, identity, state)) = saved_as.clone()
+        {
+            let found =
+                tokio::task::spawn_blocking(move || persisted::load(&dir, &identity).map(|f| (f.0 == state, f.1)))
+                    .await
+                    .ok()
+                    .flatten();
+            match found {
+                Some((true, saved)) => {
+                    slot.runs.loaded.fetch_add(1, Ordering::Relaxed);
+                    let saved = Arc::new(saved);
+                    slot.state.lock().unwrap_or_else(|e| e.into_inner()).latest = Some((fingerprint, saved.clone()));
+                    return Ok(saved);
+                }
+                Some((false, saved)) => base = Some(Arc::new(saved)),
+                None => {}
+            }
+        }
+        let mut fresh = None;
+        if appendable
+            && let Some(base) = &base
+            && let Some(after) = base.max_id
+        {
+            let rows = self.fetch_all(aggregates::appended(self.dialect(), after)).await?;
+            fresh = aggregates::add_appended(base, rows);
+            if fresh.is_some() {
+                slot.runs.appended.fetch_add(1, Ordering::Relaxed);
+            } else {
+                tracing::debug!("the node table did not only grow: counting it all again");
+            }
+        }
+        let fresh = match fresh {
+            Some(fresh) => fresh,
+            None => {
+                slot.runs.full.fetch_add(1, Ordering::Relaxed);
+                self.aggregates_of_all().await?
+            }
+        };
+        let fresh = Arc::new(fresh);
+        // Saved first, so that whoever sees them in the slot finds them saved too.
+        if let Some((dir, identity, state)) = saved_as {
+            let saved = fresh.clone();
+            let _ = tokio::task::spawn_blocking(move || persisted::store(&dir, &identity, &state, &saved)).await;
+        }
+        slot.state.lock().unwrap_or_else(|e| e.into_inner()).latest = Some((fingerprint, fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// The aggregates computed over the whole table.
+    async fn aggregates_of_all(&self) -> Result<aggregates::Aggregates, DbError> {
+        let rows = self.fetch_all(aggregates::full(self.dialect())).await?;
+        let (mut all, days_exact) = aggregates::from_full(self.dialect(), rows);
+        if !days_exact {
+            all.days = aggregates::days_of(self.fetch_all(aggregates::ctime_days(self.dialect(), None)).await?);
+        }
+        Ok(all)
+    }
+
+    /// The identity of the storage in the cache folder, and its state when it does not come
+    /// from the database fingerprint (an archive's). `None` when it is not saved.
+    async fn saved_identity(&self) -> Option<(String, Option<String>)> {
+        let origin = {
+            let state = self.cache().aggregates.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(known) = &state.identity {
+                return Some(known.clone());
+            }
+            state.origin.clone()
+        };
+        let identity = match origin {
+            persisted::Origin::Postgres => {
+                let scalar = |sql: &str| {
+                    let mut q = self.query();
+                    q.push(sql);
+                    async move { self.fetch_optional(q).await.ok().flatten()?.into_iter().next()?.into_string() }
+                };
+                let database = scalar(persisted::POSTGRES_IDENTITY).await?;
+                let system = scalar(persisted::POSTGRES_SYSTEM_ID).await;
+                (persisted::postgres_identity(system.as_deref(), &database), None)
+            }
+            // Named as the storage opened (see `warm_up`), or not saved.
+            _ => return None,
+        };
+        self.cache().aggregates.state.lock().unwrap_or_else(|e| e.into_inner()).identity = Some(identity.clone());
+        Some(identity)
+    }
+
+    /// How the whole-table aggregates were obtained since the database opened.
+    pub fn aggregate_runs(&self) -> aggregates::RunCounts {
+        self.cache().aggregates.runs.counts()
     }
 
     /// [`Db::fetch_count`] through the cache of [`Db::fetch_all_cached`].

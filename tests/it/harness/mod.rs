@@ -242,3 +242,11 @@ pub async fn eventually(within: std::time::Duration, mut done: impl AsyncFnMut()
     }
     done().await
 }
+
+/// The server binary as a command, with its statistics cache turned off: `--cache-dir`
+/// defaults to a folder in the user's home, where tests must not write.
+pub fn server_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_aiida-rest"));
+    command.env("AIIDA_REST_NO_CACHE_DIR", "1");
+    command
+}
