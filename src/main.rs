@@ -334,12 +334,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    // Blocking work (SQLite statements, file reads, compression) runs on tokio's blocking
-    // threads. Their default bound (512) lets the pool grow past what the queries can use: under
-    // CPU contention a thread that has just finished is not yet counted idle when the next task
-    // comes, so a new one starts, and each keeps its stack and malloc arena (a 64-connection soak
-    // went from 47 to 105 threads and its heap from 39 to 57 MB). The database pools bound the
-    // statements anyway; this bounds the threads.
+    // Blocking work (SQLite statements past their inline budget, file reads, compression) runs
+    // on tokio's blocking threads. Their default bound (512) lets the pool grow past what the
+    // queries can use: under CPU contention a thread that has just finished is not yet counted
+    // idle when the next task comes, so a new one starts, and each keeps its stack and malloc
+    // arena (a 64-connection soak went from 47 to 105 threads and its heap from 39 to 57 MB).
+    // The database pools bound the statements anyway; this bounds the threads.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

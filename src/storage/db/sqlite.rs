@@ -231,6 +231,8 @@ impl SqlitePool {
     /// blocking pool, where it may take as long as its deadline allows.
     pub async fn fetch_all(&self, query: Query) -> Result<Vec<Row>, DbError> {
         let _permit = self.inner.permits.acquire().await.map_err(|_| DbError::Unavailable("pool closed".into()))?;
+        // Traced once, though a statement that outgrows the inline budget runs twice.
+        tracing::trace!(sql = %query.sql, "SQLite statement");
         if let Some(result) = self.run_inline(&query) {
             return result;
         }
@@ -341,7 +343,6 @@ fn execute(conn: &Connection, query: &Query) -> Result<Vec<Row>, DbError> {
 
 /// The rows of `query`, or `None` as soon as their text passes `max_bytes`.
 fn execute_within(conn: &Connection, query: &Query, max_bytes: usize) -> Result<Option<Vec<Row>>, DbError> {
-    tracing::trace!(sql = %query.sql, "SQLite statement");
     let mut stmt = conn.prepare_cached(&query.sql).map_err(map_err)?;
     let params: Vec<&dyn ToSql> = query.params.iter().map(|p| p as &dyn ToSql).collect();
     let width = stmt.column_count();
