@@ -35,6 +35,23 @@ const INLINE_BYTES: usize = 256 << 10;
 /// No budget: the statement runs until it ends or its deadline.
 const UNLIMITED: u32 = u32::MAX;
 
+thread_local! {
+    /// Set while a statement runs inline, on an async worker.
+    static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// SQLite's busy handler: called while a writer holds the lock of a live profile (rollback
+/// journal). On the blocking pool it waits, 1 ms at a time, up to 5 s (rusqlite's default
+/// timeout); inline it gives up at once, so that the async worker never sleeps, and the
+/// statement goes on to the blocking pool.
+fn wait_for_writer(tries: i32) -> bool {
+    if INLINE.get() || tries >= 5000 {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(1));
+    true
+}
+
 struct Pooled {
     conn: Connection,
     /// Milliseconds after `epoch` at which the running statement must stop.
@@ -164,6 +181,7 @@ impl SqlitePool {
             }),
         );
         conn.set_prepared_statement_cache_capacity(64);
+        conn.busy_handler(Some(wait_for_writer)).map_err(|e| DbError::Query(e.to_string()))?;
         Ok(Pooled { conn, deadline, budget })
     }
 
@@ -254,19 +272,22 @@ impl SqlitePool {
         let deadline = self.inner.epoch.elapsed() + self.inner.limits.statement_timeout;
         pooled.deadline.store(deadline.as_millis() as u64, Ordering::Relaxed);
         pooled.budget.store(INLINE_TICKS, Ordering::Relaxed);
+        INLINE.set(true);
         let result = execute_within(&pooled.conn, query, INLINE_BYTES);
+        INLINE.set(false);
         let exhausted = pooled.budget.swap(UNLIMITED, Ordering::Relaxed) == 0;
         pooled.deadline.store(u64::MAX, Ordering::Relaxed);
         let result = match result {
             Err(DbError::Timeout) if exhausted => None,
+            // A writer holds the file's lock (the busy handler does not wait inline), or the
+            // file is gone: the blocking pool waits for the lock, or finds the file gone and
+            // drops the connection.
+            Err(DbError::Unavailable(_)) => None,
             Ok(None) => None,
             Ok(Some(rows)) => Some(Ok(rows)),
             Err(e) => Some(Err(e)),
         };
-        match &result {
-            Some(Err(DbError::Unavailable(_))) => {}
-            _ => self.inner.idle.lock().expect("pool lock").push(pooled),
-        }
+        self.inner.idle.lock().expect("pool lock").push(pooled);
         if result.is_none() {
             self.inner.spilled.fetch_add(1, Ordering::Relaxed);
         }
@@ -477,5 +498,35 @@ mod tests {
         let cheap = pool.fetch_all(query("SELECT text FROM t WHERE id = 1")).await.unwrap();
         assert_eq!(cheap[0][0].as_str().map(str::len), Some(100));
         assert_eq!(pool.spilled_statements(), 3);
+    }
+
+    /// A statement that meets a writer's lock does not wait on the async worker: it moves to
+    /// the blocking pool, which waits for the lock, while the worker goes on with other tasks.
+    #[tokio::test]
+    async fn a_locked_file_is_waited_for_off_the_async_worker() {
+        let (dir, pool) = pool_over(10);
+        let writer = Connection::open(dir.path().join("t.sqlite")).unwrap();
+        writer.execute_batch("BEGIN EXCLUSIVE; UPDATE t SET text = 'y' WHERE id = 1").unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            writer.execute_batch("COMMIT").unwrap();
+        });
+        let ticks = Arc::new(AtomicU64::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        let rows = pool.fetch_all(query("SELECT text FROM t WHERE id = 1")).await.unwrap();
+        assert_eq!(rows, vec![vec![Cell::Text("y".into())]]);
+        assert_eq!(pool.spilled_statements(), 1);
+        // The test runs on one thread: the ticker only ran if the statement did not hold it.
+        assert!(ticks.load(Ordering::Relaxed) >= 10, "{} ticks", ticks.load(Ordering::Relaxed));
+        ticker.abort();
+        release.join().unwrap();
     }
 }
