@@ -15,7 +15,7 @@ use super::npy::NpyData;
 use super::plot;
 use super::{Export, ExportError, NodeFiles, NodeInfo};
 use crate::model::linalg::{self, Kernels};
-use crate::model::pyjson::python_float_repr;
+use crate::model::pyjson::python_float_str;
 use crate::model::structure::mat3_of;
 
 pub fn export(node: &NodeInfo, files: &dyn NodeFiles, format: &str) -> Result<Export, ExportError> {
@@ -301,14 +301,20 @@ impl BandsPlot {
         let mut lines = vec![
             self.header("#"),
             "READ XY \"_data.dat\"".to_string(),
-            format!("world {}, {}, {}, {}", py_str(x_min), py_str(y_min), py_str(x_max), py_str(y_max)),
+            format!(
+                "world {}, {}, {}, {}",
+                python_float_str(x_min),
+                python_float_str(y_min),
+                python_float_str(x_max),
+                python_float_str(y_max)
+            ),
             "yaxis label \"Dispersion\"".to_string(),
             "xaxis  tick place both".to_string(),
             "xaxis  tick spec type both".to_string(),
             format!("xaxis  tick spec {}", labels.len()),
         ];
         for (i, (pos, name)) in labels.iter().enumerate() {
-            lines.push(format!("xaxis  tick major {i}, {}", py_str(*pos)));
+            lines.push(format!("xaxis  tick major {i}, {}", python_float_str(*pos)));
             lines.push(format!("xaxis  ticklabel {i}, \"{name}\""));
         }
         lines.extend(
@@ -337,7 +343,7 @@ impl BandsPlot {
         let xtics: Vec<String> = self
             .tick_labels(Prettify::Gnuplot)
             .iter()
-            .map(|(pos, name)| format!("\"{name}\" {}", py_str(*pos)))
+            .map(|(pos, name)| format!("\"{name}\" {}", python_float_str(*pos)))
             .collect();
         let mut lines = vec![
             self.header("# "),
@@ -347,11 +353,11 @@ impl BandsPlot {
             "set encoding utf8".to_string(),
             format!("set xtics ({})", xtics.join(", ")),
             "unset key".to_string(),
-            format!("set yrange [{}:{}]", py_str(y_min), py_str(y_max)),
+            format!("set yrange [{}:{}]", python_float_str(y_min), python_float_str(y_max)),
             format!("set ylabel \"Dispersion ({})\"", self.units),
         ];
         if self.x.len() > 1 {
-            lines.push(format!("set xrange [{}:{}]", py_str(x_min), py_str(x_max)));
+            lines.push(format!("set xrange [{}:{}]", python_float_str(x_min), python_float_str(x_max)));
             lines.push("set grid xtics lt 1 lc rgb \"#888888\"".to_string());
             lines.push("plot \"band_data.dat\" with l lc rgb \"#000000\"".to_string());
         } else {
@@ -377,14 +383,14 @@ impl BandsPlot {
         let ytick_spacing = if exponent >= 0 {
             format!("1{}", "0".repeat(exponent as usize))
         } else {
-            py_str(10f64.powf(f64::from(exponent)))
+            python_float_str(10f64.powf(f64::from(exponent)))
         };
 
         let labels = self.tick_labels(Prettify::Agr);
         let mut ticks = String::new();
         for (i, (pos, name)) in labels.iter().enumerate() {
             ticks.push_str(&agr_block([
-                format!("@    xaxis  tick major {i}, {}", py_str(*pos)),
+                format!("@    xaxis  tick major {i}, {}", python_float_str(*pos)),
                 format!("@    xaxis  ticklabel {i}, \"{name}\""),
             ]));
         }
@@ -405,7 +411,13 @@ impl BandsPlot {
         }
 
         let mut graph: Vec<String> = AGR_GRAPH_HEAD.iter().map(|l| l.to_string()).collect();
-        graph[11] = format!("@    world {}, {}, {}, {}", py_str(x_min), py_str(y_min), py_str(x_max), py_str(y_max));
+        graph[11] = format!(
+            "@    world {}, {}, {}, {}",
+            python_float_str(x_min),
+            python_float_str(y_min),
+            python_float_str(x_max),
+            python_float_str(y_max)
+        );
         graph[15] = "@    title \"\"".to_string();
         graph.extend(agr_axis("x", &AXIS_X));
         graph.push(xticks);
@@ -515,18 +527,7 @@ fn py_slice(len: usize, start: i64, stop: i64) -> std::ops::Range<usize> {
 
 /// Python's `'%.8f' % x`.
 fn fmt8(x: f64) -> String {
-    if x.is_finite() { format!("{x:.8}") } else { py_str(x) }
-}
-
-/// Python's `str(x)` for a float (`repr`, with `nan`/`inf` spelled in lowercase).
-fn py_str(x: f64) -> String {
-    if x.is_nan() {
-        "nan".into()
-    } else if x.is_infinite() {
-        if x > 0.0 { "inf".into() } else { "-inf".into() }
-    } else {
-        python_float_repr(x)
-    }
+    if x.is_finite() { format!("{x:.8}") } else { python_float_str(x) }
 }
 
 /// The label prettifiers of `aiida.common.utils.Prettifier` used by the exporters
@@ -1361,8 +1362,8 @@ mod tests {
         assert_eq!(fmt8(1.000000005), "1.00000000");
         assert_eq!(fmt8(f64::NAN), "nan");
         assert_eq!(fmt8(f64::NEG_INFINITY), "-inf");
-        assert_eq!(py_str(1e16), "1e+16");
-        assert_eq!(py_str(10f64.powf(-5.0)), "1e-05");
+        assert_eq!(python_float_str(1e16), "1e+16");
+        assert_eq!(python_float_str(10f64.powf(-5.0)), "1e-05");
         assert_eq!(py_slice(5, 2, 10), 2..5);
         assert_eq!(py_slice(5, 4, 1), 4..4);
         assert_eq!(py_slice(0, -1, 0), 0..0);

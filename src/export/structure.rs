@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::array::Py;
 use super::{Export, ExportError, NodeInfo};
 use crate::model::linalg::Kernels;
-use crate::model::pyjson::python_float_repr;
+use crate::model::pyjson::{python_float_repr, python_float_str};
 use crate::model::structure::{FormulaMode, Structure, atomic_number};
 
 pub fn export(node: &NodeInfo, format: &str) -> Result<Export, ExportError> {
@@ -211,18 +211,6 @@ pub(super) fn cif(s: &Structure) -> Result<String, ExportError> {
         }
     }
     Ok(format!("{CIF_HEADER}\ndata_0\n{}", block.finish()))
-}
-
-/// Python's `str(float)`: as `repr`, but `nan`, `inf` and `-inf` (a zero cell, the default of a
-/// trajectory step without cells, has NaN angles).
-fn python_float_str(x: f64) -> String {
-    if x.is_nan() {
-        "nan".into()
-    } else if x.is_infinite() {
-        if x > 0.0 { "inf".into() } else { "-inf".into() }
-    } else {
-        python_float_repr(x)
-    }
 }
 
 enum CifValue {

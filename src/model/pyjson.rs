@@ -91,6 +91,18 @@ static PLAIN: [bool; 256] = {
     table
 };
 
+/// Python's `str(float)`: as `repr`, but `nan`, `inf` and `-inf` in lowercase (JSON's `repr`
+/// spelling, `NaN`/`Infinity`, is [`python_float_repr`]'s).
+pub fn python_float_str(x: f64) -> String {
+    if x.is_nan() {
+        "nan".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "inf".into() } else { "-inf".into() }
+    } else {
+        python_float_repr(x)
+    }
+}
+
 /// Python's `repr(float)`: shortest round-trip digits, `.0` for integral values, exponent form
 /// outside `1e-4 <= |x| < 1e16`.
 pub fn python_float_repr(x: f64) -> String {
