@@ -430,7 +430,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         .nest("/ready", databases::ReadyOne(state.storage.clone()));
     let app = app
         .root(landing::page(vec![landing::Listed::single(state.storage, FRONT_DOORS[0].prefix, FRONT_DOORS[1].prefix)]))
-        .into_router();
+        .into_responder();
     run(&args, app, &description, FRONT_DOORS[0].prefix, async {}).await
 }
 
@@ -509,7 +509,7 @@ async fn serve_many(args: ServeArgs, catalog: Catalog, pristine: (ServeArgs, Arg
 /// Listens and serves `app` until SIGTERM or Ctrl-C; `beside` runs alongside.
 async fn run(
     args: &ServeArgs,
-    app: axum::Router,
+    app: aiida_rest::http::Responder,
     description: &str,
     prefix: &str,
     beside: impl std::future::Future<Output = ()> + Send + 'static,

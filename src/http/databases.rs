@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -30,7 +29,7 @@ use tower::ServiceExt;
 use crate::http::error::ApiError;
 use crate::http::params::PROFILE_SWITCHING;
 use crate::http::querystring;
-use crate::http::{Api, App, AppState, FRONT_DOORS, FrontDoor, Settings, json_response, landing, openapi};
+use crate::http::{Api, App, AppState, FRONT_DOORS, FrontDoor, Responder, Settings, json_response, landing, openapi};
 use crate::storage::aiida_config::{self, ProfileStorage};
 use crate::storage::db::DbLimits;
 use crate::storage::{self, Source};
@@ -73,20 +72,20 @@ impl Database {
 
 struct Opened {
     state: AppState,
-    /// The routers of the front doors over this storage (by index in [`FRONT_DOORS`]), built
+    /// The services of the front doors over this storage (by index in [`FRONT_DOORS`]), built
     /// on first use.
-    routers: Vec<OnceLock<Router>>,
+    services: Vec<OnceLock<Responder>>,
     /// The PostgreSQL sessions reserved from the budget, given back when the last request
     /// using this storage is done.
     _sessions: Option<OwnedSemaphorePermit>,
 }
 
 impl Opened {
-    /// The router of front door `index`: the API names its own prefix wherever it is mounted
+    /// The service of front door `index`: the API names its own prefix wherever it is mounted
     /// (see [`FrontDoor::prefix`]).
-    fn router(&self, index: usize) -> Router {
+    fn service(&self, index: usize) -> Responder {
         let door = &FRONT_DOORS[index];
-        self.routers[index].get_or_init(|| (door.router)(self.state.clone(), door.prefix)).clone()
+        self.services[index].get_or_init(|| (door.service)(self.state.clone(), door.prefix)).clone()
     }
 }
 
@@ -179,7 +178,7 @@ impl Slot {
         let storage = storage::open(&database.source, limits).await.map_err(|e| e.to_string())?;
         Ok(Opened {
             state: AppState { storage: Arc::new(storage), settings: Arc::new(database.settings.clone()) },
-            routers: FRONT_DOORS.iter().map(|_| OnceLock::new()).collect(),
+            services: FRONT_DOORS.iter().map(|_| OnceLock::new()).collect(),
             _sessions: sessions,
         })
     }
@@ -278,7 +277,7 @@ impl Databases {
     /// The application over the databases configured now: the front doors of each under
     /// `/<name>` (`/<name>/api/v4`), the default one's also at their own prefixes (`/api/v4`),
     /// `/health` and `/ready`. `app` is the application builder to mount them on (with its CORS setting).
-    pub fn router(&self, mut app: App) -> Router {
+    pub fn router(&self, mut app: App) -> Responder {
         let slots = self.slots();
         let all: Arc<HashMap<String, Arc<Slot>>> =
             Arc::new(slots.iter().map(|s| (s.database.name.clone(), s.clone())).collect());
@@ -298,7 +297,7 @@ impl Databases {
             app = openapi_of(app, slot, &format!("/{name}"));
         }
         let listed = slots.iter().map(landing_entry).collect();
-        app.nest("/health", Health).nest("/ready", Ready(slots)).root(landing::page(listed)).into_router()
+        app.nest("/health", Health).nest("/ready", Ready(slots)).root(landing::page(listed)).into_responder()
     }
 }
 
@@ -346,10 +345,10 @@ struct Lazy {
 }
 
 impl Api for Lazy {
-    fn router(self, _mounted_at: &str) -> Router {
+    fn service(self, _mounted_at: &str) -> Responder {
         let (slot, all, index) = (self.slot, self.all, self.door);
         let door: &FrontDoor = &FRONT_DOORS[index];
-        Router::new().fallback(move |request: Request| {
+        Responder::from_fn(move |request: Request| {
             let (mut slot, all) = (slot.clone(), all.clone());
             async move {
                 // `?profile=NAME` (v4): the request runs on that database, as aiida-core loads
@@ -371,9 +370,9 @@ impl Api for Lazy {
                 }
                 match slot.get().await {
                     Ok(opened) => {
-                        let router = opened.router(index);
+                        let service = opened.service(index);
                         let response = PROFILE_SWITCHING
-                            .scope(chosen.is_some(), router.oneshot(request))
+                            .scope(chosen.is_some(), service.oneshot(request))
                             .await
                             .unwrap_or_else(|e| match e {});
                         drop(opened);
@@ -418,8 +417,8 @@ fn unavailable(name: &str, message: &str) -> Response {
 pub struct Health;
 
 impl Api for Health {
-    fn router(self, _prefix: &str) -> Router {
-        Router::new().fallback(async || json_response(StatusCode::OK, &json!({"status": "ok"}), None, None))
+    fn service(self, _prefix: &str) -> Responder {
+        Responder::from_fn(|_| async { json_response(StatusCode::OK, &json!({"status": "ok"}), None, None) })
     }
 
     fn endpoints(&self, _prefix: &str) -> Vec<String> {
@@ -431,9 +430,9 @@ impl Api for Health {
 struct Ready(Vec<Arc<Slot>>);
 
 impl Api for Ready {
-    fn router(self, _prefix: &str) -> Router {
+    fn service(self, _prefix: &str) -> Responder {
         let slots = Arc::new(self.0);
-        Router::new().fallback(move || {
+        Responder::from_fn(move |_| {
             let slots = slots.clone();
             async move {
                 let check = async |slot: &Arc<Slot>| match slot.get().await {
@@ -469,9 +468,9 @@ impl Api for Ready {
 pub struct ReadyOne(pub Arc<crate::storage::Storage>);
 
 impl Api for ReadyOne {
-    fn router(self, _prefix: &str) -> Router {
+    fn service(self, _prefix: &str) -> Responder {
         let storage = self.0;
-        Router::new().fallback(move || {
+        Responder::from_fn(move |_| {
             let storage = storage.clone();
             async move {
                 let (status, body) = match storage.ping().await {
@@ -491,21 +490,21 @@ impl Api for ReadyOne {
 /// The application that a reload replaces: requests go to the router current when they
 /// arrive, and finish on it.
 #[derive(Clone)]
-pub struct Switch(Arc<RwLock<Router>>);
+pub struct Switch(Arc<RwLock<Responder>>);
 
 impl Switch {
-    pub fn new(router: Router) -> Self {
+    pub fn new(router: Responder) -> Self {
         Switch(Arc::new(RwLock::new(router)))
     }
 
-    pub fn set(&self, router: Router) {
+    pub fn set(&self, router: Responder) {
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = router;
     }
 
     /// The router to serve: it hands each request to the current application.
-    pub fn router(&self) -> Router {
+    pub fn router(&self) -> Responder {
         let switch = self.clone();
-        Router::new().fallback(move |request: Request| {
+        Responder::from_fn(move |request: Request| {
             let current = switch.0.read().unwrap_or_else(|e| e.into_inner()).clone();
             async move { current.oneshot(request).await.unwrap_or_else(|e| match e {}) }
         })

@@ -1,7 +1,8 @@
 //! The middleware every request goes through, as two services around tower-http's compression
 //! layer (outermost first):
 //!
-//! 1. [`Outer`]: HEAD is handled as GET and answered without the body (`head`); routing sees
+//! 1. [`Outer`]: HEAD is handled as GET and answered without the body, every answer of known
+//!    length states it (`head`); routing sees
 //!    the percent-decoded path, as Werkzeug's does, and the URI as received is kept for the
 //!    answers that echo it (`path`).
 //! 2. `compress::layer`: JSON and text answers of 1 KiB or more, gzip or brotli as the client
@@ -42,7 +43,7 @@ pub struct Config {
     pub policy: etag::Policy,
 }
 
-/// `routes` wrapped in the middleware, as a service for `Router::fallback_service`.
+/// `routes` wrapped in the middleware: the whole application, as `App::into_responder` serves it.
 pub fn wrap(
     routes: Router,
     config: Config,
@@ -115,7 +116,7 @@ where
                 if plain {
                     compress::mark_variant(&mut response);
                 }
-                if head { head::strip_body(response) } else { response }
+                if head { head::strip_body(response) } else { head::state_length(response) }
             })
         })
     }

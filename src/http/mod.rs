@@ -18,14 +18,16 @@
 //!    answered and CORS headers added, as Flask-Cors does for the reference.
 //! 6. `body`: under the mounted prefixes, POST bodies are read whole (413 above
 //!    4 MiB).
-//! 7. The routes: each API is a [`Router`] nested under its prefix. A path under no prefix
-//!    gets the 404 that lists the endpoints of every mounted API.
+//! 7. The routes: one axum [`Router`] nests each API under its prefix; an API is a
+//!    [`Responder`], most often one function that parses the path below the prefix. A path
+//!    under no prefix gets the 404 that lists the endpoints of every mounted API.
 //!
 //! # Adding an API (`/optimade/v1`, ...)
 //!
-//! Write a module with a type implementing [`Api`]: its [`Router`] has paths relative to the
-//! prefix, its handlers take the storage from their `State` (never from a global) and a
-//! [`Ctx`] for what the answer echoes. Then add one [`FrontDoor`] to [`FRONT_DOORS`]: its
+//! Write a module with a type implementing [`Api`]: its [`Responder`] answers the paths
+//! relative to the prefix (one function with the API's state, or a `Router` of its own); its
+//! handlers take the storage from that state (never from a global) and a [`Ctx`] for what the
+//! answer echoes. Then add one [`FrontDoor`] to [`FRONT_DOORS`]: its
 //! prefix and how to build it over one database. Every application mounts the whole table:
 //! [`router`] (the tests' one database), the one-storage command line (`src/main.rs`, with
 //! [`App::front_doors`]) and [`databases`] (each database under `/<name>`, the default one at
@@ -61,6 +63,7 @@ mod path;
 pub mod querystring;
 pub(crate) mod render;
 mod request;
+mod responder;
 pub mod serve;
 pub mod v2;
 pub mod v4;
@@ -75,6 +78,7 @@ use crate::storage::Storage;
 
 pub use request::Ctx;
 pub(crate) use request::json_response;
+pub use responder::Responder;
 
 /// Server settings that shape the API.
 #[derive(Debug, Clone)]
@@ -100,9 +104,10 @@ pub struct AppState {
 
 /// An API that [`App::nest`] can mount under a prefix.
 pub trait Api {
-    /// The API's routes, their paths relative to the prefix. `prefix` is where it is mounted,
-    /// for the answers that echo it.
-    fn router(self, prefix: &str) -> Router;
+    /// What answers the API's requests, their paths relative to the prefix: one function
+    /// ([`Responder::new`]), or a `Router` of the API's own ([`Responder::from_service`]).
+    /// `prefix` is where it is mounted, for the answers that echo it.
+    fn service(self, prefix: &str) -> Responder;
 
     /// Its lines of `available_endpoints`, which the 404 for an unknown URL lists.
     fn endpoints(&self, prefix: &str) -> Vec<String>;
@@ -123,8 +128,8 @@ pub struct FrontDoor {
     pub prefix: &'static str,
     /// Whether a `?profile=NAME` query selects the database (v4, as aiida-core).
     pub profile_parameter: bool,
-    /// The API over one database, mounted at `prefix` ([`Api::router`]).
-    pub router: fn(AppState, &str) -> Router,
+    /// The API over one database, mounted at `prefix` ([`Api::service`]).
+    pub service: fn(AppState, &str) -> Responder,
     /// Its `available_endpoints` lines under `prefix` ([`Api::endpoints`]), from the
     /// settings alone (no database needs to be open).
     pub endpoints: fn(&Settings, &str) -> Vec<String>,
@@ -139,21 +144,21 @@ pub static FRONT_DOORS: &[FrontDoor] = &[
     FrontDoor {
         prefix: "/api/v4",
         profile_parameter: true,
-        router: |state, prefix| v4::V4::new(state).router(prefix),
+        service: |state, prefix| v4::V4::new(state).service(prefix),
         endpoints: |settings, prefix| v4::routes::available_endpoints(prefix, settings.posting),
         openapi: Some(|settings, prefix| openapi::Spec::v4(prefix, settings.posting)),
     },
     FrontDoor {
         prefix: "/api/v2",
         profile_parameter: false,
-        router: |state, prefix| v2::V2::new(state).router(prefix),
+        service: |state, prefix| v2::V2::new(state).service(prefix),
         endpoints: |_, prefix| v2::routes::available_endpoints(prefix),
         openapi: Some(|_, prefix| openapi::Spec::v2(prefix)),
     },
     FrontDoor {
         prefix: "/optimade",
         profile_parameter: false,
-        router: |state, prefix| optimade::Optimade::new(state).router(prefix),
+        service: |state, prefix| optimade::Optimade::new(state).service(prefix),
         endpoints: |_, prefix| optimade::endpoints(prefix),
         // OPTIMADE publishes its own description (`/info`, `/info/structures`).
         openapi: None,
@@ -167,8 +172,8 @@ struct Door {
 }
 
 impl Api for Door {
-    fn router(self, prefix: &str) -> Router {
-        (self.door.router)(self.state, prefix)
+    fn service(self, prefix: &str) -> Responder {
+        (self.door.service)(self.state, prefix)
     }
 
     fn endpoints(&self, prefix: &str) -> Vec<String> {
@@ -204,7 +209,7 @@ impl App {
         self.endpoints.extend(api.endpoints(prefix));
         self.storages.extend(api.storage().map(|storage| (prefix.to_string(), storage)));
         self.prefixes.push(prefix.to_string());
-        self.routes = self.routes.nest_service(prefix, api.router(prefix));
+        self.routes = self.routes.nest_service(prefix, api.service(prefix));
         self
     }
 
@@ -251,8 +256,8 @@ impl App {
         self
     }
 
-    /// The application, ready for `axum::serve` (or `oneshot` in tests).
-    pub fn into_router(self) -> Router {
+    /// The application, ready for [`serve`] (or `oneshot` in tests).
+    pub fn into_responder(self) -> Responder {
         let endpoints: Arc<[String]> = self.endpoints.into();
         let base = self.base.map(|base| base::Base { base: base.into(), endpoints: endpoints.clone() });
         let routes = self.routes.fallback(move || unknown_route(endpoints.clone()));
@@ -266,23 +271,22 @@ impl App {
             policy: etag::Policy::new(self.storages),
         };
         // The middleware runs before routing (path decoding must); the options' layers run
-        // first, outermost `observe`. As the fallback of a router, the stack also gets axum's
-        // finishing touch on every answer (`Content-Length` when known).
+        // first, outermost `observe`.
         let layered = tower::ServiceBuilder::new()
             .option_layer(observe)
             .option_layer(base)
             .option_layer(self.request_timeout.map(|limit| deadline::Deadline { limit }))
             .service(edge::wrap(routes, config));
-        Router::new().fallback_service(layered)
+        Responder::from_service(layered)
     }
 }
 
 /// The application for one database: its front doors ([`FRONT_DOORS`]) and the landing page.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> Responder {
     App::new()
         .front_doors(&state)
         .root(landing::page(vec![landing::Listed::single(state.storage, "/api/v4", "/api/v2")]))
-        .into_router()
+        .into_responder()
 }
 
 async fn unknown_route(endpoints: Arc<[String]>) -> Response {
@@ -317,12 +321,12 @@ mod tests {
     struct Hello(AppState);
 
     impl Api for Hello {
-        fn router(self, _prefix: &str) -> Router {
+        fn service(self, _prefix: &str) -> Responder {
             let hello = async |State(state): State<AppState>, ctx: Ctx| {
                 let data = json!({ "serving": state.storage.description });
                 json_response(StatusCode::OK, &ctx.envelope("hello", None, data), Some(1), None)
             };
-            Router::new().route("/hello", get(hello)).with_state(self.0)
+            Responder::from_service(Router::new().route("/hello", get(hello)).with_state(self.0))
         }
 
         fn endpoints(&self, prefix: &str) -> Vec<String> {
@@ -330,7 +334,7 @@ mod tests {
         }
     }
 
-    async fn send(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
+    async fn send(app: &Responder, method: &str, uri: &str, body: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
         let request = Request::builder().method(method).uri(uri).body(Body::from(body.to_string())).unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
         let (parts, body) = response.into_parts();
@@ -353,7 +357,7 @@ mod tests {
     async fn an_api_beside_v4() {
         let storage = crate::storage::open(&crate::storage::Source::Demo, DbLimits::default()).await.unwrap();
         let state = AppState { storage: Arc::new(storage), settings: Arc::new(Settings::default()) };
-        let app = App::new().nest("/api/v4", v4::V4::new(state.clone())).nest("/api/v2", Hello(state)).into_router();
+        let app = App::new().nest("/api/v4", v4::V4::new(state.clone())).nest("/api/v2", Hello(state)).into_responder();
 
         // The new API, with what every mount brings: decoding, CORS, HEAD.
         let (status, headers, body) = send(&app, "GET", "/api/v2/h%65llo", "").await;

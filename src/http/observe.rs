@@ -33,7 +33,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -45,7 +44,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use tower::{Layer, Service};
 
-use crate::http::{Api, FRONT_DOORS, Settings};
+use crate::http::{Api, FRONT_DOORS, Responder, Settings};
 use crate::storage::db::DbUsage;
 
 /// The request id header, echoed or made.
@@ -636,9 +635,9 @@ impl Collector for Snapshot {
 pub struct MetricsApi(Observer);
 
 impl Api for MetricsApi {
-    fn router(self, _prefix: &str) -> Router {
+    fn service(self, _prefix: &str) -> Responder {
         let observer = self.0;
-        Router::new().fallback(move || {
+        Responder::from_fn(move |_| {
             let text = observer.render();
             async move {
                 let kind = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");

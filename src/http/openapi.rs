@@ -18,12 +18,11 @@
 //! The documentation page is the same document rendered to HTML on the server: no script, no
 //! asset from the network, readable offline and in a text browser.
 
-use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Map, Value, json};
 
-use crate::http::{Api, App, Ctx, json_response, v2, v4};
+use crate::http::{Api, App, Ctx, Responder, json_response, v2, v4};
 
 /// Which API a document describes, and how it is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,9 +77,9 @@ struct Page {
 }
 
 impl Api for Page {
-    fn router(self, _prefix: &str) -> Router {
+    fn service(self, _prefix: &str) -> Responder {
         let (spec, html) = (self.spec, self.html);
-        Router::new().fallback(move |ctx: Ctx| {
+        Responder::new((), move |(), ctx: Ctx, _, _| {
             let spec = spec.clone();
             async move {
                 // Only the document itself: `/openapi.json/x` is no page.

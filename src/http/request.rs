@@ -213,11 +213,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Ctx::of(parts))
+    }
+}
+
+impl Ctx {
+    /// The context of a request as the server hands it on: the URI as received (before the
+    /// path was canonicalised and a nest prefix stripped), the origin the server checked.
+    pub fn of(parts: &Parts) -> Self {
         let uri = parts.extensions.get::<ReceivedUri>().map_or(&parts.uri, |received| &received.0);
-        Ok(match parts.extensions.get::<Origin>() {
+        match parts.extensions.get::<Origin>() {
             Some(origin) => Ctx::with_origin(parts.method.clone(), uri, origin.clone()),
             None => Ctx::new(parts.method.clone(), uri, &parts.headers),
-        })
+        }
     }
 }
 

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::Router;
+use crate::http::Responder;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body::{Frame, SizeHint};
@@ -219,7 +219,7 @@ impl Throttle {
 
 /// What every connection task shares.
 struct Shared {
-    app: Router,
+    app: Responder,
     options: ServeOptions,
     registry: Arc<Registry>,
     local: SocketAddr,
@@ -228,7 +228,7 @@ struct Shared {
 /// Serves `app` on `listener` until `shutdown` completes, then stops as [`ServeOptions`] says.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: Responder,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {

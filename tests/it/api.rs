@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::harness::{self, Backend, get, request};
 
-async fn both() -> Vec<axum::Router> {
+async fn both() -> Vec<aiida_rest::http::Responder> {
     vec![harness::app(Backend::Archive).await, harness::app(Backend::Profile).await]
 }
 

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use axum::Router;
+use aiida_rest::http::Responder;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
@@ -15,7 +15,7 @@ use crate::harness::{self, Answer, Backend, DbLimits, Settings};
 /// The explorer's landing query (as bench/run.sh sends it).
 const LANDING: &str = r#"{"path":[{"orm_base":"node","tag":"node","entity_type":""}],"filters":{"node":{}},"project":{"node":["id","uuid","node_type","label","ctime","mtime"]},"order_by":[],"limit":5000,"offset":0,"distinct":true}"#;
 
-async fn send(app: &Router, method: &str, uri: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
+async fn send(app: &Responder, method: &str, uri: &str, headers: &[(&str, &str)], body: Option<&str>) -> Answer {
     let mut builder = Request::builder().method(method).uri(uri);
     if !headers.iter().any(|(name, _)| *name == "host") {
         builder = builder.header("host", "127.0.0.1:5000");

@@ -81,7 +81,7 @@ async fn querybuilder_queries_reaching_the_database_are_bounded() {
 }
 
 /// The node of the second fixture with `label`, by the API itself.
-async fn uuid_of(app: &axum::Router, label: &str) -> String {
+async fn uuid_of(app: &aiida_rest::http::Responder, label: &str) -> String {
     let answer = harness::get(app, &format!("/api/v4/nodes?label=%22{}%22", label.replace(' ', "%20"))).await;
     let nodes = answer.json()["data"]["nodes"].as_array().unwrap().clone();
     assert_eq!(nodes.len(), 1, "one node labelled {label}");

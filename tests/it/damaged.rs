@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
+use aiida_rest::http::Responder;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
@@ -67,7 +67,7 @@ fn contents_uri(key: &str) -> String {
 }
 
 /// The answer for a damaged object: a 500 whose JSON message names the object and the node.
-async fn assert_damaged_answer(app: &Router, key: &str) {
+async fn assert_damaged_answer(app: &Responder, key: &str) {
     let uri = contents_uri(key);
     let answer = harness::get(app, &uri).await;
     assert_eq!(answer.status, 500, "{uri}: {}", String::from_utf8_lossy(&answer.body));
@@ -79,7 +79,7 @@ async fn assert_damaged_answer(app: &Router, key: &str) {
     assert!(!message.contains("/tmp") && !message.contains("packs/"), "{message}");
 }
 
-async fn assert_intact(app: &Router, key: &str, size: usize) {
+async fn assert_intact(app: &Responder, key: &str, size: usize) {
     let answer = harness::get(app, &contents_uri(key)).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body.len(), size);
@@ -297,7 +297,8 @@ async fn crc_failure_at_the_end_closes_the_connection_short() {
     let app = harness::build(archive.as_path(), Settings::default(), DbLimits::default()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let options = aiida_rest::http::serve::ServeOptions::default();
+    tokio::spawn(aiida_rest::http::serve::serve(listener, app, options, std::future::pending()));
     let (uuid, path) = file_of(PLAIN_5760);
     let answer = tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(address).unwrap();

@@ -25,7 +25,7 @@ fn uuid(name: &str) -> String {
     line.unwrap_or_else(|| panic!("no node {name} in exporters-uuids.txt"))
 }
 
-async fn app() -> axum::Router {
+async fn app() -> aiida_rest::http::Responder {
     harness::build(archive().as_path(), Default::default(), Default::default()).await
 }
 

@@ -52,7 +52,7 @@ fn reference_statuses(fixture: Fixture) -> BTreeMap<String, u64> {
 }
 
 /// Every node of the storage: (uuid, full type, has a cell attribute).
-async fn nodes(app: &axum::Router) -> Vec<(String, String, bool)> {
+async fn nodes(app: &aiida_rest::http::Responder) -> Vec<(String, String, bool)> {
     let mut out = Vec::new();
     for offset in (0..).step_by(400) {
         let answer =

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aiida_rest::http::Responder;
 use aiida_rest::http::databases::{Database, Databases, Options};
 use aiida_rest::http::observe::{LogFormat, Observer};
 use aiida_rest::http::{Api, App, AppState, Settings};
 use aiida_rest::storage::Source;
 use aiida_rest::storage::db::{Db, PgPool, SqlitePool};
-use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::Value;
@@ -28,7 +28,7 @@ async fn metrics_count_requests_by_route_template() {
     let state = AppState { storage: storage.clone(), settings: Arc::new(Settings::default()) };
     let observer = Observer::new(true, None);
     observer.set_databases(storage);
-    let app = App::new().observe(&observer).front_doors(&state).into_router();
+    let app = App::new().observe(&observer).front_doors(&state).into_responder();
 
     for _ in 0..3 {
         assert_eq!(harness::get(&app, "/api/v4/nodes?limit=1").await.status, 200);
@@ -184,9 +184,9 @@ fn log_format_is_text_or_json() {
 struct Slow(Db, &'static str);
 
 impl Api for Slow {
-    fn router(self, _prefix: &str) -> Router {
+    fn service(self, _prefix: &str) -> Responder {
         let (db, sql) = (self.0, self.1);
-        Router::new().fallback(move || {
+        Responder::from_fn(move |_| {
             let db = db.clone();
             async move {
                 let mut query = db.query();
@@ -218,7 +218,7 @@ async fn a_request_over_its_time_is_stopped_sqlite() {
         .observe(&observer)
         .request_timeout(Some(Duration::from_millis(400)))
         .nest("/slow", Slow(db.clone(), endless))
-        .into_router();
+        .into_responder();
     let started = Instant::now();
     let answer = harness::get(&app, "/slow").await;
     let took = started.elapsed();
@@ -251,7 +251,7 @@ async fn a_request_over_its_time_is_stopped_postgres() {
     let app = App::new()
         .request_timeout(Some(Duration::from_millis(500)))
         .nest("/slow", Slow(db.clone(), "SELECT pg_sleep(19.75)"))
-        .into_router();
+        .into_responder();
     let answer = harness::get(&app, "/slow").await;
     assert_eq!(answer.status, 503);
     let admin = harness::pg::connect(url).await.unwrap();
@@ -301,7 +301,7 @@ async fn serving_below_a_base_path() {
         .base_path(Some("/aiida".into()))
         .front_doors(&state)
         .nest("/health", aiida_rest::http::databases::Health)
-        .into_router();
+        .into_responder();
     let answer = harness::get(&app, "/aiida/api/v4/server").await;
     assert_eq!(answer.status, 200);
     let json = answer.json();

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use axum::Router;
+use aiida_rest::http::Responder;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -20,14 +20,14 @@ fn encode(text: &str) -> String {
 }
 
 /// Every entry, all fields, in the server's order.
-async fn all_entries(app: &Router) -> Vec<Value> {
+async fn all_entries(app: &Responder) -> Vec<Value> {
     let answer = get(app, &format!("{BASE}/structures?page_limit=1000")).await;
     assert_eq!(answer.status, 200);
     answer.json()["data"].as_array().unwrap().clone()
 }
 
 /// The ids a filter selects, in order (all pages), or the error status and detail.
-async fn select(app: &Router, filter: &str) -> Result<Vec<String>, (u16, String)> {
+async fn select(app: &Responder, filter: &str) -> Result<Vec<String>, (u16, String)> {
     let answer =
         get(app, &format!("{BASE}/structures?page_limit=1000&response_fields=id&filter={}", encode(filter))).await;
     let body = answer.json();
@@ -636,8 +636,8 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     RUNTIME.get_or_init(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap())
 }
 
-fn fixture() -> &'static (Router, Vec<Value>) {
-    static APP: OnceLock<(Router, Vec<Value>)> = OnceLock::new();
+fn fixture() -> &'static (Responder, Vec<Value>) {
+    static APP: OnceLock<(Responder, Vec<Value>)> = OnceLock::new();
     APP.get_or_init(|| {
         runtime().block_on(async {
             let app = harness::app(Backend::Archive).await;

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use axum::Router;
+use aiida_rest::http::Responder;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
@@ -17,7 +17,7 @@ use crate::harness::{self, Answer, Backend, Settings, request};
 
 const QB: &str = "/api/v4/querybuilder";
 
-async fn post(app: &Router, body: &Value) -> Answer {
+async fn post(app: &Responder, body: &Value) -> Answer {
     request(app, "POST", QB, Some(&body.to_string())).await
 }
 
@@ -673,9 +673,9 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     RUNTIME.get_or_init(|| tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap())
 }
 
-fn app_on(backend: Backend) -> &'static Router {
-    static ARCHIVE: OnceLock<Router> = OnceLock::new();
-    static POSTGRES: OnceLock<Router> = OnceLock::new();
+fn app_on(backend: Backend) -> &'static Responder {
+    static ARCHIVE: OnceLock<Responder> = OnceLock::new();
+    static POSTGRES: OnceLock<Responder> = OnceLock::new();
     let cell = if backend == Backend::Postgres { &POSTGRES } else { &ARCHIVE };
     cell.get_or_init(|| runtime().block_on(harness::app(backend)))
 }

@@ -17,7 +17,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::Router;
+use aiida_rest::http::Responder;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value, json};
@@ -59,10 +59,10 @@ impl Server {
         }
     }
 
-    fn app(self) -> &'static Router {
-        static ARCHIVE: OnceLock<Router> = OnceLock::new();
-        static CAPPED: OnceLock<Router> = OnceLock::new();
-        static POSTGRES: OnceLock<Router> = OnceLock::new();
+    fn app(self) -> &'static Responder {
+        static ARCHIVE: OnceLock<Responder> = OnceLock::new();
+        static CAPPED: OnceLock<Responder> = OnceLock::new();
+        static POSTGRES: OnceLock<Responder> = OnceLock::new();
         let cell = match self {
             Server::Archive => &ARCHIVE,
             Server::ArchiveCapped => &CAPPED,

@@ -9,7 +9,7 @@
 
 use std::sync::LazyLock;
 
-use axum::Router;
+use aiida_rest::http::Responder;
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde_json::Value;
@@ -20,7 +20,7 @@ use crate::harness::{self, Answer, Backend};
 /// the run time), with the identifiers that exist in it so that paths reach the handlers.
 struct Fixture {
     rt: tokio::runtime::Runtime,
-    app: Router,
+    app: Responder,
     node_uuids: Vec<String>,
     other_uuids: Vec<String>,
     /// The nodes grouped by node_type, so that rare kinds are drawn as often as common ones.

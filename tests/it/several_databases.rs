@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use aiida_rest::http::Responder;
 use aiida_rest::http::databases::{Database, Databases, Options};
 use aiida_rest::http::{App, Settings};
 use aiida_rest::storage::Source;
-use axum::Router;
 use serde_json::Value;
 
 use crate::harness::{self, DbLimits};
@@ -20,7 +20,7 @@ fn database(name: &str, source: Source, default: bool) -> Database {
     Database { name: name.into(), source, default, settings: Settings::default(), limits: DbLimits::default() }
 }
 
-fn app(databases: &Databases) -> Router {
+fn app(databases: &Databases) -> Responder {
     databases.router(App::new())
 }
 
@@ -28,7 +28,7 @@ fn app(databases: &Databases) -> Router {
 /// --mount` does: each request goes under the mount, and the mount is taken out of the echoed
 /// paths, URLs and `Link` targets before the comparison (what the API itself names, such as
 /// `available_endpoints` and `API_prefix`, is the unmounted API's).
-pub(crate) async fn replay_under(app: &Router, name: &str, file: &str) -> (usize, Vec<String>) {
+pub(crate) async fn replay_under(app: &Responder, name: &str, file: &str) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(harness::fixtures().join(file)).unwrap();
     let mount = format!("/{name}");
     let (mut passed, mut failures) = (0, Vec::new());
@@ -447,7 +447,7 @@ async fn cors_origins_can_be_restricted() {
 
     let databases = Databases::new(Options::default());
     databases.configure(vec![database("a", Source::Path(harness::archive_path()), true)]);
-    let ask = async |app: &Router, origin: &str| {
+    let ask = async |app: &Responder, origin: &str| {
         let request = axum::http::Request::get("/a/api/v4/computers").header("origin", origin).body(Body::empty());
         let response = app.clone().oneshot(request.unwrap()).await.unwrap();
         assert_eq!(response.status(), 200);

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeSet;
 
-use axum::Router;
+use aiida_rest::http::Responder;
 use serde_json::Value;
 
 use crate::harness::{self, Answer, Backend, get, request};
 
 /// The fixture storages: the SQLite ones, and PostgreSQL when this machine has it.
-async fn apps() -> Vec<(Backend, Router)> {
+async fn apps() -> Vec<(Backend, Responder)> {
     let mut backends = vec![Backend::Archive, Backend::Profile];
     if harness::pg::shared().is_some() {
         backends.push(Backend::Postgres);
@@ -23,7 +23,7 @@ async fn apps() -> Vec<(Backend, Router)> {
     apps
 }
 
-async fn ok(app: &Router, uri: &str) -> (Value, Answer) {
+async fn ok(app: &Responder, uri: &str) -> (Value, Answer) {
     let answer = get(app, uri).await;
     assert_eq!(answer.status, 200, "{uri}: {}", String::from_utf8_lossy(&answer.body));
     assert_eq!(answer.header("content-type").as_deref(), Some("application/json"), "{uri}");
@@ -31,7 +31,7 @@ async fn ok(app: &Router, uri: &str) -> (Value, Answer) {
 }
 
 /// The message of an error answer with `status`, checked to be JSON.
-async fn error(app: &Router, uri: &str, status: u16) -> String {
+async fn error(app: &Responder, uri: &str, status: u16) -> String {
     let answer = get(app, uri).await;
     assert_eq!(answer.status, status, "{uri}: {}", String::from_utf8_lossy(&answer.body));
     assert_eq!(answer.header("content-type").as_deref(), Some("application/json"), "{uri}");
@@ -550,7 +550,7 @@ async fn special_keys() {
 }
 
 /// Count of a v2 list.
-async fn count(app: &Router, uri: &str) -> i64 {
+async fn count(app: &Responder, uri: &str) -> i64 {
     total(&ok(app, uri).await.1)
 }
 
@@ -874,7 +874,7 @@ async fn v2_and_v4_agree() {
 
 /// The process nodes as v4 shows them: `(id, node_type, process_type, process_state,
 /// exit_status, job state)`, by id.
-async fn processes(app: &Router) -> Vec<(i64, String, String, Value, Value, Value)> {
+async fn processes(app: &Responder) -> Vec<(i64, String, String, Value, Value, Value)> {
     let uri = "/api/v4/nodes?node_type=like=\"process.%\"&attributes=true\
                &attributes_filter=process_state,exit_status,state&orderby=id&limit=400";
     let (body, answer) = ok(app, uri).await;

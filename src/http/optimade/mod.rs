@@ -14,14 +14,12 @@ pub mod filter;
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::http::request::unquote;
-use crate::http::{Api, AppState, Ctx};
+use crate::http::{Api, AppState, Ctx, Responder};
 use crate::query::QueryError;
 use crate::query::optimade::entry::{self as props, Entry};
 use crate::query::optimade::filter::{FilterError, check};
@@ -63,8 +61,8 @@ pub fn endpoints(prefix: &str) -> Vec<String> {
 }
 
 impl Api for Optimade {
-    fn router(self, _prefix: &str) -> Router {
-        Router::new().fallback(handle).with_state(Mounted { state: self.state, index: self.index })
+    fn service(self, _prefix: &str) -> Responder {
+        Responder::new(Mounted { state: self.state, index: self.index }, |api, ctx, uri, _| handle(api, ctx, uri))
     }
 
     fn endpoints(&self, prefix: &str) -> Vec<String> {
@@ -137,7 +135,7 @@ impl Place {
     }
 }
 
-async fn handle(State(api): State<Mounted>, ctx: Ctx, uri: Uri) -> Response {
+async fn handle(api: Mounted, ctx: Ctx, uri: Uri) -> Response {
     let below = unquote(uri.path());
     let mount = ctx.path.strip_suffix(below.as_str()).unwrap_or(&ctx.path).trim_end_matches('/');
     let trimmed = below.trim_matches('/');

@@ -15,15 +15,13 @@ pub mod routes;
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::request::{json_response, unquote};
-use crate::http::{Api, AppState, Ctx};
+use crate::http::{Api, AppState, Ctx, Responder};
 use routes::{Route, RouteError};
 
 /// The aiida-core version whose data model the answers describe (that of v4's answers).
@@ -41,8 +39,8 @@ impl V2 {
 }
 
 impl Api for V2 {
-    fn router(self, prefix: &str) -> Router {
-        Router::new().fallback(handle).with_state(Mounted { state: self.state, prefix: prefix.into() })
+    fn service(self, prefix: &str) -> Responder {
+        Responder::new(Mounted { state: self.state, prefix: prefix.into() }, |api, ctx, uri, _| handle(api, ctx, uri))
     }
 
     fn endpoints(&self, prefix: &str) -> Vec<String> {
@@ -60,7 +58,7 @@ struct Mounted {
     prefix: Arc<str>,
 }
 
-async fn handle(State(api): State<Mounted>, ctx: Ctx, uri: Uri) -> Response {
+async fn handle(api: Mounted, ctx: Ctx, uri: Uri) -> Response {
     answer(&api, &ctx, &unquote(uri.path())).await.unwrap_or_else(IntoResponse::into_response)
 }
 

@@ -16,16 +16,14 @@ pub mod types;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::body::{MAX_BODY_BYTES, too_large as body_too_large};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::request::unquote;
-use crate::http::{Api, AppState, Ctx, params};
+use crate::http::{Api, AppState, Ctx, Responder, params};
 use routes::{Resource, Route, RouteError};
 
 /// REST API v4 over one database: `App::new().nest("/api/v4", V4::new(state))`. Mount one per
@@ -41,8 +39,8 @@ impl V4 {
 }
 
 impl Api for V4 {
-    fn router(self, prefix: &str) -> Router {
-        Router::new().fallback(handle).with_state(Mounted { state: self.state, prefix: prefix.into() })
+    fn service(self, prefix: &str) -> Responder {
+        Responder::new(Mounted { state: self.state, prefix: prefix.into() }, handle)
     }
 
     fn endpoints(&self, prefix: &str) -> Vec<String> {
@@ -69,7 +67,7 @@ impl Mounted {
 }
 
 /// Every request below the prefix; `uri` is relative to it.
-async fn handle(State(api): State<Mounted>, ctx: Ctx, uri: Uri, body: Body) -> Response {
+async fn handle(api: Mounted, ctx: Ctx, uri: Uri, body: Body) -> Response {
     answer(&api, &ctx, &unquote(uri.path()), body).await.unwrap_or_else(IntoResponse::into_response)
 }
 

@@ -13,9 +13,9 @@ pub use aiida_rest::storage::db::DbLimits;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use aiida_rest::http::Responder;
 use aiida_rest::http::{self, AppState};
 use aiida_rest::storage::{self, Storage, StorageError};
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
 use http_body_util::BodyExt;
@@ -141,19 +141,19 @@ pub async fn open(source: impl Into<Source>, limits: DbLimits) -> Result<Storage
 }
 
 /// The application over `source`, with `settings` and the database `limits`.
-pub async fn build(source: impl Into<Source>, settings: Settings, limits: DbLimits) -> Router {
+pub async fn build(source: impl Into<Source>, settings: Settings, limits: DbLimits) -> Responder {
     let source = source.into();
     let storage = open(source.clone(), limits).await.unwrap_or_else(|e| panic!("{source:?} opens: {e}"));
     http::router(AppState { storage: Arc::new(storage), settings: Arc::new(settings) })
 }
 
 /// The application over a fixture storage with the default settings.
-pub async fn app(backend: Backend) -> Router {
+pub async fn app(backend: Backend) -> Responder {
     build(backend, Settings::default(), DbLimits::default()).await
 }
 
 /// The application over a storage of `fixture` with the default settings.
-pub async fn app_of(fixture: Fixture, backend: Backend) -> Router {
+pub async fn app_of(fixture: Fixture, backend: Backend) -> Responder {
     let source = match fixture {
         Fixture::First => Source::Fixture(backend),
         Fixture::Second => Source::Fixture2(backend),
@@ -171,7 +171,7 @@ pub fn postgres_available(fixture: Fixture) -> bool {
 }
 
 /// The application over a fixture storage with `settings`.
-pub async fn app_with(backend: Backend, settings: Settings) -> Router {
+pub async fn app_with(backend: Backend, settings: Settings) -> Responder {
     build(backend, settings, DbLimits::default()).await
 }
 
@@ -213,7 +213,7 @@ impl Answer {
     }
 }
 
-pub async fn request(app: &Router, method: &str, uri: &str, body: Option<&str>) -> Answer {
+pub async fn request(app: &Responder, method: &str, uri: &str, body: Option<&str>) -> Answer {
     let uri = aiida_rest::http::listener::encode_request_target(uri);
     let mut builder = Request::builder().method(method).uri(uri).header("host", "127.0.0.1:5000");
     if body.is_some() {
@@ -227,7 +227,7 @@ pub async fn request(app: &Router, method: &str, uri: &str, body: Option<&str>) 
     Answer { status, headers, body }
 }
 
-pub async fn get(app: &Router, uri: &str) -> Answer {
+pub async fn get(app: &Responder, uri: &str) -> Answer {
     request(app, "GET", uri, None).await
 }
 
