@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::path::ReceivedUri;
+use crate::model::pyjson;
 
 /// The parts of a request that appear in the envelope.
 #[derive(Debug, Clone)]
@@ -155,30 +156,75 @@ impl Ctx {
     }
 
     pub fn url(&self) -> String {
-        match &self.raw_query {
-            Some(q) if !q.is_empty() => format!("{}{}?{}", self.origin, self.path, self.query),
-            _ => format!("{}{}", self.origin, self.path),
-        }
+        self.url_parts().concat()
     }
 
     pub fn url_root(&self) -> String {
         format!("{}/", self.origin)
     }
 
+    /// `url` in pieces: the origin, the path, and `?` and the query when there is one.
+    fn url_parts(&self) -> [&str; 4] {
+        match &self.raw_query {
+            Some(q) if !q.is_empty() => [&self.origin, &self.path, "?", &self.query],
+            _ => [&self.origin, &self.path, "", ""],
+        }
+    }
+
+    /// The envelope's fields after `data` and `id`, each key with its value in pieces, in the
+    /// order of the keys (Flask sorts them). Both spellings of the envelope, [`Ctx::envelope`]
+    /// and [`Ctx::answer`], write these.
+    fn envelope_fields<'a>(&'a self, resource_type: &'a str) -> [(&'static str, [&'a str; 4]); 6] {
+        [
+            ("method", [self.method.as_str(), "", "", ""]),
+            ("path", [&self.path, "", "", ""]),
+            ("query_string", [&self.query, "", "", ""]),
+            ("resource_type", [resource_type, "", "", ""]),
+            ("url", self.url_parts()),
+            ("url_root", [&self.origin, "/", "", ""]),
+        ]
+    }
+
     /// The envelope around `data`; `id` is omitted when `None` (server info, querybuilder).
+    /// For an answer to change before it is sent; [`Ctx::answer`] writes one straight out.
     pub fn envelope(&self, resource_type: &str, id: Option<Value>, data: Value) -> Value {
         let mut map = Map::new();
         map.insert("data".into(), data);
         if let Some(id) = id {
             map.insert("id".into(), id);
         }
-        map.insert("method".into(), Value::String(self.method.as_str().to_string()));
-        map.insert("path".into(), Value::String(self.path.clone()));
-        map.insert("query_string".into(), Value::String(self.query.clone()));
-        map.insert("resource_type".into(), Value::String(resource_type.to_string()));
-        map.insert("url".into(), Value::String(self.url()));
-        map.insert("url_root".into(), Value::String(self.url_root()));
+        for (key, parts) in self.envelope_fields(resource_type) {
+            map.insert(key.into(), Value::String(parts.concat()));
+        }
         Value::Object(map)
+    }
+
+    /// The 200 answer of `data` in its envelope, as [`json_response`] would send
+    /// `self.envelope(..)`, written straight into the answer's text: no map of the envelope,
+    /// no copies of its strings.
+    pub fn answer(
+        &self,
+        resource_type: &str,
+        id: Option<&Value>,
+        data: &Value,
+        total: Option<i64>,
+        link: Option<String>,
+    ) -> Response {
+        let mut text = String::with_capacity(512);
+        text.push_str("{\"data\":");
+        pyjson::write_value(&mut text, data);
+        if let Some(id) = id {
+            text.push_str(",\"id\":");
+            pyjson::write_value(&mut text, id);
+        }
+        for (key, parts) in self.envelope_fields(resource_type) {
+            text.push_str(",\"");
+            text.push_str(key);
+            text.push_str("\":");
+            pyjson::write_str_parts(&mut text, &parts);
+        }
+        text.push_str("}\n");
+        text_response(StatusCode::OK, text, total, link)
     }
 
     /// `Link` header for page `page` of `last` pages: prev, next, first, last, each a complete
@@ -248,7 +294,12 @@ pub fn attachment(body: axum::body::Body, size: Option<u64>, filename: &str) -> 
 /// A JSON answer with the reference's headers (the CORS layer adds
 /// `Access-Control-Expose-Headers` to those with a total).
 pub fn json_response(status: StatusCode, body: &Value, total: Option<i64>, link: Option<String>) -> Response {
-    let mut response = (status, crate::model::pyjson::to_string(body)).into_response();
+    text_response(status, pyjson::to_string(body), total, link)
+}
+
+/// [`json_response`] of a JSON text already written.
+fn text_response(status: StatusCode, text: String, total: Option<i64>, link: Option<String>) -> Response {
+    let mut response = (status, text).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(total) = total {
@@ -278,6 +329,28 @@ mod tests {
         assert_eq!(c.query, "orderby=+id&label=\"é\"");
         assert_eq!(c.url(), "http://example.org:5000/api/v4/nodes?orderby=+id&label=\"é\"");
         assert_eq!(c.url_root(), "http://example.org:5000/");
+    }
+
+    /// The two spellings of the envelope give the same text, headers and status.
+    #[tokio::test]
+    async fn answer_is_the_envelope_written_out() {
+        use http_body_util::BodyExt;
+        let data = serde_json::json!({"b": [1, 2.5, "é\"\n"], "a": {"z": null, "y": true}});
+        for uri in
+            ["/api/v4/nodes?orderby=+id&label=%22%C3%A9%22", "/api/v4/server", "/api/v4/x?", "/p%C3%A9/%F0%9F%98%80"]
+        {
+            let c = ctx(uri);
+            for id in [None, Some(Value::Null), Some(Value::from(7)), Some(Value::from("ab-c"))] {
+                let link = Some("<http://x/page/2>; rel=\"next\"".to_string());
+                let written = c.answer("nodes", id.as_ref(), &data, Some(3), link.clone());
+                let mapped =
+                    json_response(StatusCode::OK, &c.envelope("nodes", id.clone(), data.clone()), Some(3), link);
+                assert_eq!(written.status(), mapped.status());
+                assert_eq!(written.headers(), mapped.headers(), "{uri}");
+                let text = |r: Response| async { r.into_body().collect().await.unwrap().to_bytes() };
+                assert_eq!(text(written).await, text(mapped).await, "{uri} {id:?}");
+            }
+        }
     }
 
     #[test]

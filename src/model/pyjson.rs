@@ -51,8 +51,20 @@ pub fn write_value(out: &mut String, value: &Value) {
 /// Python's `json.dumps(..., ensure_ascii=True)` string escaping. Runs of characters that need
 /// no escape are copied at once.
 pub fn write_str(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
+    write_str_parts(out, &[s]);
+}
+
+/// [`write_str`] of the concatenation of `parts`, without making it.
+pub fn write_str_parts(out: &mut String, parts: &[&str]) {
+    out.reserve(parts.iter().map(|p| p.len()).sum::<usize>() + 2);
     out.push('"');
+    for part in parts {
+        write_escaped(out, part);
+    }
+    out.push('"');
+}
+
+fn write_escaped(out: &mut String, s: &str) {
     let mut rest = s;
     loop {
         let run = rest.bytes().position(|b| !PLAIN[usize::from(b)]).unwrap_or(rest.len());
@@ -77,7 +89,6 @@ pub fn write_str(out: &mut String, s: &str) {
             }
         }
     }
-    out.push('"');
 }
 
 /// The bytes [`write_str`] copies as they are: printable ASCII but `"` and `\`.

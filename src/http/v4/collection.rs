@@ -1,7 +1,6 @@
 //! Lists and single entities of nodes, computers, users and groups: parameters, paging and
 //! the rows' JSON. The queries are `query::lists`.
 
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
@@ -13,7 +12,7 @@ use crate::storage::db::Db;
 use super::routes::{Resource, parse_user_id};
 use crate::http::params::{LIMIT_MAX, PERPAGE_DEFAULT, Params};
 use crate::http::render::{entity_row, full_type, json_dict, node_row};
-use crate::http::request::{Ctx, json_response};
+use crate::http::request::Ctx;
 
 pub fn collection_of(resource: Resource) -> Collection {
     match resource {
@@ -161,9 +160,14 @@ pub async fn list(
 
     let mut data = Map::new();
     data.insert(resource.name().into(), Value::Array(items));
-    let body = ctx.envelope(resource.name(), Some(id.map(Value::from).unwrap_or(Value::Null)), Value::Object(data));
     let link = window.page.map(|(page, last)| ctx.page_links(page, last));
-    Ok(json_response(StatusCode::OK, &body, Some(total), link))
+    Ok(ctx.answer(
+        resource.name(),
+        Some(&id.map(Value::from).unwrap_or(Value::Null)),
+        &Value::Object(data),
+        Some(total),
+        link,
+    ))
 }
 
 /// The attributes/extras of a row: the whole dict, or only the requested keys (`null` for a

@@ -89,15 +89,13 @@ pub async fn node_part(
                 export::derived_properties(&node.info, &files).map_err(export_error)
             })
             .await?;
-            let body = ctx.envelope("nodes", Some(id_value), json!({ "derived_properties": derived }));
-            Ok(json_response(StatusCode::OK, &body, Some(1), None))
+            Ok(ctx.answer("nodes", Some(&id_value), &json!({ "derived_properties": derived }), Some(1), None))
         }
         NodePart::RepoList => {
             let node = load_node(db, pk).await?;
             let dir = filename(&params)?.unwrap_or_default();
             let listing = list_dir(&node.repository_metadata, &dir)?;
-            let body = ctx.envelope("nodes", Some(id_value), json!({ "repo_list": listing }));
-            Ok(json_response(StatusCode::OK, &body, Some(1), None))
+            Ok(ctx.answer("nodes", Some(&id_value), &json!({ "repo_list": listing }), Some(1), None))
         }
         NodePart::RepoContents => {
             let path = filename(&params)?.filter(|f| !f.is_empty());
@@ -187,8 +185,7 @@ async fn repo_contents(repo: &Repository, ctx: &Ctx, node: &LoadedNode, path: &s
     };
     if size == 0 {
         // The reference answers an empty file with its JSON envelope, not an empty download.
-        let body = ctx.envelope("nodes", Some(id), Value::String(String::new()));
-        return Ok(json_response(StatusCode::OK, &body, Some(1), None));
+        return Ok(ctx.answer("nodes", Some(&id), &Value::String(String::new()), Some(1), None));
     }
     // Damage found only after the headers went out: the error aborts the body, so the client
     // sees a connection closed before `Content-Length` bytes, never a complete-looking file.
@@ -249,9 +246,13 @@ async fn download(db: &Db, repo: &Repository, ctx: &Ctx, params: &Params, pk: i6
         return Ok(attachment(Body::from(exported.content), Some(size), &filename));
     }
     let data = String::from_utf8_lossy(&exported.content).into_owned();
-    let body =
-        ctx.envelope("nodes", Some(id), json!({"download": {"data": data, "filename": filename, "status": 200}}));
-    Ok(json_response(StatusCode::OK, &body, Some(1), None))
+    Ok(ctx.answer(
+        "nodes",
+        Some(&id),
+        &json!({"download": {"data": data, "filename": filename, "status": 200}}),
+        Some(1),
+        None,
+    ))
 }
 
 async fn contents_dict(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value, part: NodePart) -> ApiResult<Response> {
@@ -263,14 +264,12 @@ async fn contents_dict(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value, 
     }
     let mut data = Map::new();
     data.insert(name.into(), Value::Object(dict));
-    let body = ctx.envelope("nodes", Some(id), Value::Object(data));
-    Ok(json_response(StatusCode::OK, &body, Some(1), None))
+    Ok(ctx.answer("nodes", Some(&id), &Value::Object(data), Some(1), None))
 }
 
 async fn comments(db: &Db, ctx: &Ctx, pk: i64, id: Value, max_rows: i64) -> ApiResult<Response> {
     let comments: Vec<Value> = nodes::comments(db, pk, max_rows).await?.into_iter().map(comment).collect();
-    let body = ctx.envelope("nodes", Some(id), json!({ "comments": comments }));
-    Ok(json_response(StatusCode::OK, &body, Some(1), None))
+    Ok(ctx.answer("nodes", Some(&id), &json!({ "comments": comments }), Some(1), None))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -300,9 +299,8 @@ async fn links_list(
     let label = if direction == Direction::Incoming { "incoming" } else { "outgoing" };
     let mut data = Map::new();
     data.insert(label.into(), Value::Array(items));
-    let body = ctx.envelope("nodes", Some(id), Value::Object(data));
     let link = window.page.map(|(page, last)| ctx.page_links(page, last));
-    Ok(json_response(StatusCode::OK, &body, Some(total), link))
+    Ok(ctx.answer("nodes", Some(&id), &Value::Object(data), Some(total), link))
 }
 
 async fn links_tree(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value, max_rows: i64) -> ApiResult<Response> {
@@ -327,8 +325,7 @@ async fn links_tree(db: &Db, ctx: &Ctx, params: &Params, pk: i64, id: Value, max
         metadata.insert(format!("total_no_of_{label}s"), Value::from(total));
     }
     let data = json!({ "metadata": [metadata], "nodes": [node] });
-    let body = ctx.envelope("nodes", Some(id), data);
-    Ok(json_response(StatusCode::OK, &body, Some(0), None))
+    Ok(ctx.answer("nodes", Some(&id), &data, Some(0), None))
 }
 
 /// Resolves the identifier of `/processes/<id>` and `/calcjobs/<id>`: digits are a primary
@@ -352,8 +349,7 @@ pub async fn process_report(db: &Db, ctx: &Ctx, id: &str, max_rows: i64) -> ApiR
     Params::parse(&ctx.query)?;
     let node = load_process(db, id, "process.", "aiida.orm.nodes.process.process.ProcessNode").await?;
     let logs: Vec<Value> = nodes::process_logs(db, node.info.id, max_rows).await?.into_iter().map(log_record).collect();
-    let body = ctx.envelope("processes", Some(Value::String(id.to_string())), json!({ "logs": logs }));
-    Ok(json_response(StatusCode::OK, &body, Some(1), None))
+    Ok(ctx.answer("processes", Some(&Value::String(id.to_string())), &json!({ "logs": logs }), Some(1), None))
 }
 
 /// `GET /calcjobs/<id>/input_files` (the calcjob's own files) and `/output_files` (those of
@@ -378,16 +374,14 @@ pub async fn calcjob_files(
             Some(metadata) => metadata,
             None => {
                 let data = json!({"data": "This node does not have retrieved folder", "status": 200});
-                let body = ctx.envelope("calcjobs", Some(id_value), data);
-                return Ok(json_response(StatusCode::OK, &body, Some(1), None));
+                return Ok(ctx.answer("calcjobs", Some(&id_value), &data, Some(1), None));
             }
         }
     } else {
         node.repository_metadata
     };
     let listing = list_dir(&metadata, &dir)?;
-    let body = ctx.envelope("calcjobs", Some(id_value), listing);
-    Ok(json_response(StatusCode::OK, &body, Some(1), None))
+    Ok(ctx.answer("calcjobs", Some(&id_value), &listing, Some(1), None))
 }
 
 /// The form-decoded value of `key` in a raw query string (`+` is a space here).

@@ -3,14 +3,13 @@
 
 use std::sync::LazyLock;
 
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
 use crate::http::error::{ApiError, ApiResult};
 
 use super::routes::Resource;
-use crate::http::request::{Ctx, json_response};
+use crate::http::request::Ctx;
 
 static PROPERTIES: LazyLock<Value> =
     LazyLock::new(|| serde_json::from_str(include_str!("projectable_properties.json")).expect("valid embedded JSON"));
@@ -24,6 +23,5 @@ pub fn projectable_properties(ctx: &Ctx, resource: Resource) -> ApiResult<Respon
         .get(resource.name())
         .cloned()
         .ok_or_else(|| ApiError::Internal(format!("no properties for {}", resource.name())))?;
-    let body = ctx.envelope(resource.name(), Some(Value::Null), data);
-    Ok(json_response(StatusCode::OK, &body, Some(1), None))
+    Ok(ctx.answer(resource.name(), Some(&Value::Null), &data, Some(1), None))
 }

@@ -1,11 +1,10 @@
 //! `/`, `/server` and `/server/endpoints`.
 
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
 use super::routes::available_endpoints;
-use crate::http::request::{Ctx, json_response};
+use crate::http::request::Ctx;
 
 /// The REST API version this server speaks.
 pub const API_VERSION: (&str, &str, &str) = ("4", "1", "0");
@@ -21,10 +20,10 @@ pub fn info(ctx: &Ctx, prefix: &str) -> Response {
         "API_prefix": prefix,
         "AiiDA_version": AIIDA_VERSION,
     });
-    json_response(StatusCode::OK, &ctx.envelope("Info", None, data), Some(1), None)
+    ctx.answer("Info", None, &data, Some(1), None)
 }
 
 pub fn endpoints(ctx: &Ctx, prefix: &str, posting: bool) -> Response {
     let data = json!({ "available_endpoints": available_endpoints(prefix, posting) });
-    json_response(StatusCode::OK, &ctx.envelope("Info", None, data), Some(1), None)
+    ctx.answer("Info", None, &data, Some(1), None)
 }

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
@@ -18,7 +17,7 @@ use crate::query::stats::{self, TypeCount};
 use crate::storage::db::Db;
 
 use crate::http::params::{Params, python_str};
-use crate::http::request::{Ctx, json_response};
+use crate::http::request::Ctx;
 
 /// Namespace of process nodes whose process_type is not an entry-point string.
 const NO_ENTRY_POINT: &str = "~no-entry-point~";
@@ -107,8 +106,7 @@ fn parse_params(ctx: &Ctx) -> ApiResult<Params> {
 }
 
 fn ok(ctx: &Ctx, data: Value) -> ApiResult<Response> {
-    let body = ctx.envelope("nodes", Some(Value::Null), data);
-    Ok(json_response(StatusCode::OK, &body, Some(0), None))
+    Ok(ctx.answer("nodes", Some(&Value::Null), &data, Some(0), None))
 }
 
 /// The `user=<id>` filter, the only one these endpoints understand. The reference fails with a
