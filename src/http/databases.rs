@@ -418,7 +418,12 @@ pub struct Health;
 
 impl Api for Health {
     fn service(self, _prefix: &str) -> Responder {
-        Responder::from_fn(|_| async { json_response(StatusCode::OK, &json!({"status": "ok"}), None, None) })
+        Responder::from_fn(|request: Request| async move {
+            match ApiError::unless_get(request.method()) {
+                Some(refused) => refused.into_response(),
+                None => json_response(StatusCode::OK, &json!({"status": "ok"}), None, None),
+            }
+        })
     }
 
     fn endpoints(&self, _prefix: &str) -> Vec<String> {
@@ -432,9 +437,12 @@ struct Ready(Vec<Arc<Slot>>);
 impl Api for Ready {
     fn service(self, _prefix: &str) -> Responder {
         let slots = Arc::new(self.0);
-        Responder::from_fn(move |_| {
+        Responder::from_fn(move |request: Request| {
             let slots = slots.clone();
             async move {
+                if let Some(refused) = ApiError::unless_get(request.method()) {
+                    return refused.into_response();
+                }
                 let check = async |slot: &Arc<Slot>| match slot.get().await {
                     Ok(opened) => opened.state.storage.ping().await,
                     Err(message) => Err(message),
@@ -470,9 +478,12 @@ pub struct ReadyOne(pub Arc<crate::storage::Storage>);
 impl Api for ReadyOne {
     fn service(self, _prefix: &str) -> Responder {
         let storage = self.0;
-        Responder::from_fn(move |_| {
+        Responder::from_fn(move |request: Request| {
             let storage = storage.clone();
             async move {
+                if let Some(refused) = ApiError::unless_get(request.method()) {
+                    return refused.into_response();
+                }
                 let (status, body) = match storage.ping().await {
                     Ok(()) => (StatusCode::OK, json!({"status": "ready"})),
                     Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "unavailable", "message": e})),

@@ -37,6 +37,12 @@ impl ApiError {
     pub fn bad_request(msg: impl Into<String>) -> Self {
         Self::BadRequest(msg.into())
     }
+    /// The 405 for what is not a GET (nor a HEAD, answered as a GET), for the operational
+    /// endpoints that only report (`/metrics`, `/health`, `/ready`).
+    pub fn unless_get(method: &axum::http::Method) -> Option<Self> {
+        (*method != axum::http::Method::GET).then_some(Self::MethodNotAllowed("GET, HEAD"))
+    }
+
     pub fn not_found(msg: impl Into<String>) -> Self {
         Self::NotFound(msg.into())
     }

@@ -3,11 +3,11 @@
 //!
 //! # How a request travels
 //!
-//! [`App::into_router`] stacks, outermost first (`edge` orders these steps; each is a
+//! [`App::into_responder`] stacks, outermost first (`edge` orders these steps; each is a
 //! function of its module):
 //! 1. `head`: HEAD is handled as GET and answered without the body.
 //! 2. `path`: routing sees the percent-decoded path, as Werkzeug's does; the
-//!    received URI stays available (`path::ReceivedUri`, read by the [`Ctx`] extractor).
+//!    received URI stays available (`path::ReceivedUri`, read by [`Ctx::of`]).
 //! 3. `compress::layer` and `compress::memo`: JSON and text answers of 1 KiB or more are
 //!    gzip- or brotli-encoded when `Accept-Encoding` asks for it (`Vary: Accept-Encoding`);
 //!    the compressed text of answers of 256 KiB or more is kept, for when they are asked again.
@@ -293,8 +293,6 @@ async fn unknown_route(endpoints: Arc<[String]>) -> Response {
     ApiError::UnknownRoute(endpoints.to_vec()).into_response()
 }
 
-/// A second API mounted beside v4, as `/api/v2` or `/optimade/v1` will be: one `nest` line,
-/// no v4 file touched.
 /// For the front doors' tests: the future of `handler` (a request handler of three arguments)
 /// stays under 1 KiB. Every request's future is moved through the router's layers, so one as
 /// large as the largest endpoint's would cost every request the copies (see `v4::call`).

@@ -637,9 +637,13 @@ pub struct MetricsApi(Observer);
 impl Api for MetricsApi {
     fn service(self, _prefix: &str) -> Responder {
         let observer = self.0;
-        Responder::from_fn(move |_| {
-            let text = observer.render();
+        Responder::from_fn(move |request: Request| {
+            let refused = crate::http::error::ApiError::unless_get(request.method());
+            let text = if refused.is_none() { observer.render() } else { String::new() };
             async move {
+                if let Some(refused) = refused {
+                    return refused.into_response();
+                }
                 let kind = HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
                 let mut response = Body::from(text).into_response();
                 response.headers_mut().insert(CONTENT_TYPE, kind);

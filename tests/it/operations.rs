@@ -68,6 +68,14 @@ async fn metrics_count_requests_by_route_template() {
     // The second statistics request is answered from the result cache.
     assert!(sample(&text, r#"aiida_rest_cache_hits_total{database="default"}"#).unwrap() >= 1.0, "{text}");
     assert!(text.ends_with("# EOF\n"));
+
+    // `/metrics` only reports: HEAD as GET, anything else a JSON 405.
+    assert_eq!(harness::request(&app, "HEAD", "/metrics", None).await.status, 200);
+    for method in ["POST", "DELETE", "OPTIONS"] {
+        let refused = harness::request(&app, method, "/metrics", Some("")).await;
+        assert_eq!((refused.status, refused.header("allow")), (405, Some("GET, HEAD".into())), "{method}");
+        assert!(refused.json()["message"].is_string());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

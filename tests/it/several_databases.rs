@@ -170,6 +170,10 @@ async fn a_broken_database_answers_503_and_the_others_serve() {
     assert_eq!(body["databases"]["good"]["ready"], true);
     assert_eq!(body["databases"]["broken"]["ready"], false);
     assert!(body["databases"]["gone"]["message"].is_string());
+    for uri in ["/health", "/ready"] {
+        let refused = harness::request(&app, "POST", uri, Some("")).await;
+        assert_eq!((refused.status, refused.header("allow")), (405, Some("GET, HEAD".into())), "{uri}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
