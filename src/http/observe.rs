@@ -199,7 +199,7 @@ impl Observer {
                 }
                 None => ("", None),
             };
-            let slots = templates.map_or(1, |t| t.len() + 1);
+            let slots = templates.map_or(1, |t| t.all.len() + 1);
             let first = below_base.trim_start_matches('/').split('/').next().unwrap_or("");
             by_first.entry(first.into()).or_default().push(mounts.len());
             mounts.push(Mount {
@@ -243,8 +243,8 @@ fn strip_segments<'a>(s: &'a str, base: &str) -> Option<&'a str> {
 }
 
 /// The route templates of front door `index` (the rules of its `available_endpoints`).
-fn templates(index: usize) -> &'static [Template] {
-    static ALL: OnceLock<Vec<Vec<Template>>> = OnceLock::new();
+fn templates(index: usize) -> &'static Templates {
+    static ALL: OnceLock<Vec<Templates>> = OnceLock::new();
     &ALL.get_or_init(|| {
         FRONT_DOORS
             .iter()
@@ -256,16 +256,29 @@ fn templates(index: usize) -> &'static [Template] {
                     .collect();
                 rules.sort();
                 rules.dedup();
-                rules
+                let all: Vec<Template> = rules
                     .into_iter()
                     .map(|rule| Template {
                         segments: rule.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect(),
                         label: format!("{}{rule}", door.prefix),
                     })
-                    .collect()
+                    .collect();
+                let mut by_length = vec![Vec::new(); MAX_SEGMENTS + 1];
+                for (i, template) in all.iter().enumerate() {
+                    by_length[template.segments.len()].push(i);
+                }
+                Templates { all, by_length }
             })
             .collect()
     })[index]
+}
+
+/// The route templates of one front door.
+struct Templates {
+    all: Vec<Template>,
+    /// The indexes in `all` of the templates of each number of segments (0 to
+    /// [`MAX_SEGMENTS`]).
+    by_length: Vec<Vec<usize>>,
 }
 
 struct Template {
@@ -315,7 +328,7 @@ const MAX_SEGMENTS: usize = 8;
 struct Mount {
     prefix: Box<str>,
     /// The door's prefix and templates, for a front door.
-    door: Option<(&'static str, &'static [Template])>,
+    door: Option<(&'static str, &'static Templates)>,
     database: Box<str>,
     /// The series of each template, then that of paths no template fits.
     slots: Box<[OnceLock<Arc<Series>>]>,
@@ -342,23 +355,25 @@ impl Table {
                 None => 0,
                 Some((_, templates)) => {
                     let mut best: Option<(usize, usize)> = None;
-                    // A path deeper than every template fits none.
-                    let split = segments_of(below);
-                    let parts = split.as_ref().map_or(&[][..], |(parts, n)| &parts[..*n]);
-                    for (i, template) in templates.iter().enumerate().filter(|_| split.is_some()) {
-                        if let Some(fit) = template.fit(parts)
-                            && best.is_none_or(|(_, f)| fit > f)
-                        {
-                            best = Some((i, fit));
+                    // A path deeper than every template fits none; only the templates of as
+                    // many segments can fit (a few of the door's dozens: every request passes
+                    // here).
+                    if let Some((parts, n)) = segments_of(below) {
+                        for &i in &templates.by_length[n] {
+                            if let Some(fit) = templates.all[i].fit(&parts[..n])
+                                && best.is_none_or(|(_, f)| fit > f)
+                            {
+                                best = Some((i, fit));
+                            }
                         }
                     }
-                    best.map_or(templates.len(), |(i, _)| i)
+                    best.map_or(templates.all.len(), |(i, _)| i)
                 }
             };
             let series = mount.slots[slot].get_or_init(|| {
                 let observer = Observer(self.shared.clone());
                 match mount.door {
-                    Some((door, templates)) => match templates.get(slot) {
+                    Some((door, templates)) => match templates.all.get(slot) {
                         Some(template) => observer.series(&template.label, &mount.database),
                         None => observer.series(&format!("{door}/<unknown>"), &mount.database),
                     },
@@ -664,7 +679,7 @@ mod tests {
     #[test]
     fn every_template_is_within_the_segment_bound() {
         for index in 0..FRONT_DOORS.len() {
-            for template in templates(index) {
+            for template in &templates(index).all {
                 assert!(template.segments.len() < MAX_SEGMENTS, "{}", template.label);
             }
         }
