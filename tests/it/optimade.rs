@@ -287,7 +287,8 @@ async fn the_index_follows_a_changing_profile_and_writes_nothing() {
     assert_eq!(select(&app, "nelements >= 0").await.unwrap().len(), 30);
     assert_eq!(digest(), before, "serving OPTIMADE wrote the database");
 
-    // Another program changes the profile: a new structure, a relabelled one.
+    // Another program changes the profile: a new structure, a relabelled one (AiiDA moves the
+    // mtime of a node it changes).
     let db = rusqlite::Connection::open(&database).unwrap();
     db.execute_batch(
         "INSERT INTO db_dbnode (uuid, node_type, process_type, label, description, ctime, mtime, attributes, extras,
@@ -295,7 +296,7 @@ async fn the_index_follows_a_changing_profile_and_writes_nothing() {
          SELECT 'a4ad2c2e-0000-4000-8000-000000000001', node_type, process_type, 'added by the test', description,
                 ctime, mtime, attributes, extras, repository_metadata, dbcomputer_id, user_id
          FROM db_dbnode WHERE node_type = 'data.core.structure.StructureData.' ORDER BY id LIMIT 1;
-         UPDATE db_dbnode SET label = 'renamed by the test' WHERE id = (
+         UPDATE db_dbnode SET label = 'renamed by the test', mtime = '2030-01-01 00:00:00.000000' WHERE id = (
              SELECT max(id) FROM db_dbnode WHERE node_type = 'data.core.structure.StructureData.'
              AND label != 'added by the test');",
     )
@@ -305,6 +306,92 @@ async fn the_index_follows_a_changing_profile_and_writes_nothing() {
     assert_eq!(select(&app, "_aiida_label = \"renamed by the test\"").await.unwrap().len(), 1);
     let added = select(&app, "_aiida_label = \"added by the test\"").await.unwrap();
     assert_eq!(added, ["a4ad2c2e-0000-4000-8000-000000000001"]);
+}
+
+/// After a change, the index is refreshed, not rebuilt, and equals an index built afresh, on
+/// SQLite and PostgreSQL. A daemon's writes (a new structure, a node that is no structure) are
+/// appended: only the new structure is derived, every kept entry is shared. A relabelling
+/// through AiiDA (it moves the mtime), then one by hand with a node deleted, make the index read
+/// every structure's label, mtime and creator again, still deriving none.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_index_is_refreshed_after_a_change() {
+    use aiida_rest::query::optimade::{Entry, StructureIndex, load};
+    use std::sync::Arc;
+
+    const S: &str = "'data.core.structure.StructureData.'";
+    let copy = |uuid: &str, label: &str, attributes: &str| {
+        format!(
+            "INSERT INTO db_dbnode (uuid, node_type, process_type, label, description, ctime, mtime, attributes, \
+             extras, repository_metadata, dbcomputer_id, user_id) SELECT '{uuid}', node_type, process_type, \
+             '{label}', description, ctime, mtime, {attributes}, extras, repository_metadata, dbcomputer_id, \
+             user_id FROM db_dbnode WHERE node_type = {S} ORDER BY id LIMIT 1"
+        )
+    };
+    let appended = [
+        copy("a4ad2c2e-0000-4000-8000-000000000002", "added", "attributes"),
+        copy("a4ad2c2e-0000-4000-8000-000000000003", "unreadable", "'{}'"),
+    ]
+    .join(";\n");
+    // AiiDA moves the mtime of every node it changes to the time of the change.
+    let relabelled = format!(
+        "UPDATE db_dbnode SET label = 'through AiiDA', mtime = '2030-01-01 00:00:00.000000' \
+         WHERE id = (SELECT min(id) FROM db_dbnode WHERE node_type = {S})"
+    );
+    let changed = [
+        format!("UPDATE db_dbnode SET label = 'by hand' WHERE id = (SELECT min(id) + 1 FROM db_dbnode WHERE node_type = {S})"),
+        format!("CREATE TEMP TABLE gone AS SELECT max(id) AS id FROM db_dbnode WHERE node_type = {S} AND label NOT IN ('added', 'unreadable')"),
+        "DELETE FROM db_dblink WHERE input_id IN (SELECT id FROM gone) OR output_id IN (SELECT id FROM gone)".into(),
+        "DELETE FROM db_dbgroup_dbnodes WHERE dbnode_id IN (SELECT id FROM gone)".into(),
+        "DELETE FROM db_dbcomment WHERE dbnode_id IN (SELECT id FROM gone)".into(),
+        "DELETE FROM db_dblog WHERE dbnode_id IN (SELECT id FROM gone)".into(),
+        "DELETE FROM db_dbnode WHERE id IN (SELECT id FROM gone)".into(),
+    ]
+    .join(";\n");
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = harness::profile_copy(dir.path());
+    let mut cases = vec![(harness::Source::Path(root.clone()), None)];
+    if let Some(shared) = harness::pg::shared() {
+        let url =
+            harness::pg::load_fixture(&harness::pg::with_database(shared, "postgres"), true).expect("fixture loads");
+        cases.push((harness::Source::postgres(&url), Some(url)));
+    }
+    for (source, url) in cases {
+        let storage = harness::open(source, harness::DbLimits::default()).await.unwrap();
+        let db = &storage.db;
+        let context = if url.is_some() { "postgres" } else { "sqlite" };
+        let run = async |sql: &str| match &url {
+            Some(url) => harness::pg::connect(url).await.unwrap().batch_execute(sql).await.unwrap(),
+            None => rusqlite::Connection::open(root.join("database.sqlite")).unwrap().execute_batch(sql).unwrap(),
+        };
+        let text = |entries: &[Arc<Entry>]| entries.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>();
+        let index = StructureIndex::new();
+        let first = index.get(db).await.unwrap();
+        assert_eq!((first.entries.len(), first.derived, first.skipped.len()), (30, 30, 0), "{context}");
+        // After `sql`: the index's entries, derived ones and skipped ones; how many entries it
+        // shares with the index before; and that it equals an index built afresh.
+        let mut before = first;
+        for (sql, expected, kept, step) in [
+            (&appended, (31, 1, 1), 30, "appended"),
+            (&relabelled, (31, 0, 1), 30, "relabelled, all but it kept"),
+            (&changed, (30, 0, 1), 29, "relabelled and one gone"),
+        ] {
+            run(sql).await;
+            let after = index.get(db).await.unwrap();
+            assert_eq!((after.entries.len(), after.derived, after.skipped.len()), expected, "{context} {step}");
+            let shared = after.entries.iter().filter(|e| before.entries.iter().any(|f| Arc::ptr_eq(e, f))).count();
+            assert_eq!(shared, kept, "{context} {step}");
+            let afresh = load(db).await.unwrap();
+            assert_eq!(
+                (text(&after.entries), &after.skipped),
+                (text(&afresh.entries), &afresh.skipped),
+                "{context} {step}"
+            );
+            before = after;
+        }
+        let labels: Vec<&str> = before.entries.iter().map(|e| e.node.label.as_str()).collect();
+        assert_eq!((labels[0], labels[1], labels[29]), ("through AiiDA", "by hand", "added"), "{context}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
