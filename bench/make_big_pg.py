@@ -36,21 +36,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = ROOT / "tests" / "fixtures" / "psql_dos-schema.sql"
-# Parents before children.
-TABLES = [
-    "alembic_version",
-    "db_dbsetting",
-    "db_dbuser",
-    "db_dbcomputer",
-    "db_dbauthinfo",
-    "db_dbnode",
-    "db_dblink",
-    "db_dbgroup",
-    "db_dbgroup_dbnodes",
-    "db_dbcomment",
-    "db_dblog",
-]
+FIXTURES = ROOT / "tests" / "fixtures"
+SCHEMA = FIXTURES / "psql_dos-schema.sql"
+# The tables, parents before children: the fixtures' PostgreSQL data is written in the same
+# order from the same list.
+sys.path.insert(0, str(FIXTURES))
+sys.dont_write_bytecode = True  # no __pycache__ among the fixtures
+from make_pg_data import TABLES  # noqa: E402
 
 
 def log(msg):
