@@ -36,6 +36,37 @@ pub fn large_answers(max_connections: usize) -> usize {
     (max_connections / 2).max(1)
 }
 
+/// What a pool keeps the same way whatever its database: its limits, the turns its queries
+/// take (a connection, a client query's, a large answer's), the result cache, and the count of
+/// queries stopped because their caller went away.
+pub(super) struct Common {
+    pub(super) limits: DbLimits,
+    pub(super) permits: Semaphore,
+    pub(super) cache: cache::ResultCache,
+    pub(super) client_queries: Bound,
+    pub(super) large_answers: Bound,
+    pub(super) cancelled: std::sync::atomic::AtomicU64,
+}
+
+impl Common {
+    pub(super) fn new(limits: DbLimits) -> Self {
+        Common {
+            permits: Semaphore::new(limits.max_connections.max(1)),
+            cache: cache::ResultCache::default(),
+            client_queries: Bound::new(CLIENT_QUERIES),
+            large_answers: Bound::new(large_answers(limits.max_connections)),
+            cancelled: std::sync::atomic::AtomicU64::new(0),
+            limits,
+        }
+    }
+
+    /// Connections running a query now, and the most there may be.
+    fn connections(&self) -> (usize, usize) {
+        let size = self.limits.max_connections.max(1);
+        (size.saturating_sub(self.permits.available_permits()), size)
+    }
+}
+
 /// A bound on how many queries of one kind run at once on one database.
 #[derive(Debug)]
 pub struct Bound {
@@ -186,36 +217,31 @@ impl Db {
         Ok(row.and_then(|r| r.first().and_then(Cell::as_i64)).unwrap_or(0))
     }
 
+    fn common(&self) -> &Common {
+        match self {
+            Db::Sqlite(pool) => pool.common(),
+            Db::Postgres(pool) => pool.common(),
+        }
+    }
+
     /// The bound on client-built queries (the QueryBuilder's) running at once on this database.
     pub fn client_queries(&self) -> &Bound {
-        match self {
-            Db::Sqlite(pool) => pool.client_queries(),
-            Db::Postgres(pool) => pool.client_queries(),
-        }
+        &self.common().client_queries
     }
 
     /// The bound on large answers (see [`LARGE_ROWS`]).
     pub fn large_answers(&self) -> &Bound {
-        match self {
-            Db::Sqlite(pool) => pool.large_answers(),
-            Db::Postgres(pool) => pool.large_answers(),
-        }
+        &self.common().large_answers
     }
 
     /// How many queries were stopped because their caller went away (the request was dropped).
     pub fn cancelled_queries(&self) -> u64 {
-        match self {
-            Db::Sqlite(pool) => pool.cancelled_queries(),
-            Db::Postgres(pool) => pool.cancelled_queries(),
-        }
+        self.common().cancelled.load(Ordering::Relaxed)
     }
 
     /// How the database is used now (for `/metrics`).
     pub fn usage(&self) -> DbUsage {
-        let (in_use, size) = match self {
-            Db::Sqlite(pool) => pool.connections(),
-            Db::Postgres(pool) => pool.connections(),
-        };
+        let (in_use, size) = self.common().connections();
         let cache = self.cache();
         DbUsage {
             connections_in_use: in_use,
@@ -236,10 +262,7 @@ impl Db {
     }
 
     fn cache(&self) -> &cache::ResultCache {
-        match self {
-            Db::Sqlite(pool) => pool.cache(),
-            Db::Postgres(pool) => pool.cache(),
-        }
+        &self.common().cache
     }
 
     /// The fine page boundaries of sorted lists kept for this database (the query layer's

@@ -5,19 +5,16 @@
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use futures_util::TryStreamExt;
-use tokio::sync::Semaphore;
 use tokio_postgres::config::Host;
 use tokio_postgres::types::{Format, FromSql, IsNull, Kind, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Config, NoTls, Statement};
 
-use super::Bound;
-use super::cache::ResultCache;
 use super::{Cell, DbError, DbLimits, Dialect, Param, Query, Row};
 use crate::storage::ratelog::{self, Outage, OutageEvent};
 
@@ -36,16 +33,10 @@ struct Conn {
 struct Inner {
     config: Config,
     idle: Mutex<Vec<Conn>>,
-    permits: Semaphore,
-    limits: DbLimits,
     target: String,
-    cache: ResultCache,
+    common: super::Common,
     /// Logs an outage of the server once, then in summaries (not once per request).
     outage: Outage,
-    client_queries: Bound,
-    large_answers: Bound,
-    /// Queries cancelled because their caller went away.
-    cancelled: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -68,13 +59,8 @@ impl PgPool {
                 target: Self::describe(&config),
                 config,
                 idle: Mutex::new(Vec::new()),
-                permits: Semaphore::new(limits.max_connections.max(1)),
-                limits,
-                cache: ResultCache::default(),
+                common: super::Common::new(limits),
                 outage: Outage::new(ratelog::INTERVAL),
-                client_queries: Bound::new(super::CLIENT_QUERIES),
-                large_answers: Bound::new(super::large_answers(limits.max_connections)),
-                cancelled: AtomicU64::new(0),
             }),
         };
         let first = pool.new_conn().await?;
@@ -82,27 +68,8 @@ impl PgPool {
         Ok(pool)
     }
 
-    pub(super) fn cache(&self) -> &ResultCache {
-        &self.inner.cache
-    }
-
-    /// Connections running a query now, and the most there may be.
-    pub(super) fn connections(&self) -> (usize, usize) {
-        let size = self.inner.limits.max_connections.max(1);
-        (size.saturating_sub(self.inner.permits.available_permits()), size)
-    }
-
-    pub(super) fn client_queries(&self) -> &Bound {
-        &self.inner.client_queries
-    }
-
-    pub(super) fn large_answers(&self) -> &Bound {
-        &self.inner.large_answers
-    }
-
-    /// How many queries were cancelled because their caller dropped the request.
-    pub fn cancelled_queries(&self) -> u64 {
-        self.inner.cancelled.load(Ordering::Relaxed)
+    pub(super) fn common(&self) -> &super::Common {
+        &self.inner.common
     }
 
     /// The current transaction snapshot (`xmin:xmax:in-progress xids`): it changes whenever a
@@ -155,7 +122,7 @@ impl PgPool {
             }
         });
         // Session settings rather than per-query transactions: one round trip per connection.
-        let timeout_ms = self.inner.limits.statement_timeout.as_millis().max(1);
+        let timeout_ms = self.inner.common.limits.statement_timeout.as_millis().max(1);
         let setup = format!(
             "SET default_transaction_read_only = on; SET statement_timeout = {timeout_ms}; \
              SET idle_in_transaction_session_timeout = 60000"
@@ -178,9 +145,9 @@ impl PgPool {
         if query.params.iter().any(|p| matches!(p, Param::Text(t) if t.contains('\0'))) {
             return Err(DbError::InvalidValue("PostgreSQL text cannot contain NUL characters".into()));
         }
-        let limit = self.inner.limits.statement_timeout;
+        let limit = self.inner.common.limits.statement_timeout;
         // A busy pool is load, not an outage.
-        let _permit = match tokio::time::timeout(limit, self.inner.permits.acquire()).await {
+        let _permit = match tokio::time::timeout(limit, self.inner.common.permits.acquire()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => return Err(DbError::Unavailable("the connection pool is closed".into())),
             Err(_) => {
@@ -222,7 +189,7 @@ impl PgPool {
 
     /// Runs the query on an idle or a new connection (the caller holds a permit).
     async fn run_query(&self, query: &Query) -> Result<Vec<Row>, DbError> {
-        let limit = self.inner.limits.statement_timeout;
+        let limit = self.inner.common.limits.statement_timeout;
         // An idle connection may have died since its last use (PostgreSQL restarted, a proxy
         // timed it out): then the query is tried once more on a fresh one. It only reads.
         for attempt in 0..2 {
@@ -270,7 +237,7 @@ impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         let Some(token) = self.token.take() else { return };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        self.pool.cancelled.fetch_add(1, Ordering::Relaxed);
+        self.pool.common.cancelled.fetch_add(1, Ordering::Relaxed);
         runtime.spawn(async move {
             if let Err(e) = token.cancel_query(NoTls).await {
                 tracing::debug!(error = %e, "could not cancel a PostgreSQL query");

@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, ToSql};
-use tokio::sync::Semaphore;
 
-use super::Bound;
-use super::cache::ResultCache;
 use super::{Cell, DbError, DbLimits, Param, Query, Row};
 
 /// The page cache of each connection, in KiB.
@@ -64,15 +61,9 @@ struct Inner {
     uri: String,
     path: PathBuf,
     idle: Mutex<Vec<Pooled>>,
-    permits: Semaphore,
-    limits: DbLimits,
     epoch: Instant,
     immutable: bool,
-    cache: ResultCache,
-    client_queries: Bound,
-    large_answers: Bound,
-    /// Queries interrupted because their caller went away.
-    cancelled: AtomicU64,
+    common: super::Common,
     /// Statements that began inline and went on to the blocking pool.
     spilled: AtomicU64,
 }
@@ -99,14 +90,9 @@ impl SqlitePool {
                 uri,
                 path: path.to_path_buf(),
                 idle: Mutex::new(Vec::new()),
-                permits: Semaphore::new(limits.max_connections.max(1)),
-                limits,
                 epoch: Instant::now(),
                 immutable,
-                cache: ResultCache::default(),
-                client_queries: Bound::new(super::CLIENT_QUERIES),
-                large_answers: Bound::new(super::large_answers(limits.max_connections)),
-                cancelled: AtomicU64::new(0),
+                common: super::Common::new(limits),
                 spilled: AtomicU64::new(0),
             }),
         };
@@ -189,27 +175,8 @@ impl SqlitePool {
         &self.inner.path
     }
 
-    pub(super) fn cache(&self) -> &ResultCache {
-        &self.inner.cache
-    }
-
-    /// Connections running a query now, and the most there may be.
-    pub(super) fn connections(&self) -> (usize, usize) {
-        let size = self.inner.limits.max_connections.max(1);
-        (size.saturating_sub(self.inner.permits.available_permits()), size)
-    }
-
-    pub(super) fn client_queries(&self) -> &Bound {
-        &self.inner.client_queries
-    }
-
-    pub(super) fn large_answers(&self) -> &Bound {
-        &self.inner.large_answers
-    }
-
-    /// How many queries were interrupted because their caller dropped the request.
-    pub fn cancelled_queries(&self) -> u64 {
-        self.inner.cancelled.load(Ordering::Relaxed)
+    pub(super) fn common(&self) -> &super::Common {
+        &self.inner.common
     }
 
     /// How many statements began inline and were run again on the blocking pool.
@@ -248,7 +215,8 @@ impl SqlitePool {
     /// ([`INLINE_TICKS`], [`INLINE_BYTES`]); one that needs more is stopped and run again on the
     /// blocking pool, where it may take as long as its deadline allows.
     pub async fn fetch_all(&self, query: Query) -> Result<Vec<Row>, DbError> {
-        let _permit = self.inner.permits.acquire().await.map_err(|_| DbError::Unavailable("pool closed".into()))?;
+        let _permit =
+            self.inner.common.permits.acquire().await.map_err(|_| DbError::Unavailable("pool closed".into()))?;
         // Traced once, though a statement that outgrows the inline budget runs twice.
         tracing::trace!(sql = %query.sql, "SQLite statement");
         if let Some(result) = self.run_inline(&query) {
@@ -269,7 +237,7 @@ impl SqlitePool {
     /// no idle connection or the budget ran out (the caller then uses the blocking pool).
     fn run_inline(&self, query: &Query) -> Option<Result<Vec<Row>, DbError>> {
         let pooled = self.inner.idle.lock().expect("pool lock").pop()?;
-        let deadline = self.inner.epoch.elapsed() + self.inner.limits.statement_timeout;
+        let deadline = self.inner.epoch.elapsed() + self.inner.common.limits.statement_timeout;
         pooled.deadline.store(deadline.as_millis() as u64, Ordering::Relaxed);
         pooled.budget.store(INLINE_TICKS, Ordering::Relaxed);
         INLINE.set(true);
@@ -300,13 +268,13 @@ impl SqlitePool {
             Some(p) => p,
             None => self.connect()?,
         };
-        let timeout: Duration = self.inner.limits.statement_timeout;
+        let timeout: Duration = self.inner.common.limits.statement_timeout;
         let deadline = self.inner.epoch.elapsed() + timeout;
         pooled.deadline.store(deadline.as_millis() as u64, Ordering::Relaxed);
         let started = running.lock().expect("cancel lock").start(&pooled.conn);
         let result = if started { execute(&pooled.conn, query) } else { Err(DbError::Timeout) };
         if running.lock().expect("cancel lock").finish() {
-            self.inner.cancelled.fetch_add(1, Ordering::Relaxed);
+            self.inner.common.cancelled.fetch_add(1, Ordering::Relaxed);
         }
         pooled.deadline.store(u64::MAX, Ordering::Relaxed);
         match &result {
