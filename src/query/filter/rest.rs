@@ -116,7 +116,10 @@ pub fn push_full_type(q: &mut Query, node_type_col: &str, process_type_col: &str
                 .push(" ESCAPE '\\'");
         }
         None if process_type.is_empty() => {
-            q.push(" AND (").push(process_type_col).push(" = '' OR ").push(process_type_col).push(" IS NULL)");
+            // Not `pt = '' OR pt IS NULL`: SQLite reads that from the process type's index,
+            // which holds most nodes under these two keys (every data node), and sorts them all
+            // for a page (0.25 s for the first 10 `data.%` nodes at 10^6 nodes, 0.3 ms so).
+            q.push(" AND COALESCE(").push(process_type_col).push(", '') = ''");
         }
         None => {
             q.push(" AND ").push(process_type_col).push(" = ").bind_text(process_type);
@@ -186,7 +189,7 @@ mod tests {
     fn full_types() {
         let mut q = Query::new(Dialect::Sqlite);
         push_full_type(&mut q, "nt", "pt", "data.core.dict.Dict.|").unwrap();
-        assert_eq!(q.sql, " AND nt = ?1 AND (pt = '' OR pt IS NULL)");
+        assert_eq!(q.sql, " AND nt = ?1 AND COALESCE(pt, '') = ''");
         let mut q = Query::new(Dialect::Sqlite);
         push_full_type(&mut q, "nt", "pt", "process.calculation.%|%").unwrap();
         assert_eq!(q.sql, " AND nt LIKE ?1 ESCAPE '\\'");
