@@ -232,3 +232,56 @@ async fn fine_boundaries_keep_the_rows_of_pages_on_postgres() {
         }
     }
 }
+
+/// Nodes of a node type pattern (`LIKE`), which SQLite can read from the node type's index.
+struct NodeTypeLike(&'static str);
+
+impl Conditions for NodeTypeLike {
+    fn push(&self, q: &mut Query, scope: &Scope<'_>) -> QueryResult<()> {
+        q.push(" AND ").push(&scope.entity.qualified("node_type")).push(" LIKE ").bind_text(self.0);
+        Ok(())
+    }
+}
+
+/// On SQLite a list ordered by id whose conditions match many of the table's rows is read in
+/// id order, not from the conditions' index (SQLite has no statistics for an AiiDA database,
+/// and would read and sort every match for a page); one that matches few is read from the
+/// index; another ordering is left to SQLite. The rows are those of the plain offset either
+/// way, and PostgreSQL, which has statistics, is left alone.
+#[tokio::test]
+async fn dense_lists_are_read_in_id_order_on_sqlite() {
+    let mut backends = vec![Backend::Profile, Backend::Archive];
+    if harness::pg::shared().is_some() {
+        backends.push(Backend::Postgres);
+    }
+    // The fixture: 459 nodes, 343 of them data, 2 BandsData.
+    let by_id = [("id".to_string(), false)];
+    let by_ctime = [("ctime".to_string(), false)];
+    for backend in backends {
+        let storage = harness::open(backend, DbLimits::default()).await.unwrap();
+        let db = &storage.db;
+        let sqlite = backend != Backend::Postgres;
+        for (pattern, orderby, expected) in [
+            ("data.%", &by_id[..], sqlite),
+            ("data.core.array.bands.%", &by_id[..], false),
+            ("data.%", &by_ctime[..], false),
+        ] {
+            let conditions = NodeTypeLike(pattern);
+            let spec = ListSpec {
+                collection: Collection::Nodes,
+                pk: None,
+                conditions: &conditions,
+                orderby,
+                attributes: false,
+                extras: false,
+            };
+            let list = EntityList::new(db.dialect(), spec).unwrap();
+            let plain = EntityList::new(db.dialect(), spec).unwrap();
+            for (limit, offset) in [(5, 0), (5, 120), (3, 330)] {
+                let rows = list.rows(db, limit, offset).await.unwrap();
+                assert_eq!(list.read_in_id_order(), expected, "{backend:?} {pattern} {orderby:?}");
+                assert_eq!(rows, plain.rows_by_offset(db, limit, offset).await.unwrap(), "{backend:?} {pattern}");
+            }
+        }
+    }
+}
