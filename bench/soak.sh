@@ -117,3 +117,5 @@ grep -E 'RESULT|Requests/sec|Socket errors' "$WORK/wrk.out" || cat "$WORK/wrk.ou
 # The server must still answer, and must not have logged panics.
 curl -fs -o /dev/null -w 'after the soak: /api/v4/server %{http_code} in %{time_total}s\n' "$BASE/api/v4/server"
 echo "server log: $(wc -l <"$WORK/server.log") lines, $(grep -ci panic "$WORK/server.log" || true) panics"
+# What the server said of its errors (5xx are logged, at most once a minute each kind).
+grep -E 'WARN|ERROR' "$WORK/server.log" | head -10 | cut -c1-300
