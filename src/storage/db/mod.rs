@@ -271,6 +271,14 @@ impl Db {
         &self.cache().boundaries
     }
 
+    /// The count of `query` when [`Db::fetch_count_cached`] has it for the database as it is
+    /// now; nothing runs on the database.
+    pub async fn count_if_cached(&self, query: &Query) -> Option<i64> {
+        let fingerprint = self.fingerprint().await?;
+        let rows = self.cache().get(&cache::key(query), &fingerprint)?;
+        rows.first().and_then(|r| r.first()).and_then(Cell::as_i64)
+    }
+
     /// [`Db::fetch_all`] for expensive queries over large tables (counts, statistics): the
     /// result is reused until the database changes.
     pub async fn fetch_all_cached(&self, query: Query) -> Result<Vec<Row>, DbError> {
