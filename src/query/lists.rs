@@ -480,9 +480,9 @@ pub struct EntityList<'a> {
     by_id: AtomicBool,
 }
 
-/// A list ordered by id whose conditions match at least one row in this many of the table
-/// is read in id order on SQLite, not from a condition's index ([`EntityList::reads_by_id`]).
-const DENSE: i64 = 20;
+/// A list ordered by id whose conditions match at least one row in this many of the table,
+/// and that SQLite would sort, is read in id order on SQLite ([`EntityList::reads_by_id`]).
+const DENSE: i64 = 4;
 
 /// Every how many rows of an ordering the row at the start is remembered (in the result
 /// cache), so that a page at any depth skips fewer rows than this.
@@ -563,17 +563,25 @@ impl<'a> EntityList<'a> {
     }
 
     /// Whether this list's rows are read in id order, without the conditions' indexes: on
-    /// SQLite, ordered by id alone, when at least one row in [`DENSE`] of the table matches.
+    /// SQLite, for a list ordered by id alone that SQLite would read from a condition's index
+    /// and sort, when at least one row in [`DENSE`] of the table matches.
     ///
     /// SQLite has no statistics for an AiiDA database (its `sqlite_stat1` is never made), so
     /// it takes any indexed condition for a selective one. `node_type LIKE 'data.%'` then
-    /// reads three quarters of a 10^6-node table from the node type's index and sorts them by
-    /// id for a page of 10 (0.35 s), where reading the table in id order finds them in the
-    /// first few dozen rows (0.3 ms). What decides is the list's count, when the result cache
-    /// holds it (the pages of the APIs count first; nothing is counted for this alone), against
-    /// the table's largest id, which SQLite reads at the end of the table's tree (the ids of
-    /// deleted rows count too, which only makes the test stricter).
-    async fn reads_by_id(&self, db: &Db) -> QueryResult<bool> {
+    /// reads three quarters of a 10^6-node table from the node type's index, several keys,
+    /// and sorts them by id for a page of 10 (0.35 s), where reading the table in id order
+    /// finds them in the first few dozen rows (0.3 ms). An index that gives the rows in id
+    /// order already (one key: `node_type = ?`) is kept: its plan has no sort, and the
+    /// matches may all sit at the end of the table (a batch imported last). With a sort, the
+    /// index reads every match; in id order at most [`DENSE`] rows are read per match, even
+    /// when the matches come in one block.
+    ///
+    /// What decides is the list's count, when the result cache holds it (the pages of the APIs
+    /// count first; nothing is counted for this alone), against the table's largest id, which
+    /// SQLite reads at the end of the table's tree (the ids of deleted rows count too, which
+    /// only makes the test stricter), and SQLite's plan for the page, kept in the result cache
+    /// with the count.
+    async fn reads_by_id(&self, db: &Db, limit: i64) -> QueryResult<bool> {
         let entity = self.spec.collection.entity();
         let by_id =
             matches!(&self.order.terms, Some(terms) if terms.len() == 1 && terms[0].expr == entity.qualified("id"));
@@ -586,8 +594,16 @@ impl<'a> EntityList<'a> {
         let mut last = Query::new(self.dialect);
         last.push("SELECT max(").push(&entity.qualified("id")).push(") FROM ").push(entity.sql_name);
         last.push(" ").push(entity.alias);
-        let last = db.fetch_count(last).await?;
-        Ok(matching.saturating_mul(DENSE) >= last)
+        if matching.saturating_mul(DENSE) < db.fetch_count(last).await? {
+            return Ok(false);
+        }
+        let mut plan = self.plain_rows_query_of(&self.names(), limit, 0, false)?;
+        plan.sql.insert_str(0, "EXPLAIN QUERY PLAN ");
+        let steps = db.fetch_all_cached(plan).await?;
+        Ok(steps
+            .iter()
+            .flatten()
+            .any(|cell| matches!(cell, Cell::Text(step) if step.contains("TEMP B-TREE FOR ORDER BY"))))
     }
 
     /// The number of matching rows (through the result cache).
@@ -640,10 +656,14 @@ impl<'a> EntityList<'a> {
 
     /// The plain form of [`EntityList::rows_query`]: `LIMIT ... OFFSET ...` over whole rows.
     fn plain_rows_query(&self, names: &[&str], limit: i64, offset: i64) -> QueryResult<Query> {
+        self.plain_rows_query_of(names, limit, offset, self.by_id.load(AtomicOrdering::Relaxed))
+    }
+
+    fn plain_rows_query_of(&self, names: &[&str], limit: i64, offset: i64, by_id: bool) -> QueryResult<Query> {
         let mut q = Query::new(self.dialect);
         q.push("SELECT ");
         push_selects(&mut q, self.spec.collection.entity(), names);
-        self.push_from_where(&mut q)?;
+        self.push_from_where_of(&mut q, by_id)?;
         q.push(self.order.sql());
         q.push(" LIMIT ").bind_int(limit).push(" OFFSET ").bind_int(offset);
         Ok(q)
@@ -662,7 +682,7 @@ impl<'a> EntityList<'a> {
     /// read, fewer than [`PAGE_BOUNDARY_EVERY`] on the first visit. Pages near one another,
     /// and every later visit, cost what a first page costs.
     pub async fn rows(&self, db: &Db, limit: i64, offset: i64) -> QueryResult<Vec<EntityRow>> {
-        self.by_id.store(self.reads_by_id(db).await?, AtomicOrdering::Relaxed);
+        self.by_id.store(self.reads_by_id(db, limit).await?, AtomicOrdering::Relaxed);
         let names = self.names();
         let every = self.boundary_every;
         // Pages before the first remembered row read the start of the list.

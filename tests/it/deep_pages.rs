@@ -233,19 +233,21 @@ async fn fine_boundaries_keep_the_rows_of_pages_on_postgres() {
     }
 }
 
-/// Nodes of a node type pattern (`LIKE`), which SQLite can read from the node type's index.
-struct NodeTypeLike(&'static str);
+/// Nodes whose node type compares (`LIKE` or `=`) with a text, which SQLite can read from the
+/// node type's index: a range of keys for a pattern, one key for `=`.
+struct NodeType(&'static str, &'static str);
 
-impl Conditions for NodeTypeLike {
+impl Conditions for NodeType {
     fn push(&self, q: &mut Query, scope: &Scope<'_>) -> QueryResult<()> {
-        q.push(" AND ").push(&scope.entity.qualified("node_type")).push(" LIKE ").bind_text(self.0);
+        q.push(" AND ").push(&scope.entity.qualified("node_type")).push(self.0).bind_text(self.1);
         Ok(())
     }
 }
 
-/// On SQLite a list ordered by id whose conditions match many of the table's rows is read in
-/// id order, not from the conditions' index (SQLite has no statistics for an AiiDA database,
-/// and would read and sort every match for a page); one that matches few is read from the
+/// On SQLite a list ordered by id whose conditions match many of the table's rows, and that
+/// SQLite would read from a range of the conditions' index and sort, is read in id order (SQLite
+/// has no statistics for an AiiDA database, and would read and sort every match for a page);
+/// one that matches few, or one key of the index (already in id order), is read from the
 /// index; another ordering is left to SQLite; a list not counted yet is not decided on. The
 /// rows are those of the plain offset either way, and PostgreSQL, which has statistics, is left
 /// alone.
@@ -255,19 +257,24 @@ async fn dense_lists_are_read_in_id_order_on_sqlite() {
     if harness::pg::shared().is_some() {
         backends.push(Backend::Postgres);
     }
-    // The fixture: 459 nodes, 343 of them data, 2 BandsData.
+    // The fixture: 459 nodes, 343 of them data, 189 Int, 2 BandsData.
     let by_id = [("id".to_string(), false)];
     let by_ctime = [("ctime".to_string(), false)];
+    let by_id_descending = [("id".to_string(), true)];
     for backend in backends {
         let storage = harness::open(backend, DbLimits::default()).await.unwrap();
         let db = &storage.db;
         let sqlite = backend != Backend::Postgres;
-        for (pattern, orderby, expected) in [
-            ("data.%", &by_id[..], sqlite),
-            ("data.core.array.bands.%", &by_id[..], false),
-            ("data.%", &by_ctime[..], false),
+        let mut counted = Vec::new();
+        for (op, pattern, orderby, expected) in [
+            (" LIKE ", "data.%", &by_id[..], sqlite),
+            (" LIKE ", "data.%", &by_id_descending[..], sqlite),
+            (" LIKE ", "data.core.array.bands.%", &by_id[..], false),
+            (" LIKE ", "data.%", &by_ctime[..], false),
+            // One key of the index: the rows come in id order, no sort to spare.
+            (" = ", "data.core.int.Int.", &by_id[..], false),
         ] {
-            let conditions = NodeTypeLike(pattern);
+            let conditions = NodeType(op, pattern);
             let spec = ListSpec {
                 collection: Collection::Nodes,
                 pk: None,
@@ -278,9 +285,12 @@ async fn dense_lists_are_read_in_id_order_on_sqlite() {
             };
             let list = EntityList::new(db.dialect(), spec).unwrap();
             let plain = EntityList::new(db.dialect(), spec).unwrap();
-            // Not counted yet: nothing to decide on.
-            list.rows(db, 5, 0).await.unwrap();
-            assert!(!list.read_in_id_order(), "{backend:?} {pattern}: decided without a count");
+            // Not counted yet (the first list of a storage): nothing to decide on.
+            if !counted.contains(&pattern) {
+                list.rows(db, 5, 0).await.unwrap();
+                assert!(!list.read_in_id_order(), "{backend:?} {pattern}: decided without a count");
+                counted.push(pattern);
+            }
             list.count(db).await.unwrap();
             for (limit, offset) in [(5, 0), (5, 120), (3, 330)] {
                 let rows = list.rows(db, limit, offset).await.unwrap();
