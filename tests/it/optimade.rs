@@ -311,8 +311,9 @@ async fn the_index_follows_a_changing_profile_and_writes_nothing() {
 /// After a change, the index is refreshed, not rebuilt, and equals an index built afresh, on
 /// SQLite and PostgreSQL. A daemon's writes (a new structure, a node that is no structure) are
 /// appended: only the new structure is derived, every kept entry is shared. A relabelling
-/// through AiiDA (it moves the mtime), then one by hand with a node deleted, make the index read
-/// every structure's label, mtime and creator again, still deriving none.
+/// through AiiDA (it moves the mtime); one that committed late (its mtime not the latest); a
+/// relabelling by hand with a node deleted; a structure that committed late below the last id
+/// read while another was deleted: each is seen, and only new structures are derived.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_index_is_refreshed_after_a_change() {
     use aiida_rest::query::optimade::{Entry, StructureIndex, load};
@@ -337,14 +338,42 @@ async fn the_index_is_refreshed_after_a_change() {
         "UPDATE db_dbnode SET label = 'through AiiDA', mtime = '2030-01-01 00:00:00.000000' \
          WHERE id = (SELECT min(id) FROM db_dbnode WHERE node_type = {S})"
     );
+    // The node `which` selects deleted, its links, group memberships, comments and logs first.
+    let delete = |which: String| {
+        [
+            format!("CREATE TEMP TABLE gone AS {which}"),
+            "DELETE FROM db_dblink WHERE input_id IN (SELECT id FROM gone) OR output_id IN (SELECT id FROM gone)"
+                .into(),
+            "DELETE FROM db_dbgroup_dbnodes WHERE dbnode_id IN (SELECT id FROM gone)".into(),
+            "DELETE FROM db_dbcomment WHERE dbnode_id IN (SELECT id FROM gone)".into(),
+            "DELETE FROM db_dblog WHERE dbnode_id IN (SELECT id FROM gone)".into(),
+            "DELETE FROM db_dbnode WHERE id IN (SELECT id FROM gone)".into(),
+        ]
+        .join(";\n")
+    };
+    // A relabelling whose transaction committed late: its mtime is not after the latest one
+    // the index saw.
+    let late = format!(
+        "UPDATE db_dbnode SET label = 'late', mtime = (SELECT max(mtime) FROM db_dbnode WHERE node_type = {S}) \
+         WHERE id = (SELECT min(id) + 2 FROM db_dbnode WHERE node_type = {S})"
+    );
+    // A structure that committed late, with an id below the last one the index read and an
+    // old mtime, while an old structure is deleted: as many rows, the same latest mtime.
+    let swapped = [
+        format!(
+            "UPDATE db_dbnode SET node_type = {S}, label = 'came late', mtime = ctime, attributes = \
+             (SELECT attributes FROM db_dbnode WHERE node_type = {S} ORDER BY id LIMIT 1) \
+             WHERE id = (SELECT min(id) FROM db_dbnode WHERE node_type = 'data.core.int.Int.')"
+        ),
+        delete(format!(
+            "SELECT id FROM db_dbnode WHERE node_type = {S} AND label NOT IN ('added', 'unreadable', 'came late', 'late', 'by hand', 'through AiiDA') \
+             ORDER BY mtime, id LIMIT 1"
+        )),
+    ]
+    .join(";\n");
     let changed = [
         format!("UPDATE db_dbnode SET label = 'by hand' WHERE id = (SELECT min(id) + 1 FROM db_dbnode WHERE node_type = {S})"),
-        format!("CREATE TEMP TABLE gone AS SELECT max(id) AS id FROM db_dbnode WHERE node_type = {S} AND label NOT IN ('added', 'unreadable')"),
-        "DELETE FROM db_dblink WHERE input_id IN (SELECT id FROM gone) OR output_id IN (SELECT id FROM gone)".into(),
-        "DELETE FROM db_dbgroup_dbnodes WHERE dbnode_id IN (SELECT id FROM gone)".into(),
-        "DELETE FROM db_dbcomment WHERE dbnode_id IN (SELECT id FROM gone)".into(),
-        "DELETE FROM db_dblog WHERE dbnode_id IN (SELECT id FROM gone)".into(),
-        "DELETE FROM db_dbnode WHERE id IN (SELECT id FROM gone)".into(),
+        delete(format!("SELECT max(id) AS id FROM db_dbnode WHERE node_type = {S} AND label NOT IN ('added', 'unreadable')")),
     ]
     .join(";\n");
 
@@ -374,7 +403,9 @@ async fn the_index_is_refreshed_after_a_change() {
         for (sql, expected, kept, step) in [
             (&appended, (31, 1, 1), 30, "appended"),
             (&relabelled, (31, 0, 1), 30, "relabelled, all but it kept"),
+            (&late, (31, 0, 1), 30, "relabelled late"),
             (&changed, (30, 0, 1), 29, "relabelled and one gone"),
+            (&swapped, (30, 1, 1), 29, "one came late, one gone"),
         ] {
             run(sql).await;
             let after = index.get(db).await.unwrap();
@@ -390,7 +421,9 @@ async fn the_index_is_refreshed_after_a_change() {
             before = after;
         }
         let labels: Vec<&str> = before.entries.iter().map(|e| e.node.label.as_str()).collect();
-        assert_eq!((labels[0], labels[1], labels[29]), ("through AiiDA", "by hand", "added"), "{context}");
+        for label in ["through AiiDA", "late", "came late", "by hand", "added"] {
+            assert!(labels.contains(&label), "{context}: {label} in {labels:?}");
+        }
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Index {
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 struct Rows {
     count: i64,
+    /// The sum of their ids: a row that came late (an id below others already read) and a
+    /// row deleted leave the count as it was, not the sum.
+    id_sum: i64,
     last_id: i64,
     /// The latest `mtime` among them (AiiDA sets it on every change of a stored node).
     latest: Option<DateTime<Utc>>,
@@ -54,10 +57,26 @@ struct Rows {
 impl Rows {
     fn add(&mut self, node: &entry::NodeColumns) {
         self.count += 1;
+        self.id_sum = self.id_sum.wrapping_add(node.pk);
         self.last_id = self.last_id.max(node.pk);
         self.latest = self.latest.max(node.mtime);
     }
+
+    fn and(self, more: Rows) -> Rows {
+        Rows {
+            count: self.count + more.count,
+            id_sum: self.id_sum.wrapping_add(more.id_sum),
+            last_id: self.last_id.max(more.last_id),
+            latest: self.latest.max(more.latest),
+        }
+    }
 }
+
+/// How long before the latest mtime an index saw a change may still arrive: AiiDA takes a
+/// node's mtime from the writer's clock when it flushes, and the transaction may commit
+/// later, after a newer change was read (or another machine's clock may be behind).
+/// [`refresh`] reads again the structures changed within this margin.
+const LATE: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
 
 impl Index {
     /// The index of `entries` (in node id order).
@@ -187,7 +206,7 @@ async fn load_after(db: &Db, mut after: i64) -> QueryResult<(Vec<Entry>, Vec<(i6
         let (mut more, mut skip, seen) = derive_off_the_worker(read).await?;
         entries.append(&mut more);
         skipped.append(&mut skip);
-        rows = Rows { count: rows.count + seen.count, last_id: seen.last_id, latest: rows.latest.max(seen.latest) };
+        rows = rows.and(seen);
         if !full {
             break;
         }
@@ -200,9 +219,11 @@ async fn load_after(db: &Db, mut after: i64) -> QueryResult<(Vec<Entry>, Vec<(i6
 /// A stored StructureData's attributes cannot change (AiiDA refuses to), nor its UUID and
 /// ctime; its label can, and AiiDA then moves its mtime; a node can be deleted, and new ones
 /// come with higher ids. So:
-/// - when the rows up to `kept`'s last one are as many as it read, and their latest mtime is
-///   the one it saw (one statement over the node type's index), `kept` is still right for
-///   them: its entries are reused, and only the structures after them are read and derived;
+/// - when the rows up to `kept`'s last one are as many as it read, with the same ids (their
+///   sum) and the same latest mtime (one statement over the node type's index), `kept` is
+///   still right for them but for changes that committed late: those changed within [`LATE`]
+///   of the latest mtime are read again (on the mtime's index). Its other entries are reused,
+///   and only the structures after them are read and derived;
 /// - otherwise every structure's label, mtime and creator are read again (not its
 ///   attributes): a kept entry is reused, updated where they changed, left out when its node
 ///   is gone, and only the structures `kept` has not seen are derived.
@@ -211,20 +232,33 @@ async fn load_after(db: &Db, mut after: i64) -> QueryResult<(Vec<Entry>, Vec<(i6
 /// structures, not every structure's attributes again.
 pub async fn refresh(db: &Db, kept: &Index) -> QueryResult<Index> {
     if rows_up_to(db, kept.rows.last_id).await? == kept.rows {
+        let mut entries = kept.entries.clone();
+        if let Some(latest) = kept.rows.latest {
+            let read = recent(db, kept.rows.last_id, latest - LATE).await?;
+            for (node, _) in rows_with_nodes(read, &NAMES[..NAMES.len() - 1]) {
+                if let Ok(i) = entries.binary_search_by_key(&node.pk, |e| e.node.pk)
+                    && entries[i].node.uuid == node.uuid
+                {
+                    entries[i] = updated(&entries[i], node);
+                }
+            }
+        }
         let (more, mut skipped, after) = load_after(db, kept.rows.last_id).await?;
         let derived = more.len();
-        let mut entries = kept.entries.clone();
         entries.extend(more.into_iter().map(Arc::new));
         let mut all_skipped = kept.skipped.clone();
         all_skipped.append(&mut skipped);
-        let rows = Rows {
-            count: kept.rows.count + after.count,
-            last_id: kept.rows.last_id.max(after.last_id),
-            latest: kept.rows.latest.max(after.latest),
-        };
-        return Ok(Index::new(entries, all_skipped, derived, rows));
+        return Ok(Index::new(entries, all_skipped, derived, kept.rows.and(after)));
     }
     rescan(db, kept).await
+}
+
+/// The changing columns of the StructureData nodes up to `last_id` changed since `since`.
+async fn recent(db: &Db, last_id: i64, since: DateTime<Utc>) -> QueryResult<Vec<crate::storage::db::Row>> {
+    let mut q = select(db, Columns::Changing);
+    q.push(" AND n.id <= ").bind_int(last_id).push(" AND n.mtime >= ").bind_utc(since);
+    q.push(" ORDER BY n.id");
+    Ok(db.fetch_all(q).await?)
 }
 
 /// [`refresh`] when rows `kept` read changed: the changing columns of every structure read
@@ -297,11 +331,16 @@ fn updated(entry: &Arc<Entry>, node: entry::NodeColumns) -> Arc<Entry> {
 /// The StructureData rows with an id up to `last_id` now: how many, and their latest mtime.
 async fn rows_up_to(db: &Db, last_id: i64) -> QueryResult<Rows> {
     let mut q = db.query();
-    q.push("SELECT count(*), ").time_text("max(n.mtime)").push(" FROM db_dbnode n WHERE n.node_type = ");
-    q.bind_text(STRUCTURE_TYPE).push(" AND n.id <= ").bind_int(last_id);
+    q.push("SELECT count(*), CAST(sum(n.id) AS bigint), ").time_text("max(n.mtime)");
+    q.push(" FROM db_dbnode n WHERE n.node_type = ").bind_text(STRUCTURE_TYPE).push(" AND n.id <= ").bind_int(last_id);
     let row = db.fetch_all(q).await?.into_iter().next().unwrap_or_default();
-    let mut r = Record::new(&["count", "latest"], row);
-    Ok(Rows { count: r.int("count").unwrap_or_default(), last_id, latest: utc(r.time("latest")) })
+    let mut r = Record::new(&["count", "sum", "latest"], row);
+    Ok(Rows {
+        count: r.int("count").unwrap_or_default(),
+        id_sum: r.int("sum").unwrap_or_default(),
+        last_id,
+        latest: utc(r.time("latest")),
+    })
 }
 
 /// How many ids one query of [`rescan`] names.

@@ -89,6 +89,16 @@ impl Query {
         self
     }
 
+    /// Binds an instant as the storage holds its times: naive UTC text on SQLite, a
+    /// `timestamptz` on PostgreSQL.
+    pub fn bind_utc(&mut self, t: chrono::DateTime<chrono::Utc>) -> &mut Self {
+        let text = crate::model::time::stored_text(t);
+        match self.dialect {
+            Dialect::Sqlite => self.bind_text(text),
+            Dialect::Postgres => self.push("CAST(").bind_text(format!("{text}+00")).push(" AS timestamptz)"),
+        }
+    }
+
     pub fn bind_text(&mut self, text: impl Into<String>) -> &mut Self {
         self.bind(Param::Text(text.into()))
     }
