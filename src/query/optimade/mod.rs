@@ -256,8 +256,11 @@ pub async fn refresh(db: &Db, kept: &Index) -> QueryResult<Index> {
 /// The changing columns of the StructureData nodes up to `last_id` changed since `since`.
 async fn recent(db: &Db, last_id: i64, since: DateTime<Utc>) -> QueryResult<Vec<crate::storage::db::Row>> {
     let mut q = select(db, Columns::Changing);
-    q.push(" AND n.id <= ").bind_int(last_id).push(" AND n.mtime >= ").bind_utc(since);
-    q.push(" ORDER BY n.id");
+    // The nodes changed since then found first, on the mtime's index: SQLite, without
+    // statistics, would read every structure from the node type's index instead (50 ms at
+    // 10^6 nodes against 3).
+    q.push(" AND n.id <= ").bind_int(last_id).push(" AND n.id IN (SELECT m.id FROM db_dbnode m WHERE m.mtime >= ");
+    q.bind_utc(since).push(") ORDER BY n.id");
     Ok(db.fetch_all(q).await?)
 }
 
