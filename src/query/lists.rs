@@ -577,11 +577,13 @@ impl<'a> EntityList<'a> {
     /// when the matches come in one block.
     ///
     /// What decides is the list's count, when the result cache holds it (the pages of the APIs
-    /// count first; nothing is counted for this alone), against the table's largest id, which
-    /// SQLite reads at the end of the table's tree (the ids of deleted rows count too, which
-    /// only makes the test stricter), and SQLite's plan for the page, kept in the result cache
-    /// with the count.
-    async fn reads_by_id(&self, db: &Db, limit: i64) -> QueryResult<bool> {
+    /// count first; nothing is counted for this alone); SQLite's plan for the list's first row,
+    /// kept in the result cache with the count; and the table's largest id, which SQLite reads
+    /// at the end of the table's tree (the ids of deleted rows count too, which only makes the
+    /// test stricter). A list whose plan has no sort (no condition, or one key) is decided on
+    /// without the largest id. Only a way to read the same rows: when a step of the decision
+    /// fails, the list is read as SQLite plans it.
+    async fn reads_by_id(&self, db: &Db) -> QueryResult<bool> {
         let entity = self.spec.collection.entity();
         let by_id =
             matches!(&self.order.terms, Some(terms) if terms.len() == 1 && terms[0].expr == entity.qualified("id"));
@@ -591,19 +593,21 @@ impl<'a> EntityList<'a> {
         let Some(matching) = db.count_if_cached(&self.count_query()?).await else {
             return Ok(false);
         };
+        // The plan of one row: the same as a page's, and one plan kept per list.
+        let mut plan = self.plain_rows_query_of(&self.names(), 1, 0, false)?;
+        plan.sql.insert_str(0, "EXPLAIN QUERY PLAN ");
+        let Ok(steps) = db.fetch_all_cached(plan).await else { return Ok(false) };
+        let sorts = steps
+            .iter()
+            .flatten()
+            .any(|cell| matches!(cell, Cell::Text(step) if step.contains("TEMP B-TREE FOR ORDER BY")));
+        if !sorts {
+            return Ok(false);
+        }
         let mut last = Query::new(self.dialect);
         last.push("SELECT max(").push(&entity.qualified("id")).push(") FROM ").push(entity.sql_name);
         last.push(" ").push(entity.alias);
-        if matching.saturating_mul(DENSE) < db.fetch_count(last).await? {
-            return Ok(false);
-        }
-        let mut plan = self.plain_rows_query_of(&self.names(), limit, 0, false)?;
-        plan.sql.insert_str(0, "EXPLAIN QUERY PLAN ");
-        let steps = db.fetch_all_cached(plan).await?;
-        Ok(steps
-            .iter()
-            .flatten()
-            .any(|cell| matches!(cell, Cell::Text(step) if step.contains("TEMP B-TREE FOR ORDER BY"))))
+        Ok(db.fetch_count(last).await.is_ok_and(|last| matching.saturating_mul(DENSE) >= last))
     }
 
     /// The number of matching rows (through the result cache).
@@ -682,7 +686,7 @@ impl<'a> EntityList<'a> {
     /// read, fewer than [`PAGE_BOUNDARY_EVERY`] on the first visit. Pages near one another,
     /// and every later visit, cost what a first page costs.
     pub async fn rows(&self, db: &Db, limit: i64, offset: i64) -> QueryResult<Vec<EntityRow>> {
-        self.by_id.store(self.reads_by_id(db, limit).await?, AtomicOrdering::Relaxed);
+        self.by_id.store(self.reads_by_id(db).await?, AtomicOrdering::Relaxed);
         let names = self.names();
         let every = self.boundary_every;
         // Pages before the first remembered row read the start of the list.
