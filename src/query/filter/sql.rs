@@ -317,14 +317,8 @@ impl Translator<'_, '_> {
                 "the datetime is outside the years 0001 to 9999 once converted to UTC",
             ));
         }
-        let text = crate::model::time::stored_text(t);
-        if self.pg() {
-            self.q.push("CAST(");
-            self.bind_text(format!("{text}+00"));
-            self.q.push(" AS timestamptz)");
-        } else {
-            self.q.bind_text(text);
-        }
+        let typed = self.explicit();
+        self.q.bind_utc(t, typed);
         Ok(())
     }
 }

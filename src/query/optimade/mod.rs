@@ -260,7 +260,7 @@ async fn recent(db: &Db, last_id: i64, since: DateTime<Utc>) -> QueryResult<Vec<
     // statistics, would read every structure from the node type's index instead (50 ms at
     // 10^6 nodes against 3).
     q.push(" AND n.id <= ").bind_int(last_id).push(" AND n.id IN (SELECT m.id FROM db_dbnode m WHERE m.mtime >= ");
-    q.bind_utc(since).push(") ORDER BY n.id");
+    q.bind_utc(since, false).push(") ORDER BY n.id");
     Ok(db.fetch_all(q).await?)
 }
 

@@ -90,12 +90,21 @@ impl Query {
     }
 
     /// Binds an instant as the storage holds its times: naive UTC text on SQLite, a
-    /// `timestamptz` on PostgreSQL.
-    pub fn bind_utc(&mut self, t: chrono::DateTime<chrono::Utc>) -> &mut Self {
+    /// `timestamptz` on PostgreSQL. `typed`: on PostgreSQL the text parameter is cast to text
+    /// itself too, for the statements whose every parameter has a type of its own.
+    pub fn bind_utc(&mut self, t: chrono::DateTime<chrono::Utc>, typed: bool) -> &mut Self {
         let text = crate::model::time::stored_text(t);
         match self.dialect {
             Dialect::Sqlite => self.bind_text(text),
-            Dialect::Postgres => self.push("CAST(").bind_text(format!("{text}+00")).push(" AS timestamptz)"),
+            Dialect::Postgres => {
+                self.push("CAST(");
+                if typed {
+                    self.push("CAST(").bind_text(format!("{text}+00")).push(" AS text)");
+                } else {
+                    self.bind_text(format!("{text}+00"));
+                }
+                self.push(" AS timestamptz)")
+            }
         }
     }
 
