@@ -305,24 +305,13 @@ async fn the_aggregates_equal_plain_group_by_counts() {
         let storage = open(&source, None).await;
         let (db, dialect) = (&storage.db, storage.db.dialect());
         let all = db.aggregates().await.unwrap();
-        let mut types: Vec<_> = db
-            .fetch_all(aggregates::node_types(dialect, None))
+        let rows = async |query| db.fetch_all(query).await.unwrap();
+        let pairs =
+            |rows: Vec<Vec<Cell>>| -> Vec<_> { rows.iter().map(|r| (text(&r[0]), r[1].as_i64().unwrap())).collect() };
+        let mut types = pairs(rows(aggregates::node_types(dialect, None)).await);
+        let mut days = pairs(rows(aggregates::ctime_days(dialect, None)).await);
+        let mut full: Vec<_> = rows(aggregates::full_types(dialect, None))
             .await
-            .unwrap()
-            .iter()
-            .map(|r| (text(&r[0]), r[1].as_i64().unwrap()))
-            .collect();
-        let mut days: Vec<_> = db
-            .fetch_all(aggregates::ctime_days(dialect, None))
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (text(&r[0]), r[1].as_i64().unwrap()))
-            .collect();
-        let mut full: Vec<_> = db
-            .fetch_all(aggregates::full_types(dialect, None))
-            .await
-            .unwrap()
             .iter()
             .map(|r| (text(&r[0]), text(&r[1]), r[2].as_i64().unwrap()))
             .collect();
